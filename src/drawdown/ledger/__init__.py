@@ -1,0 +1,1 @@
+"""The rules of credits as pure code: no I/O, no framework."""
