@@ -15,7 +15,7 @@ def check_amount(value: Decimal) -> Decimal:
     """Return `value` unchanged if it fits 18 digits before the point and 10 after."""
     if not value.is_finite():
         raise AmountError("must be a finite number")
-    sign, digits, exponent = value.normalize().as_tuple()
+    _sign, digits, exponent = value.normalize().as_tuple()
     assert isinstance(exponent, int)
     fraction_digits = max(0, -exponent)
     integer_digits = max(0, len(digits) + exponent)

@@ -1,0 +1,1 @@
+"""The HTTP API: Togai's Credits API and drawdown's applications API."""

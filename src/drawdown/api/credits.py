@@ -1,0 +1,150 @@
+"""Togai's Credits API: grant, details, list, void, balance."""
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Path, Query
+
+from drawdown.api import render
+from drawdown.api.auth import caller, writer
+from drawdown.api.jsonio import JSONResponse
+from drawdown.api.routing import Context, context, router
+from drawdown.api.schemas import (
+    CreateCreditRequest,
+    CreateCreditResponse,
+    Credit,
+    CreditBalanceResponse,
+    CreditDetailsResponse,
+    CreditGrantBody,
+    CreditRequest,
+    ListCreditsResponse,
+)
+from drawdown.ledger.credit import CreditStatus
+from drawdown.services import credits as service
+from drawdown.services.grants import GrantRequest, grant
+from drawdown.services.keys import Principal
+
+routes = router()
+
+CreditId = Annotated[str, Path(max_length=50, description="Identifier of the credit")]
+AccountId = Annotated[str, Path(max_length=50, description="Identifier of the account")]
+
+
+def _grant_request(body: CreditRequest) -> GrantRequest:
+    return GrantRequest(
+        account_id=body.accountId,
+        purpose=body.purpose,
+        applicable_entity_ids=(
+            tuple(body.applicableEntityIds) if body.applicableEntityIds is not None else None
+        ),
+        effective_from=body.effectiveFrom,
+        effective_until=body.effectiveUntil,
+        credit_amount=body.creditAmount,
+        priority=body.priority,
+        grantor_id=body.grantorId,
+        idempotency_key=body.idempotencyKey,
+    )
+
+
+@routes.post(
+    "/credits",
+    operation_id="createCredit",
+    summary="Grant credits",
+    response_model=CreateCreditResponse | Credit,
+    tags=["Credits"],
+)
+async def create_credit(
+    body: CreditGrantBody,
+    principal: Annotated[Principal, Depends(writer)],
+    ctx: Annotated[Context, Depends(context)],
+) -> Any:
+    batch = isinstance(body, CreateCreditRequest)
+    requests = body.creditRequests if isinstance(body, CreateCreditRequest) else [body]
+    async with ctx.db.write() as conn:
+        credits = await grant(
+            conn, principal.org_seq, [_grant_request(r) for r in requests], ctx.now
+        )
+    today = ctx.now.date()
+    if batch:
+        return JSONResponse({"credits": [render.credit(c, today) for c in credits]})
+    return JSONResponse(render.credit(credits[0], today))
+
+
+@routes.get(
+    "/credits/{credit_id}",
+    operation_id="getCreditDetails",
+    summary="Get credit details",
+    response_model=CreditDetailsResponse,
+    tags=["Credits"],
+)
+async def get_credit_details(
+    credit_id: CreditId,
+    principal: Annotated[Principal, Depends(caller)],
+    ctx: Annotated[Context, Depends(context)],
+) -> Any:
+    details = await service.credit_details(ctx.db, principal.org_seq, credit_id, ctx.now)
+    return JSONResponse(render.credit_details(details.credit, details.transactions, ctx.now.date()))
+
+
+@routes.get(
+    "/credits",
+    operation_id="listCredits",
+    summary="List credits",
+    response_model=ListCreditsResponse,
+    tags=["Credits"],
+)
+async def list_credits(
+    principal: Annotated[Principal, Depends(caller)],
+    ctx: Annotated[Context, Depends(context)],
+    next_token: Annotated[str | None, Query(alias="nextToken", max_length=500)] = None,
+    status: Annotated[CreditStatus | None, Query()] = None,
+    account_id: Annotated[str | None, Query(max_length=50)] = None,
+    credit_id: Annotated[str | None, Query(alias="id", max_length=50)] = None,
+    page_size: Annotated[int, Query(alias="pageSize", ge=1, le=50)] = 50,
+) -> Any:
+    page = await service.list_credits(
+        ctx.db,
+        principal.org_seq,
+        ctx.now,
+        page_size=page_size,
+        next_token=next_token,
+        status=status,
+        account_id=account_id,
+        credit_id=credit_id,
+    )
+    body: dict[str, Any] = {"data": [render.credit(c, ctx.now.date()) for c in page.credits]}
+    if page.next_token:
+        body["nextToken"] = page.next_token
+    return JSONResponse(body)
+
+
+@routes.post(
+    "/credits/{credit_id}/void",
+    operation_id="voidCredit",
+    summary="Void a credit",
+    response_model=Credit,
+    tags=["Credits"],
+)
+async def void_credit(
+    credit_id: CreditId,
+    principal: Annotated[Principal, Depends(writer)],
+    ctx: Annotated[Context, Depends(context)],
+) -> Any:
+    async with ctx.db.write() as conn:
+        credit = await service.void_credit(conn, principal.org_seq, credit_id, ctx.now)
+    return JSONResponse(render.credit(credit, ctx.now.date()))
+
+
+@routes.get(
+    "/accounts/{account_id}/credit_balance",
+    operation_id="creditBalanceForAccount",
+    summary="Get the credit balance of an account",
+    response_model=CreditBalanceResponse,
+    tags=["Credits"],
+)
+async def credit_balance_for_account(
+    account_id: AccountId,
+    principal: Annotated[Principal, Depends(caller)],
+    ctx: Annotated[Context, Depends(context)],
+) -> Any:
+    account = await service.account_balance(ctx.db, principal.org_seq, account_id, ctx.now)
+    return JSONResponse(render.balance(account))

@@ -1,0 +1,24 @@
+"""Liveness without the database, readiness with it."""
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from drawdown.api.errors import error_response
+from drawdown.api.jsonio import JSONResponse
+
+routes = APIRouter(default_response_class=JSONResponse)
+
+
+@routes.get("/health", operation_id="health", tags=["Health"], include_in_schema=True)
+async def health() -> Any:
+    return JSONResponse({"status": "ok"})
+
+
+@routes.get("/ready", operation_id="ready", tags=["Health"])
+async def ready(request: Request) -> Any:
+    try:
+        await request.app.state.db.ping()
+    except Exception as error:  # any failure to reach the database means "not ready"
+        return error_response(503, f"the database is not reachable: {type(error).__name__}")
+    return JSONResponse({"status": "ok"})

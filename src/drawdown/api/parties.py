@@ -1,0 +1,152 @@
+"""Togai's customers and accounts, as far as credits need them."""
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Path, Query
+
+from drawdown.api import render
+from drawdown.api.auth import caller, writer
+from drawdown.api.jsonio import JSONResponse
+from drawdown.api.routing import Context, context, router
+from drawdown.api.schemas import (
+    Account,
+    AccountPaginatedResponse,
+    CreateAccountRequest,
+    CreateCustomerRequest,
+    CreateCustomerResponse,
+    Customer,
+    CustomerPaginatedResponse,
+)
+from drawdown.services import parties as service
+from drawdown.services.keys import Principal
+from drawdown.services.paging import decode_token, encode_token
+from drawdown.store import parties as store
+from drawdown.store.records import AccountRecord
+
+routes = router()
+
+PageSize = Annotated[int, Query(alias="pageSize", ge=1, le=50)]
+NextToken = Annotated[str | None, Query(alias="nextToken", max_length=500)]
+
+
+def _page(data: list[Any], last_seq: int | None, kind: str, page_size: int) -> dict[str, Any]:
+    body: dict[str, Any] = {"data": data, "context": {"pageSize": page_size, "sortOrder": "ASC"}}
+    if last_seq is not None:
+        body["nextToken"] = encode_token(kind, last_seq)
+    return body
+
+
+@routes.post(
+    "/customers",
+    operation_id="createCustomer",
+    summary="Create a customer, optionally with an account",
+    status_code=201,
+    response_model=CreateCustomerResponse,
+    tags=["Customers"],
+)
+async def create_customer(
+    body: CreateCustomerRequest,
+    principal: Annotated[Principal, Depends(writer)],
+    ctx: Annotated[Context, Depends(context)],
+) -> Any:
+    async with ctx.db.write() as conn:
+        created = await service.create_customer(
+            conn, principal.org_seq, body.model_dump(exclude_none=True), ctx.now
+        )
+    return JSONResponse(render.created_customer(created.customer, created.account), 201)
+
+
+@routes.get(
+    "/customers/{customer_id}",
+    operation_id="getCustomer",
+    summary="Get a customer",
+    response_model=Customer,
+    tags=["Customers"],
+)
+async def get_customer(
+    customer_id: Annotated[str, Path(max_length=50)],
+    principal: Annotated[Principal, Depends(caller)],
+    ctx: Annotated[Context, Depends(context)],
+) -> Any:
+    async with ctx.db.read() as conn:
+        customer = await service.get_customer(conn, principal.org_seq, customer_id)
+    return JSONResponse(render.customer(customer))
+
+
+@routes.get(
+    "/customers",
+    operation_id="getCustomers",
+    summary="List customers",
+    response_model=CustomerPaginatedResponse,
+    tags=["Customers"],
+)
+async def get_customers(
+    principal: Annotated[Principal, Depends(caller)],
+    ctx: Annotated[Context, Depends(context)],
+    next_token: NextToken = None,
+    page_size: PageSize = 50,
+) -> Any:
+    after = decode_token("customers", next_token)
+    async with ctx.db.read() as conn:
+        rows = await store.page_of_customers(conn, principal.org_seq, after, page_size + 1)
+    last = rows[page_size - 1].seq if len(rows) > page_size else None
+    data = [render.customer(row) for row in rows[:page_size]]
+    return JSONResponse(_page(data, last, "customers", page_size))
+
+
+@routes.post(
+    "/accounts",
+    operation_id="createAccount",
+    summary="Create an account for a customer",
+    status_code=201,
+    response_model=Account,
+    tags=["Accounts"],
+)
+async def create_account(
+    body: CreateAccountRequest,
+    principal: Annotated[Principal, Depends(writer)],
+    ctx: Annotated[Context, Depends(context)],
+) -> Any:
+    async with ctx.db.write() as conn:
+        account = await service.create_account(
+            conn, principal.org_seq, body.model_dump(exclude_none=True), ctx.now
+        )
+    return JSONResponse(render.account(account), 201)
+
+
+@routes.get(
+    "/accounts/{account_id}",
+    operation_id="getAccount",
+    summary="Get an account",
+    response_model=Account,
+    tags=["Accounts"],
+)
+async def get_account(
+    account_id: Annotated[str, Path(max_length=50)],
+    principal: Annotated[Principal, Depends(caller)],
+    ctx: Annotated[Context, Depends(context)],
+) -> Any:
+    async with ctx.db.read() as conn:
+        account = await service.get_account(conn, principal.org_seq, account_id)
+    return JSONResponse(render.account(account))
+
+
+@routes.get(
+    "/accounts",
+    operation_id="getAccounts",
+    summary="List accounts",
+    response_model=AccountPaginatedResponse,
+    tags=["Accounts"],
+)
+async def get_accounts(
+    principal: Annotated[Principal, Depends(caller)],
+    ctx: Annotated[Context, Depends(context)],
+    next_token: NextToken = None,
+    page_size: PageSize = 50,
+) -> Any:
+    after = decode_token("accounts", next_token)
+    async with ctx.db.read() as conn:
+        rows = await store.page_of_accounts(conn, principal.org_seq, after, page_size + 1)
+    last = rows[page_size - 1].seq if len(rows) > page_size else None
+    data = [render.account(AccountRecord.from_row(row)) for row in rows[:page_size]]
+    return JSONResponse(_page(data, last, "accounts", page_size))

@@ -1,0 +1,121 @@
+"""Records to Togai's JSON shapes. Amounts leave through `money`, so they stay exact."""
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Row
+
+from drawdown.api.jsonio import money
+from drawdown.ledger.credit import effective_status
+from drawdown.store.records import AccountRecord, CreditRecord, TransactionRecord
+
+
+def timestamp(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def day(value: date | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def credit(record: CreditRecord, today: date) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": record.id,
+        "accountId": record.account_id,
+        "customerId": record.customer_id,
+        "purpose": record.purpose,
+        "status": effective_status(record.status, record.effective_until, today).value,
+        "creditUnit": record.credit_unit,
+        "creditAmount": money(record.amounts.credit_amount),
+        "holdAmount": money(record.amounts.held),
+        "consumedAmount": money(record.amounts.consumed),
+        "priority": record.priority,
+        "applicableEntityIds": record.applicable_entity_ids,
+        "effectiveFrom": record.effective_from.isoformat(),
+        "effectiveUntil": day(record.effective_until),
+        "createdAt": timestamp(record.created_at),
+        "updatedAt": timestamp(record.updated_at),
+    }
+    if record.grantor_id is not None:
+        out["grantorId"] = record.grantor_id
+    if record.idempotency_key is not None:
+        out["idempotencyKey"] = record.idempotency_key
+    return out
+
+
+def transaction(line: TransactionRecord) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": line.id,
+        "creditId": line.credit_id,
+        "transactionType": line.transaction_type.value,
+        "amount": money(line.amount),
+        "createdAt": timestamp(line.created_at),
+    }
+    if line.invoice_id is not None:
+        out["invoiceId"] = line.invoice_id
+    if line.entity_id is not None:
+        out["entityId"] = line.entity_id
+    return out
+
+
+def credit_details(
+    record: CreditRecord, lines: list[TransactionRecord], today: date
+) -> dict[str, Any]:
+    out = credit(record, today)
+    out["transactions"] = [transaction(line) for line in lines]
+    return out
+
+
+def balance(account: AccountRecord) -> dict[str, Any]:
+    totals = account.totals
+    return {
+        "activeCredits": money(totals.active_amount),
+        "availableBalance": money(totals.available_balance),
+        "runningBalance": money(totals.running_balance),
+        "inapplicableCredits": money(totals.inapplicable_left),
+        "unit": account.invoice_currency,
+        "lastUpdatedAt": timestamp(account.balance_updated_at),
+    }
+
+
+def account(record: AccountRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "togaiAccountId": record.id,
+        "togaiCustomerId": record.customer_id,
+        "name": record.name,
+        "customerId": record.customer_id,
+        "invoiceCurrency": record.invoice_currency,
+        "status": record.status,
+        **record.details,
+    }
+
+
+def customer(row: Row[Any]) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "togaiCustomerId": row.id,
+        "name": row.name,
+        "primaryEmail": row.primary_email,
+        "billingAddress": row.billing_address,
+        "address": row.address,
+        "status": row.status,
+        "createdAt": timestamp(row.created_at),
+        "updatedAt": timestamp(row.updated_at),
+    }
+
+
+def created_customer(row: Row[Any], created_account: AccountRecord | None) -> dict[str, Any]:
+    out = {
+        "id": row.id,
+        "togaiCustomerId": row.id,
+        "name": row.name,
+        "primaryEmail": row.primary_email,
+        "billingAddress": row.billing_address,
+        "address": row.address,
+    }
+    if row.settings is not None:
+        out["settings"] = row.settings
+    if created_account is not None:
+        out["account"] = account(created_account)
+    return out

@@ -1,0 +1,51 @@
+"""Errors a caller can act on. Each becomes `{"message": ...}` with its HTTP status.
+
+DrawdownError
+├── BadRequest      400  the input is wrong; nothing was changed
+├── Unauthorized    401  no key, or an unknown one
+├── Forbidden       403  the key may not do this
+├── NotFound        404  no such thing in this organization
+├── MethodNotAllowed 405
+├── Conflict        409  it clashes with what exists
+└── Throttled       429
+"""
+
+MAX_MESSAGE_LENGTH = 500
+
+
+class DrawdownError(Exception):
+    status_code = 500
+
+    def __init__(self, message: str) -> None:
+        if len(message) > MAX_MESSAGE_LENGTH:
+            message = message[: MAX_MESSAGE_LENGTH - 3] + "..."
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(DrawdownError):
+    status_code = 400
+
+
+class Unauthorized(DrawdownError):
+    status_code = 401
+
+
+class Forbidden(DrawdownError):
+    status_code = 403
+
+
+class NotFound(DrawdownError):
+    status_code = 404
+
+
+class MethodNotAllowed(DrawdownError):
+    status_code = 405
+
+
+class Conflict(DrawdownError):
+    status_code = 409
+
+
+class Throttled(DrawdownError):
+    status_code = 429

@@ -1,0 +1,41 @@
+"""What `drawdown serve` runs: preparation once, then one app per worker process."""
+
+import asyncio
+from collections.abc import Callable
+
+from fastapi import FastAPI
+
+from drawdown.api.app import create_app
+from drawdown.clock import SystemClock
+from drawdown.config import Settings
+from drawdown.store.database import Database
+
+
+def prepare(settings: Settings, echo: Callable[[str], None]) -> None:
+    """Migrate, and when the database holds no API key, create org `default` and print one."""
+    from drawdown.services.keys import create_key
+    from drawdown.store import parties
+    from drawdown.store.migrate import upgrade
+
+    upgrade(settings.database_url)
+
+    async def first_key() -> str | None:
+        db = Database(settings.database_url)
+        try:
+            async with db.write() as conn:
+                if await parties.count_api_keys(conn):
+                    return None
+                return await create_key(conn, "default", False, SystemClock().now())
+        finally:
+            await db.dispose()
+
+    key = asyncio.run(first_key())
+    if key:
+        echo("No API key existed, so one was created for organization 'default':")
+        echo(f"  export DRAWDOWN_KEY={key}")
+    echo(f"drawdown is using {settings.database_url}")
+
+
+def create() -> FastAPI:
+    settings = Settings.from_env()
+    return create_app(Database(settings.database_url, settings.pool_size))

@@ -1,0 +1,154 @@
+"""The book of one locked account: every change to its credits' money goes through here, so the
+ledger lines, the credits' amounts and the account's balance move together."""
+
+from dataclasses import replace
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from drawdown.ledger.balance import (
+    NO_TOTALS,
+    BalanceTotals,
+    contribution,
+    earliest,
+    last_stable_day,
+)
+from drawdown.ledger.credit import (
+    CreditAmounts,
+    CreditStatus,
+    TransactionType,
+    is_past_until,
+    status_after_change,
+)
+from drawdown.ledger.ids import TRANSACTION_PREFIX, new_id
+from drawdown.store import ledger as store
+from drawdown.store.records import AccountRecord, CreditRecord, TransactionRecord
+
+
+class Book:
+    def __init__(self, conn: AsyncConnection, account: AccountRecord, now: datetime) -> None:
+        self.conn = conn
+        self.account = account
+        self.now = now
+        self.today = now.date()
+        self._dirty = False
+
+    @classmethod
+    async def open(cls, conn: AsyncConnection, account: AccountRecord, now: datetime) -> "Book":
+        """A book for an account already locked in this transaction, brought up to today."""
+        book = cls(conn, account, now)
+        await book.bring_to_today()
+        return book
+
+    def _share(
+        self, credit: CreditRecord, status: CreditStatus, amounts: CreditAmounts
+    ) -> BalanceTotals:
+        return contribution(
+            status, amounts, credit.effective_from, credit.effective_until, self.today
+        )
+
+    async def bring_to_today(self) -> None:
+        """Expire what is past its last day and recount the balance, if a day boundary passed."""
+        through = self.account.valid_through
+        if through is None or self.today <= through:
+            return
+        totals = NO_TOTALS
+        valid_through = None
+        for credit in await store.active_credits(self.conn, self.account.seq):
+            if is_past_until(credit.effective_until, self.today):
+                await self.expire(credit, recount=False)
+                continue
+            totals += self._share(credit, credit.status, credit.amounts)
+            valid_through = earliest(
+                valid_through,
+                last_stable_day(
+                    credit.status, credit.effective_from, credit.effective_until, self.today
+                ),
+            )
+        self.account.totals = totals
+        self.account.valid_through = valid_through
+        self.account.balance_updated_at = self.now
+        self._dirty = True
+
+    def line(
+        self,
+        credit: CreditRecord,
+        kind: TransactionType,
+        amount: Decimal,
+        invoice_id: str | None = None,
+        entity_id: str | None = None,
+    ) -> TransactionRecord:
+        return TransactionRecord(
+            id=new_id(TRANSACTION_PREFIX),
+            credit_id=credit.id,
+            transaction_type=kind,
+            amount=amount,
+            created_at=self.now,
+            invoice_id=invoice_id,
+            entity_id=entity_id,
+        )
+
+    async def record(
+        self,
+        credit: CreditRecord,
+        before_status: CreditStatus,
+        before_amounts: CreditAmounts,
+        lines: list[TransactionRecord],
+        *,
+        recount: bool = True,
+    ) -> None:
+        """Persist a change already made to `credit`, its ledger lines and the balance delta."""
+        credit.status = status_after_change(credit.status, credit.amounts)
+        credit.updated_at = self.now
+        await store.save_credit(self.conn, credit)
+        await store.insert_transactions(self.conn, [(credit.seq, line) for line in lines])
+        if recount:
+            before = self._share(credit, before_status, before_amounts)
+            after = self._share(credit, credit.status, credit.amounts)
+            if before != after:
+                self.account.totals = self.account.totals + after - before
+                self.account.balance_updated_at = self.now
+                self._dirty = True
+
+    async def added(self, credit: CreditRecord) -> None:
+        """Count a credit just inserted (its CREDITED line already written)."""
+        if is_past_until(credit.effective_until, self.today):
+            await self.expire(credit)
+            return
+        self.account.totals += self._share(credit, credit.status, credit.amounts)
+        self.account.valid_through = earliest(
+            self.account.valid_through,
+            last_stable_day(
+                credit.status, credit.effective_from, credit.effective_until, self.today
+            ),
+        )
+        self.account.balance_updated_at = self.now
+        self._dirty = True
+
+    async def expire(self, credit: CreditRecord, *, recount: bool = True) -> None:
+        await self._close(credit, CreditStatus.EXPIRED, TransactionType.EXPIRED, recount)
+
+    async def void(self, credit: CreditRecord) -> None:
+        await self._close(credit, CreditStatus.VOIDED, TransactionType.VOIDED, True)
+
+    async def _close(
+        self, credit: CreditRecord, status: CreditStatus, kind: TransactionType, recount: bool
+    ) -> None:
+        """Move what is available into one closing line; what is held stays held."""
+        before_status, before_amounts = credit.status, replace(credit.amounts)
+        available = credit.amounts.available
+        lines = []
+        if available > 0:
+            if kind is TransactionType.EXPIRED:
+                credit.amounts.expired += available
+            else:
+                credit.amounts.voided += available
+            lines.append(self.line(credit, kind, available))
+        credit.status = status
+        await self.record(credit, before_status, before_amounts, lines, recount=recount)
+
+    async def save(self) -> None:
+        if self._dirty:
+            await store.save_balance(self.conn, self.account)
+            self._dirty = False

@@ -1,0 +1,118 @@
+"""Reading credits and balances, and voiding. Reads never show a credit past its last day as
+ACTIVE: when one is found, its account is brought up to today first (the sweep's work, early)."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from drawdown.errors import BadRequest, NotFound
+from drawdown.ledger.credit import CreditStatus, effective_status, void_refusal
+from drawdown.services.book import Book
+from drawdown.services.paging import decode_token, encode_token
+from drawdown.store import ledger as store
+from drawdown.store.database import Database
+from drawdown.store.records import AccountRecord, CreditRecord, TransactionRecord
+
+
+@dataclass(frozen=True)
+class CreditDetails:
+    credit: CreditRecord
+    transactions: list[TransactionRecord]
+
+
+@dataclass(frozen=True)
+class CreditPage:
+    credits: list[CreditRecord]
+    next_token: str | None
+
+
+def _is_stale(credit: CreditRecord, now: datetime) -> bool:
+    return effective_status(credit.status, credit.effective_until, now.date()) != credit.status
+
+
+async def bring_accounts_to_today(db: Database, account_seqs: list[int], now: datetime) -> None:
+    """Expire what is due and recount balances, one account per transaction."""
+    for account_seq in sorted(set(account_seqs)):
+        async with db.write() as conn:
+            account = await store.lock_account_by_seq(conn, account_seq)
+            book = await Book.open(conn, account, now)
+            await book.save()
+
+
+async def credit_details(
+    db: Database, org_seq: int, credit_id: str, now: datetime
+) -> CreditDetails:
+    for _ in range(2):
+        async with db.read() as conn:
+            credit = await store.find_credit(conn, org_seq, credit_id)
+            if credit is None:
+                raise NotFound(f"credit '{credit_id}' was not found")
+            if not _is_stale(credit, now):
+                return CreditDetails(credit, await store.transactions_of(conn, credit))
+        await bring_accounts_to_today(db, [credit.account_seq], now)
+    raise AssertionError("a credit stayed past its last day after its account was brought up")
+
+
+async def list_credits(
+    db: Database,
+    org_seq: int,
+    now: datetime,
+    *,
+    page_size: int,
+    next_token: str | None,
+    status: CreditStatus | None,
+    account_id: str | None,
+    credit_id: str | None,
+) -> CreditPage:
+    after_seq = decode_token("credits", next_token)
+    async with db.read() as conn:
+        due = await store.accounts_due(conn, now.date(), org_seq)
+    if due:
+        await bring_accounts_to_today(db, due, now)
+    async with db.read() as conn:
+        page = await store.page_of_credits(
+            conn,
+            org_seq,
+            after_seq=after_seq,
+            limit=page_size + 1,
+            statuses=[status.value] if status else None,
+            account_id=account_id,
+            credit_id=credit_id,
+        )
+    more = len(page) > page_size
+    page = page[:page_size]
+    return CreditPage(page, encode_token("credits", page[-1].seq) if more else None)
+
+
+async def void_credit(
+    conn: AsyncConnection, org_seq: int, credit_id: str, now: datetime
+) -> CreditRecord:
+    found = await store.find_credit(conn, org_seq, credit_id)
+    if found is None:
+        raise NotFound(f"credit '{credit_id}' was not found")
+    account = await store.lock_account_by_seq(conn, found.account_seq)
+    book = await Book.open(conn, account, now)
+    credit = await store.find_credit(conn, org_seq, credit_id)
+    assert credit is not None
+    refusal = void_refusal(effective_status(credit.status, credit.effective_until, now.date()))
+    if refusal:
+        raise BadRequest(f"credit '{credit_id}' cannot be voided: {refusal}")
+    await book.void(credit)
+    await book.save()
+    return credit
+
+
+async def account_balance(
+    db: Database, org_seq: int, account_id: str, now: datetime
+) -> AccountRecord:
+    for _ in range(2):
+        async with db.read() as conn:
+            account = await store.find_account(conn, org_seq, account_id)
+        if account is None:
+            raise NotFound(f"account '{account_id}' was not found")
+        through = account.valid_through
+        if through is None or now.date() <= through:
+            return account
+        await bring_accounts_to_today(db, [account.seq], now)
+    raise AssertionError("an account's balance stayed stale after it was brought up to date")

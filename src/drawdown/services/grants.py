@@ -1,0 +1,161 @@
+"""Granting credits: batches all or nothing, idempotency keys, back-dated grants."""
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from drawdown.errors import BadRequest, Conflict, NotFound
+from drawdown.ledger.credit import CreditAmounts, CreditStatus, TransactionType
+from drawdown.ledger.ids import CREDIT_PREFIX, new_id
+from drawdown.ledger.money import ZERO, format_amount
+from drawdown.services.book import Book
+from drawdown.store import ledger as store
+from drawdown.store.records import CreditRecord
+
+
+@dataclass(frozen=True)
+class GrantRequest:
+    account_id: str
+    purpose: str
+    applicable_entity_ids: tuple[str, ...] | None
+    effective_from: date
+    effective_until: date | None
+    credit_amount: Decimal
+    priority: int
+    grantor_id: str | None
+    idempotency_key: str | None
+
+    def fingerprint(self) -> str:
+        """What makes two requests with one idempotency key the same request."""
+        canonical = {
+            "accountId": self.account_id,
+            "purpose": self.purpose,
+            "applicableEntityIds": sorted(self.applicable_entity_ids or []),
+            "effectiveFrom": self.effective_from.isoformat(),
+            "effectiveUntil": self.effective_until.isoformat() if self.effective_until else None,
+            "creditAmount": format_amount(self.credit_amount),
+            "priority": self.priority,
+            "grantorId": self.grantor_id,
+        }
+        encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(encoded.encode()).hexdigest()
+
+
+def _check_batch(requests: list[GrantRequest]) -> None:
+    keys_seen: set[str] = set()
+    for index, request in enumerate(requests):
+        where = f"creditRequests[{index}]" if len(requests) > 1 else "request"
+        if request.effective_until and request.effective_until < request.effective_from:
+            raise BadRequest(
+                f"{where}.effectiveUntil ({request.effective_until}) must not be before "
+                f"effectiveFrom ({request.effective_from})"
+            )
+        if request.applicable_entity_ids is not None and len(
+            set(request.applicable_entity_ids)
+        ) != len(request.applicable_entity_ids):
+            raise BadRequest(f"{where}.applicableEntityIds must not repeat an entity id")
+        key = request.idempotency_key
+        if key is not None:
+            if key in keys_seen:
+                raise BadRequest(f"{where}.idempotencyKey '{key}' appears twice in this batch")
+            keys_seen.add(key)
+
+
+async def grant(
+    conn: AsyncConnection, org_seq: int, requests: list[GrantRequest], now: datetime
+) -> list[CreditRecord]:
+    """Grant every request or none. Accounts are locked in id order so batches never deadlock."""
+    _check_batch(requests)
+    books: dict[str, Book] = {}
+    for account_id in sorted({request.account_id for request in requests}):
+        account = await store.find_account(conn, org_seq, account_id, lock=True)
+        if account is None:
+            raise NotFound(f"account '{account_id}' was not found")
+        books[account_id] = await Book.open(conn, account, now)
+
+    granted = []
+    for request in requests:
+        book = books[request.account_id]
+        fingerprint = request.fingerprint()
+        if request.idempotency_key is not None:
+            earlier = await store.find_credit_by_idempotency_key(
+                conn, org_seq, request.idempotency_key
+            )
+            if earlier is not None:
+                if earlier.request_hash != fingerprint:
+                    raise Conflict(
+                        f"idempotencyKey '{request.idempotency_key}' was already used for a "
+                        "different credit request; use a new key for a new grant"
+                    )
+                granted.append(earlier)
+                continue
+        granted.append(await _insert(conn, book, request, fingerprint, now))
+    for book in books.values():
+        await book.save()
+    return granted
+
+
+async def _insert(
+    conn: AsyncConnection, book: Book, request: GrantRequest, fingerprint: str, now: datetime
+) -> CreditRecord:
+    account = book.account
+    credit = CreditRecord(
+        seq=0,
+        org_seq=account.org_seq,
+        account_seq=account.seq,
+        id=new_id(CREDIT_PREFIX),
+        account_id=account.id,
+        customer_id=account.customer_id,
+        credit_unit=account.invoice_currency,
+        purpose=request.purpose,
+        applicable_entity_ids=(
+            list(request.applicable_entity_ids)
+            if request.applicable_entity_ids is not None
+            else None
+        ),
+        effective_from=request.effective_from,
+        effective_until=request.effective_until,
+        priority=request.priority,
+        grantor_id=request.grantor_id,
+        idempotency_key=request.idempotency_key,
+        request_hash=fingerprint,
+        status=CreditStatus.ACTIVE,
+        amounts=CreditAmounts(request.credit_amount),
+        created_at=now,
+        updated_at=now,
+    )
+    credit.seq = await store.insert_credit(
+        conn,
+        {
+            "org_seq": credit.org_seq,
+            "account_seq": credit.account_seq,
+            "id": credit.id,
+            "account_id": credit.account_id,
+            "customer_id": credit.customer_id,
+            "credit_unit": credit.credit_unit,
+            "purpose": credit.purpose,
+            "applicable_entity_ids": credit.applicable_entity_ids,
+            "effective_from": credit.effective_from,
+            "effective_until": credit.effective_until,
+            "credit_amount": credit.amounts.credit_amount,
+            "priority": credit.priority,
+            "grantor_id": credit.grantor_id,
+            "idempotency_key": credit.idempotency_key,
+            "request_hash": fingerprint,
+            "status": credit.status.value,
+            "consumed_amount": ZERO,
+            "hold_amount": ZERO,
+            "expired_amount": ZERO,
+            "voided_amount": ZERO,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+    line = book.line(credit, TransactionType.CREDITED, credit.amounts.credit_amount)
+    await store.insert_transactions(conn, [(credit.seq, line)])
+    await book.added(credit)
+    return credit

@@ -1,0 +1,24 @@
+"""Opaque page tokens: base64 of the last position seen, so pages never repeat or skip a row
+that existed when paging began."""
+
+import base64
+import binascii
+
+from drawdown.errors import BadRequest
+
+
+def encode_token(kind: str, after_seq: int) -> str:
+    return base64.urlsafe_b64encode(f"{kind}:{after_seq}".encode()).decode()
+
+
+def decode_token(kind: str, token: str | None) -> int:
+    """The position after which the next page starts; 0 for the first page."""
+    if not token:
+        return 0
+    try:
+        found, _, position = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
+        if found == kind and position.isdigit():
+            return int(position)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        pass
+    raise BadRequest("nextToken is not a token this service issued; pass it back unchanged")

@@ -1,0 +1,90 @@
+"""Queries for organizations, API keys, customers and accounts."""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from drawdown.ledger.money import ZERO
+from drawdown.store.tables import accounts, api_keys, customers, organizations
+
+
+async def find_or_create_organization(conn: AsyncConnection, name: str, now: datetime) -> int:
+    query = select(organizations.c.seq).where(organizations.c.name == name)
+    seq = (await conn.execute(query)).scalar()
+    if seq is None:
+        result = await conn.execute(
+            organizations.insert().values(name=name, created_at=now).returning(organizations.c.seq)
+        )
+        seq = result.scalar_one()
+    return int(seq)
+
+
+async def insert_api_key(
+    conn: AsyncConnection, org_seq: int, key_hash: str, read_only: bool, now: datetime
+) -> None:
+    await conn.execute(
+        api_keys.insert().values(
+            org_seq=org_seq, key_hash=key_hash, read_only=read_only, created_at=now
+        )
+    )
+
+
+async def count_api_keys(conn: AsyncConnection) -> int:
+    rows = await conn.execute(select(api_keys.c.seq).limit(1))
+    return len(rows.all())
+
+
+async def find_api_key(conn: AsyncConnection, key_hash: str) -> Row[Any] | None:
+    query = select(api_keys.c.org_seq, api_keys.c.read_only).where(api_keys.c.key_hash == key_hash)
+    return (await conn.execute(query)).first()
+
+
+async def find_customer(conn: AsyncConnection, org_seq: int, customer_id: str) -> Row[Any] | None:
+    query = select(customers).where(customers.c.org_seq == org_seq, customers.c.id == customer_id)
+    return (await conn.execute(query)).first()
+
+
+async def insert_customer(conn: AsyncConnection, values: dict[str, Any]) -> int:
+    result = await conn.execute(customers.insert().values(**values).returning(customers.c.seq))
+    return int(result.scalar_one())
+
+
+async def insert_account(conn: AsyncConnection, values: dict[str, Any], now: datetime) -> int:
+    balance = {
+        "bal_active_amount": ZERO,
+        "bal_applicable_left": ZERO,
+        "bal_applicable_held": ZERO,
+        "bal_inapplicable_left": ZERO,
+        "bal_valid_through": None,
+        "bal_updated_at": now,
+    }
+    result = await conn.execute(
+        accounts.insert().values(**values, **balance).returning(accounts.c.seq)
+    )
+    return int(result.scalar_one())
+
+
+async def page_of_customers(
+    conn: AsyncConnection, org_seq: int, after_seq: int, limit: int
+) -> list[Row[Any]]:
+    query = (
+        select(customers)
+        .where(customers.c.org_seq == org_seq, customers.c.seq > after_seq)
+        .order_by(customers.c.seq)
+        .limit(limit)
+    )
+    return list((await conn.execute(query)).all())
+
+
+async def page_of_accounts(
+    conn: AsyncConnection, org_seq: int, after_seq: int, limit: int
+) -> list[Row[Any]]:
+    query = (
+        select(accounts)
+        .where(accounts.c.org_seq == org_seq, accounts.c.seq > after_seq)
+        .order_by(accounts.c.seq)
+        .limit(limit)
+    )
+    return list((await conn.execute(query)).all())
