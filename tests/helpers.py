@@ -1,0 +1,54 @@
+"""Small builders shared by the API tests."""
+
+import json
+from decimal import Decimal
+from typing import Any
+
+import httpx
+
+
+def decimal_json(response: httpx.Response) -> Any:
+    """The response body with every number read exactly."""
+    return json.loads(response.text, parse_float=Decimal, parse_int=Decimal)
+
+
+async def make_account(
+    client: httpx.AsyncClient, account_id: str = "acc-1", currency: str | None = None
+) -> dict[str, Any]:
+    account: dict[str, Any] = {"id": account_id, "name": f"Account {account_id}"}
+    if currency:
+        account["invoiceCurrency"] = currency
+    response = await client.post(
+        "/customers",
+        json={
+            "id": f"cust-{account_id}",
+            "name": "Customer One",
+            "primaryEmail": "billing@example.test",
+            "address": {"line1": "1 Main St", "city": "Springfield", "country": "US"},
+            "account": account,
+        },
+    )
+    assert response.status_code == 201, response.text
+    return dict(response.json()["account"])
+
+
+def grant_body(account_id: str = "acc-1", amount: Any = 100, **extra: Any) -> dict[str, Any]:
+    body = {
+        "accountId": account_id,
+        "purpose": "PREPAID_CREDIT",
+        "effectiveFrom": "2026-01-01",
+        "creditAmount": amount,
+        "priority": 1,
+    }
+    body.update(extra)
+    return body
+
+
+async def grant(client: httpx.AsyncClient, account_id: str = "acc-1", amount: Any = 100, **extra: Any) -> dict[str, Any]:
+    response = await client.post("/credits", json=grant_body(account_id, amount, **extra))
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+async def post_raw(client: httpx.AsyncClient, path: str, text: str) -> httpx.Response:
+    return await client.post(path, content=text, headers={"Content-Type": "application/json"})

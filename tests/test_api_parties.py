@@ -1,0 +1,83 @@
+"""Customers and accounts."""
+
+import httpx
+
+from tests.helpers import make_account
+
+
+async def test_customer_with_inline_account(client: httpx.AsyncClient) -> None:
+    account = await make_account(client, "acc-1")
+    assert account["invoiceCurrency"] == "USD"
+    assert account["customerId"] == "cust-acc-1"
+    customer = (await client.get("/customers/cust-acc-1")).json()
+    assert customer["name"] == "Customer One"
+    assert customer["status"] == "ACTIVE"
+    assert customer["billingAddress"] == "1 Main St, Springfield, US"
+    fetched = (await client.get("/accounts/acc-1")).json()
+    assert fetched == account
+
+
+async def test_account_for_existing_customer(client: httpx.AsyncClient) -> None:
+    await make_account(client, "acc-1")
+    response = await client.post(
+        "/accounts",
+        json={
+            "id": "acc-2",
+            "name": "Second",
+            "customerId": "cust-acc-1",
+            "invoiceCurrency": "EUR",
+            "metadata": {"vat": "X1"},
+        },
+    )
+    assert response.status_code == 201
+    body = response.json()
+    assert (body["invoiceCurrency"], body["metadata"]) == ("EUR", {"vat": "X1"})
+    missing = await client.post(
+        "/accounts", json={"id": "acc-3", "name": "Third", "customerId": "nobody"}
+    )
+    assert missing.status_code == 404
+    assert missing.json() == {"message": "customer 'nobody' was not found"}
+
+
+async def test_duplicate_ids_are_409(client: httpx.AsyncClient) -> None:
+    await make_account(client, "acc-1")
+    again = await client.post(
+        "/customers",
+        json={"id": "cust-acc-1", "name": "Dup", "primaryEmail": "d@x.test", "address": {}},
+    )
+    assert again.status_code == 409
+    assert "cust-acc-1" in again.json()["message"]
+    dup_account = await client.post(
+        "/accounts", json={"id": "acc-1", "name": "Dup account", "customerId": "cust-acc-1"}
+    )
+    assert dup_account.status_code == 409
+
+
+async def test_bad_account_fields_are_400(client: httpx.AsyncClient) -> None:
+    await make_account(client, "acc-1")
+    for extra in ({"invoiceCurrency": "usd"}, {"name": "ab"}, {"aliases": ["x-alias"]}):
+        body = {"id": "acc-9", "name": "Nine", "customerId": "cust-acc-1", **extra}
+        response = await client.post("/accounts", json=body)
+        assert response.status_code == 400, extra
+        assert next(iter(extra)) in response.json()["message"]
+    assert (await client.get("/accounts/acc-9")).status_code == 404
+
+
+async def test_lists_page_through(client: httpx.AsyncClient) -> None:
+    for index in range(5):
+        await make_account(client, f"acc-{index}")
+    seen: list[str] = []
+    token = None
+    while True:
+        params: dict[str, str | int] = {"pageSize": 2}
+        if token:
+            params["nextToken"] = token
+        page = (await client.get("/accounts", params=params)).json()
+        seen += [a["id"] for a in page["data"]]
+        token = page.get("nextToken")
+        if not token:
+            break
+    assert seen == [f"acc-{i}" for i in range(5)]
+    customers = (await client.get("/customers", params={"pageSize": 50})).json()
+    assert [c["id"] for c in customers["data"]] == [f"cust-acc-{i}" for i in range(5)]
+    assert "nextToken" not in customers

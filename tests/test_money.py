@@ -1,0 +1,54 @@
+from decimal import Decimal
+
+import pytest
+
+from drawdown.ledger.ids import new_id
+from drawdown.ledger.money import AmountError, check_amount, format_amount
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (Decimal("100.0000000000"), "100"),
+        (Decimal("0E-10"), "0"),
+        (Decimal("1E+2"), "100"),
+        (Decimal("0.30"), "0.3"),
+        (Decimal("0.0000001"), "0.0000001"),
+        (Decimal("-0"), "0"),
+        (Decimal("123456789012345678.0123456789"), "123456789012345678.0123456789"),
+    ],
+)
+def test_amounts_are_written_in_plain_notation(value: Decimal, text: str) -> None:
+    assert format_amount(value) == text
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        Decimal("1234567890123456789"),
+        Decimal("0.12345678901"),
+        Decimal("NaN"),
+        Decimal("Infinity"),
+        Decimal("1E+400"),
+    ],
+)
+def test_amounts_beyond_18_and_10_digits_are_refused(value: Decimal) -> None:
+    with pytest.raises(AmountError):
+        check_amount(value)
+
+
+@pytest.mark.parametrize(
+    "value", [Decimal("123456789012345678.0123456789"), Decimal("1.5000000000000"), Decimal(0)]
+)
+def test_amounts_within_limits_pass_unchanged(value: Decimal) -> None:
+    assert check_amount(value) is value
+
+
+def test_ids_have_togais_shape_and_are_unique() -> None:
+    ids = {new_id("cred") for _ in range(1000)}
+    assert len(ids) == 1000
+    for credit_id in ids:
+        prefix, middle, tail = credit_id.split(".")
+        assert prefix == "cred" and len(middle) == 11 and len(tail) == 5
+        assert len(credit_id) <= 50
+        assert all(c.isalnum() for c in middle + tail)
