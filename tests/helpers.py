@@ -44,7 +44,9 @@ def grant_body(account_id: str = "acc-1", amount: Any = 100, **extra: Any) -> di
     return body
 
 
-async def grant(client: httpx.AsyncClient, account_id: str = "acc-1", amount: Any = 100, **extra: Any) -> dict[str, Any]:
+async def grant(
+    client: httpx.AsyncClient, account_id: str = "acc-1", amount: Any = 100, **extra: Any
+) -> dict[str, Any]:
     response = await client.post("/credits", json=grant_body(account_id, amount, **extra))
     assert response.status_code == 200, response.text
     return dict(response.json())
@@ -52,3 +54,29 @@ async def grant(client: httpx.AsyncClient, account_id: str = "acc-1", amount: An
 
 async def post_raw(client: httpx.AsyncClient, path: str, text: str) -> httpx.Response:
     return await client.post(path, content=text, headers={"Content-Type": "application/json"})
+
+
+async def apply(
+    client: httpx.AsyncClient,
+    invoice_id: str,
+    amounts: list[Any],
+    mode: str = "HOLD",
+    account_id: str = "acc-1",
+    **extra: Any,
+) -> httpx.Response:
+    items = [
+        {"entityId": f"um.item-{i}", "entityType": "USAGE_METER_RATE_CARD", "amount": amount}
+        for i, amount in enumerate(amounts)
+    ]
+    body = {"invoiceId": invoice_id, "mode": mode, "lineItems": items, **extra}
+    return await client.post(f"/accounts/{account_id}/credit_applications", json=body)
+
+
+async def details(client: httpx.AsyncClient, credit_id: str) -> dict[str, Any]:
+    response = await client.get(f"/credits/{credit_id}")
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def lines(credit: dict[str, Any]) -> list[tuple[str, Any]]:
+    return [(t["transactionType"], t["amount"]) for t in credit["transactions"]]

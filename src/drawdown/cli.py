@@ -76,3 +76,46 @@ def serve(
         log_level="warning",
         access_log=False,
     )
+
+
+@app.command()
+def expire() -> None:
+    """Run the expiry sweep once: expire what is past its last day, recount balances."""
+    from drawdown.jobs.expiry import sweep
+    from drawdown.store.database import Database
+
+    settings = _settings()
+
+    async def run() -> int:
+        db = Database(settings.database_url)
+        try:
+            return await sweep(db, SystemClock())
+        finally:
+            await db.dispose()
+
+    typer.echo(f"brought {asyncio.run(run())} accounts up to date")
+
+
+@app.command()
+def verify() -> None:
+    """Recompute every credit from its ledger lines and every balance from its credits."""
+    from drawdown.services.verify import verify as check
+    from drawdown.store.database import Database
+
+    settings = _settings()
+
+    async def run() -> list[str]:
+        db = Database(settings.database_url)
+        try:
+            async with db.read() as conn:
+                return await check(conn, SystemClock().now().date())
+        finally:
+            await db.dispose()
+
+    problems = asyncio.run(run())
+    for problem in problems:
+        typer.echo(problem)
+    if problems:
+        typer.echo(f"{len(problems)} mismatches", err=True)
+        raise typer.Exit(1)
+    typer.echo("ledger verified: every credit and balance matches its lines")

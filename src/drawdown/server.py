@@ -38,4 +38,7 @@ def prepare(settings: Settings, echo: Callable[[str], None]) -> None:
 
 def create() -> FastAPI:
     settings = Settings.from_env()
-    return create_app(Database(settings.database_url, settings.pool_size))
+    return create_app(
+        Database(settings.database_url, settings.pool_size),
+        sweep_every_seconds=settings.expiry_interval_seconds,
+    )

@@ -1,21 +1,38 @@
 """The FastAPI application."""
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from drawdown import __version__
-from drawdown.api import credits, errors, health, parties
+from drawdown.api import applications, credits, errors, health, parties
 from drawdown.api.auth import KeyCache
 from drawdown.clock import Clock, SystemClock
+from drawdown.jobs import expiry
 from drawdown.store.database import Database
 
 
-def create_app(db: Database, clock: Clock | None = None) -> FastAPI:
+def create_app(
+    db: Database, clock: Clock | None = None, sweep_every_seconds: float | None = None
+) -> FastAPI:
+    """The API on `db`; with `sweep_every_seconds`, the expiry sweep runs in the background."""
+    the_clock = clock or SystemClock()
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        sweeper = None
+        if sweep_every_seconds:
+            sweeper = asyncio.create_task(
+                expiry.run_periodically(db, the_clock, sweep_every_seconds)
+            )
         yield
+        if sweeper:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
         await db.dispose()
 
     app = FastAPI(
@@ -28,10 +45,11 @@ def create_app(db: Database, clock: Clock | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.db = db
-    app.state.clock = clock or SystemClock()
+    app.state.clock = the_clock
     app.state.keys = KeyCache()
     errors.install(app)
     app.include_router(health.routes)
     app.include_router(credits.routes)
     app.include_router(parties.routes)
+    app.include_router(applications.routes)
     return app

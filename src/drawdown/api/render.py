@@ -7,6 +7,7 @@ from sqlalchemy import Row
 
 from drawdown.api.jsonio import money
 from drawdown.ledger.credit import effective_status
+from drawdown.services.applications import Application
 from drawdown.store.records import AccountRecord, CreditRecord, TransactionRecord
 
 
@@ -119,3 +120,29 @@ def created_customer(row: Row[Any], created_account: AccountRecord | None) -> di
     if created_account is not None:
         out["account"] = account(created_account)
     return out
+
+
+def application(record: Application) -> dict[str, Any]:
+    return {
+        "accountId": record.account_id,
+        "invoiceId": record.invoice_id,
+        "status": record.status.value,
+        "asOf": record.as_of.isoformat(),
+        "appliedAmount": money(record.applied),
+        "remainingAmount": money(record.remaining),
+        "lineItems": [
+            {
+                "entityId": line.entity_id,
+                "entityType": line.entity_type.value,
+                "amount": money(line.amount),
+                "appliedAmount": money(line.applied),
+                "remainingAmount": money(line.remaining),
+                "allocations": [
+                    {"creditId": a.credit_id, "amount": money(a.amount)} for a in line.allocations
+                ],
+            }
+            for line in record.lines
+        ],
+        "createdAt": timestamp(record.created_at),
+        "updatedAt": timestamp(record.updated_at),
+    }

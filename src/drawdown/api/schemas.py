@@ -21,6 +21,7 @@ from pydantic import (
 from drawdown.api.fields import (
     CalendarDate,
     Identifier,
+    NonNegativeAmount,
     PositiveAmount,
     Text,
 )
@@ -245,3 +246,52 @@ class AccountPaginatedResponse(Out):
     data: list[Account]
     nextToken: str | None = None
     context: PaginationOptions | None = None
+
+
+# Applications (drawdown's own) ----------------------------------------------------------------
+
+
+class LineItemRequest(Body):
+    entityId: Text
+    entityType: Literal["USAGE_METER_RATE_CARD", "FIXED_FEE_RATE_CARD"]
+    amount: NonNegativeAmount
+
+
+class CreditApplicationRequest(Body):
+    """Apply an account's credits to an invoice: HOLD reserves, DEBIT spends at once."""
+
+    invoiceId: Text
+    mode: Literal["HOLD", "DEBIT"]
+    asOf: CalendarDate | None = None
+    lineItems: list[LineItemRequest] = Field(min_length=1, max_length=500)
+
+
+class ApplicationAllocation(Out):
+    creditId: str
+    amount: Number
+
+
+class ApplicationLineItem(Out):
+    entityId: str
+    entityType: Literal["USAGE_METER_RATE_CARD", "FIXED_FEE_RATE_CARD"]
+    amount: Number
+    appliedAmount: Number
+    remainingAmount: Number
+    allocations: list[ApplicationAllocation]
+
+
+class CreditApplication(Out):
+    accountId: str
+    invoiceId: str
+    status: Literal["HELD", "DEBITED", "RELEASED"]
+    asOf: date
+    appliedAmount: Number
+    remainingAmount: Number
+    lineItems: list[ApplicationLineItem]
+    createdAt: datetime
+    updatedAt: datetime
+
+
+class CreditApplicationList(Out):
+    data: list[CreditApplication]
+    nextToken: str | None = None

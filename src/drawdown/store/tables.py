@@ -117,7 +117,17 @@ credits = Table(
     Column("updated_at", UtcDateTime, nullable=False),
     UniqueConstraint("org_seq", "idempotency_key", name="uq_credits_org_idempotency_key"),
     Index("ix_credits_org_seq_seq", "org_seq", "seq"),
-    Index("ix_credits_account_status", "account_seq", "status", "priority"),
+    # Serves the drawdown order: an account's active credits, best first, without a sort.
+    Index(
+        "ix_credits_drawdown_order",
+        "account_seq",
+        "status",
+        "priority",
+        "effective_until",
+        "effective_from",
+        "created_at",
+        "id",
+    ),
 )
 
 credit_transactions = Table(

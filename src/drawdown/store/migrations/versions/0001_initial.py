@@ -234,7 +234,18 @@ def upgrade() -> None:
         sa.UniqueConstraint("org_seq", "idempotency_key", name="uq_credits_org_idempotency_key"),
     )
     op.create_index(
-        "ix_credits_account_status", "credits", ["account_seq", "status", "priority"], unique=False
+        "ix_credits_drawdown_order",
+        "credits",
+        [
+            "account_seq",
+            "status",
+            "priority",
+            "effective_until",
+            "effective_from",
+            "created_at",
+            "id",
+        ],
+        unique=False,
     )
     op.create_index("ix_credits_org_seq_seq", "credits", ["org_seq", "seq"], unique=False)
     op.create_table(
@@ -279,7 +290,7 @@ def downgrade() -> None:
     op.drop_index("ix_credit_transactions_credit_seq", table_name="credit_transactions")
     op.drop_table("credit_transactions")
     op.drop_index("ix_credits_org_seq_seq", table_name="credits")
-    op.drop_index("ix_credits_account_status", table_name="credits")
+    op.drop_index("ix_credits_drawdown_order", table_name="credits")
     op.drop_table("credits")
     op.drop_table("credit_applications")
     op.drop_index("ix_accounts_bal_valid_through", table_name="accounts")

@@ -1,0 +1,1 @@
+"""Periodic work, runnable inside the server or alone."""

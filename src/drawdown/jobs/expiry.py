@@ -1,0 +1,33 @@
+"""The expiry sweep: expire credits past their last day and recount the balances of accounts
+that crossed a day boundary. Reads do the same for what they touch, so the sweep only keeps
+the books tidy; it never changes what a read would show."""
+
+import asyncio
+import logging
+
+from drawdown.clock import Clock
+from drawdown.services.credits import bring_accounts_to_today
+from drawdown.store import ledger
+from drawdown.store.database import Database
+
+log = logging.getLogger("drawdown.expiry")
+
+
+async def sweep(db: Database, clock: Clock) -> int:
+    """Bring every account that needs it up to today; returns how many there were."""
+    now = clock.now()
+    async with db.read() as conn:
+        due = await ledger.accounts_due(conn, now.date())
+    await bring_accounts_to_today(db, due, now)
+    return len(due)
+
+
+async def run_periodically(db: Database, clock: Clock, interval_seconds: float) -> None:
+    while True:
+        try:
+            swept = await sweep(db, clock)
+            if swept:
+                log.info("expiry sweep brought %d accounts up to date", swept)
+        except Exception:  # the sweep must keep running; the next round retries
+            log.exception("expiry sweep failed")
+        await asyncio.sleep(interval_seconds)

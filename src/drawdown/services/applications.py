@@ -1,0 +1,402 @@
+"""Applying credits to invoices: hold, capture, release, debit. Every step runs under the
+account's lock, through the account's book, so nothing is spent twice or lost."""
+
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from drawdown.errors import Conflict, NotFound
+from drawdown.ledger.allocation import Candidate, EntityType, LineAllocation, LineItem, allocate
+from drawdown.ledger.application import ApplicationMode, ApplicationStatus
+from drawdown.ledger.credit import CreditAmounts, CreditStatus, TransactionType
+from drawdown.ledger.money import ZERO, format_amount
+from drawdown.services.book import Book
+from drawdown.services.paging import decode_token, encode_token
+from drawdown.store import applications as store
+from drawdown.store import ledger
+from drawdown.store.records import AccountRecord, CreditRecord, TransactionRecord
+
+
+@dataclass(frozen=True)
+class ApplicationRequest:
+    invoice_id: str
+    mode: ApplicationMode
+    as_of: date | None
+    line_items: tuple[LineItem, ...]
+
+    def fingerprint(self) -> str:
+        canonical = {
+            "mode": self.mode.value,
+            "asOf": self.as_of.isoformat() if self.as_of else None,
+            "lineItems": [
+                [item.entity_id, item.entity_type.value, format_amount(item.amount)]
+                for item in self.line_items
+            ],
+        }
+        encoded = json.dumps(canonical, separators=(",", ":"))
+        return hashlib.sha256(encoded.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Allocation:
+    credit_id: str
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class AppliedLine:
+    entity_id: str
+    entity_type: EntityType
+    amount: Decimal
+    allocations: tuple[Allocation, ...]
+
+    @property
+    def applied(self) -> Decimal:
+        return sum((a.amount for a in self.allocations), ZERO)
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.amount - self.applied
+
+
+@dataclass
+class Application:
+    account_id: str
+    invoice_id: str
+    status: ApplicationStatus
+    mode: ApplicationMode
+    as_of: date
+    lines: list[AppliedLine]
+    created_at: datetime
+    updated_at: datetime
+    request_hash: str = ""
+    seq: int = 0
+    changed: bool = field(default=False, compare=False)
+
+    @property
+    def applied(self) -> Decimal:
+        return sum((line.applied for line in self.lines), ZERO)
+
+    @property
+    def remaining(self) -> Decimal:
+        return sum((line.remaining for line in self.lines), ZERO)
+
+    @classmethod
+    def from_row(cls, row: Row[Any], account_id: str) -> "Application":
+        lines = [
+            AppliedLine(
+                entity_id=item["entityId"],
+                entity_type=EntityType(item["entityType"]),
+                amount=Decimal(item["amount"]),
+                allocations=tuple(
+                    Allocation(a["creditId"], Decimal(a["amount"])) for a in item["allocations"]
+                ),
+            )
+            for item in row.line_items
+        ]
+        return cls(
+            account_id=account_id,
+            invoice_id=row.invoice_id,
+            status=ApplicationStatus(row.status),
+            mode=ApplicationMode(row.mode),
+            as_of=row.as_of,
+            lines=lines,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            request_hash=row.request_hash,
+            seq=row.seq,
+        )
+
+    def stored_lines(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "entityId": line.entity_id,
+                "entityType": line.entity_type.value,
+                "amount": format_amount(line.amount),
+                "allocations": [
+                    {"creditId": a.credit_id, "amount": format_amount(a.amount)}
+                    for a in line.allocations
+                ],
+            }
+            for line in self.lines
+        ]
+
+
+@dataclass(frozen=True)
+class ApplicationPage:
+    applications: list[Application]
+    next_token: str | None
+
+
+async def _open_book(conn: AsyncConnection, org_seq: int, account_id: str, now: datetime) -> Book:
+    account = await ledger.find_account(conn, org_seq, account_id, lock=True)
+    if account is None:
+        raise NotFound(f"account '{account_id}' was not found")
+    return await Book.open(conn, account, now)
+
+
+async def _find(conn: AsyncConnection, account: AccountRecord, invoice_id: str) -> Application:
+    row = await store.find_application(conn, account.seq, invoice_id)
+    if row is None:
+        raise NotFound(
+            f"no credit application for invoice '{invoice_id}' on account '{account.id}'"
+        )
+    return Application.from_row(row, account.id)
+
+
+class _Changes:
+    """Changes to several credits gathered first, then recorded once per credit."""
+
+    def __init__(self, book: Book) -> None:
+        self.book = book
+        self.credits: dict[str, CreditRecord] = {}
+        self.before: dict[str, tuple[CreditStatus, CreditAmounts]] = {}
+        self.lines: dict[str, list[TransactionRecord]] = {}
+
+    def track(self, credit: CreditRecord) -> CreditRecord:
+        if credit.id not in self.credits:
+            self.credits[credit.id] = credit
+            self.before[credit.id] = (credit.status, replace(credit.amounts))
+            self.lines[credit.id] = []
+        return self.credits[credit.id]
+
+    def add_line(
+        self,
+        credit: CreditRecord,
+        kind: TransactionType,
+        amount: Decimal,
+        invoice_id: str | None = None,
+        entity_id: str | None = None,
+    ) -> None:
+        self.lines[credit.id].append(self.book.line(credit, kind, amount, invoice_id, entity_id))
+
+    async def record(self) -> None:
+        for credit_id, credit in self.credits.items():
+            status, amounts = self.before[credit_id]
+            await self.book.record(credit, status, amounts, self.lines[credit_id])
+
+
+async def _load_credits(conn: AsyncConnection, changes: _Changes, application: Application) -> None:
+    ids = {a.credit_id for line in application.lines for a in line.allocations}
+    for credit in (await ledger.credits_by_id(conn, changes.book.account.seq, ids)).values():
+        changes.track(credit)
+
+
+def _debit(
+    changes: _Changes, application: Application, line: AppliedLine, allocation: Allocation
+) -> None:
+    credit = changes.credits[allocation.credit_id]
+    credit.amounts.held -= allocation.amount
+    credit.amounts.consumed += allocation.amount
+    changes.add_line(
+        credit,
+        TransactionType.DEBITED,
+        allocation.amount,
+        invoice_id=application.invoice_id,
+        entity_id=line.entity_id,
+    )
+
+
+def _give_back(changes: _Changes, allocation: Allocation) -> None:
+    """Return a held amount: to the credit if it is still usable, else to its closing line."""
+    credit = changes.credits[allocation.credit_id]
+    credit.amounts.held -= allocation.amount
+    if credit.status is CreditStatus.VOIDED:
+        credit.amounts.voided += allocation.amount
+        changes.add_line(credit, TransactionType.VOIDED, allocation.amount)
+    elif credit.status is CreditStatus.EXPIRED:
+        credit.amounts.expired += allocation.amount
+        changes.add_line(credit, TransactionType.EXPIRED, allocation.amount)
+
+
+async def _release_held(conn: AsyncConnection, changes: _Changes, application: Application) -> None:
+    await _load_credits(conn, changes, application)
+    for line in application.lines:
+        for allocation in line.allocations:
+            _give_back(changes, allocation)
+
+
+async def _allocate(
+    conn: AsyncConnection, changes: _Changes, request: ApplicationRequest, as_of: date
+) -> list[LineAllocation]:
+    """Allocate over the account's credits in drawdown order, reading only as many as needed.
+
+    Credits already touched in this transaction (a replaced hold) are used as they stand now.
+    """
+    loaded: list[CreditRecord] = []
+    result: list[LineAllocation] = []
+    async for batch in store.candidates_in_order(conn, changes.book.account.seq, as_of):
+        loaded += [changes.credits.get(c.id, c) for c in batch]
+        candidates = [
+            Candidate(
+                credit_id=c.id,
+                available=c.amounts.available,
+                priority=c.priority,
+                effective_from=c.effective_from,
+                effective_until=c.effective_until,
+                created_at=c.created_at,
+                applicable_entity_ids=c.applicable_entity_ids,
+            )
+            for c in loaded
+        ]
+        result = allocate(request.line_items, candidates, as_of)
+        if all(line.remaining == 0 for line in result):
+            break
+    for credit in loaded:
+        changes.track(credit)
+    return result
+
+
+async def apply(
+    conn: AsyncConnection,
+    org_seq: int,
+    account_id: str,
+    request: ApplicationRequest,
+    now: datetime,
+) -> Application:
+    book = await _open_book(conn, org_seq, account_id, now)
+    fingerprint = request.fingerprint()
+    row = await store.find_application(conn, book.account.seq, request.invoice_id)
+    existing = Application.from_row(row, account_id) if row else None
+    changes = _Changes(book)
+    if existing is not None:
+        if existing.status is ApplicationStatus.DEBITED:
+            if existing.request_hash == fingerprint:
+                return existing
+            raise Conflict(
+                f"invoice '{request.invoice_id}' is already debited; a debited application "
+                "cannot be changed"
+            )
+        if existing.status is ApplicationStatus.HELD and existing.request_hash == fingerprint:
+            return existing
+        if existing.status is ApplicationStatus.HELD:
+            await _release_held(conn, changes, existing)
+
+    as_of = request.as_of or book.today
+    allocated = await _allocate(conn, changes, request, as_of)
+    debit = request.mode is ApplicationMode.DEBIT
+    lines = []
+    for paid in allocated:
+        allocations = tuple(Allocation(credit_id, amount) for credit_id, amount in paid.allocations)
+        lines.append(
+            AppliedLine(paid.item.entity_id, paid.item.entity_type, paid.item.amount, allocations)
+        )
+        for allocation in allocations:
+            changes.credits[allocation.credit_id].amounts.held += allocation.amount
+    application = Application(
+        account_id=account_id,
+        invoice_id=request.invoice_id,
+        status=ApplicationStatus.DEBITED if debit else ApplicationStatus.HELD,
+        mode=request.mode,
+        as_of=as_of,
+        lines=lines,
+        created_at=existing.created_at if existing else now,
+        updated_at=now,
+        request_hash=fingerprint,
+    )
+    if debit:
+        for line in application.lines:
+            for allocation in line.allocations:
+                _debit(changes, application, line, allocation)
+    await changes.record()
+    await book.save()
+    values = {
+        "mode": application.mode.value,
+        "status": application.status.value,
+        "as_of": application.as_of,
+        "request_hash": fingerprint,
+        "applied_amount": application.applied,
+        "remaining_amount": application.remaining,
+        "line_items": application.stored_lines(),
+        "updated_at": now,
+    }
+    if existing is not None:
+        await store.update_application(conn, existing.seq, values)
+    else:
+        await store.insert_application(
+            conn,
+            {
+                **values,
+                "org_seq": org_seq,
+                "account_seq": book.account.seq,
+                "invoice_id": request.invoice_id,
+                "created_at": now,
+            },
+        )
+    return application
+
+
+async def capture(
+    conn: AsyncConnection, org_seq: int, account_id: str, invoice_id: str, now: datetime
+) -> Application:
+    book = await _open_book(conn, org_seq, account_id, now)
+    application = await _find(conn, book.account, invoice_id)
+    if application.status is ApplicationStatus.DEBITED:
+        return application
+    if application.status is ApplicationStatus.RELEASED:
+        raise Conflict(f"invoice '{invoice_id}' was released; apply it again to hold credits")
+    changes = _Changes(book)
+    await _load_credits(conn, changes, application)
+    for line in application.lines:
+        for allocation in line.allocations:
+            _debit(changes, application, line, allocation)
+    await changes.record()
+    await book.save()
+    return await _set_status(conn, application, ApplicationStatus.DEBITED, now)
+
+
+async def release(
+    conn: AsyncConnection, org_seq: int, account_id: str, invoice_id: str, now: datetime
+) -> Application:
+    book = await _open_book(conn, org_seq, account_id, now)
+    application = await _find(conn, book.account, invoice_id)
+    if application.status is ApplicationStatus.RELEASED:
+        return application
+    if application.status is ApplicationStatus.DEBITED:
+        raise Conflict(f"invoice '{invoice_id}' is already debited; it cannot be released")
+    changes = _Changes(book)
+    await _release_held(conn, changes, application)
+    await changes.record()
+    await book.save()
+    return await _set_status(conn, application, ApplicationStatus.RELEASED, now)
+
+
+async def _set_status(
+    conn: AsyncConnection, application: Application, status: ApplicationStatus, now: datetime
+) -> Application:
+    application.status = status
+    application.updated_at = now
+    await store.update_application(
+        conn, application.seq, {"status": status.value, "updated_at": now}
+    )
+    return application
+
+
+async def get(conn: AsyncConnection, org_seq: int, account_id: str, invoice_id: str) -> Application:
+    account = await ledger.find_account(conn, org_seq, account_id)
+    if account is None:
+        raise NotFound(f"account '{account_id}' was not found")
+    return await _find(conn, account, invoice_id)
+
+
+async def list_page(
+    conn: AsyncConnection,
+    org_seq: int,
+    account_id: str,
+    *,
+    page_size: int,
+    next_token: str | None,
+) -> ApplicationPage:
+    account = await ledger.find_account(conn, org_seq, account_id)
+    if account is None:
+        raise NotFound(f"account '{account_id}' was not found")
+    after = decode_token("applications", next_token)
+    rows = await store.page_of_applications(conn, account.seq, after, page_size + 1)
+    token = encode_token("applications", rows[page_size - 1].seq) if len(rows) > page_size else None
+    return ApplicationPage([Application.from_row(r, account_id) for r in rows[:page_size]], token)
