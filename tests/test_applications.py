@@ -14,9 +14,11 @@ from tests.oracle import assert_books_balance
 
 
 @pytest.fixture(autouse=True)
-async def books_balance_afterwards(db: Database, clock: FixedClock) -> AsyncIterator[None]:
+async def books_balance_afterwards(
+    db: Database, clock: FixedClock, org_name: str
+) -> AsyncIterator[None]:
     yield
-    await assert_books_balance(db, clock)
+    await assert_books_balance(db, clock, org_name)
 
 
 async def balance(client: httpx.AsyncClient, account_id: str = "acc-1") -> dict[str, object]:

@@ -17,31 +17,44 @@ from drawdown.store.records import AccountRecord, CreditRecord
 from drawdown.store.tables import accounts, credit_applications, credit_transactions, credits
 
 
-async def verify(conn: AsyncConnection, today: date) -> list[str]:
-    """Every mismatch found, as a sentence; an empty list means the books are sound."""
+async def verify(conn: AsyncConnection, today: date, org_seq: int | None = None) -> list[str]:
+    """Every mismatch found, as a sentence; an empty list means the books are sound.
+
+    With `org_seq`, only that organization's books are checked.
+    """
     problems: list[str] = []
     line_totals: dict[int, dict[TransactionType, Decimal]] = defaultdict(
         lambda: defaultdict(Decimal)
     )
-    for row in await conn.execute(select(credit_transactions)):
+    lines_query = select(credit_transactions)
+    credits_query = select(credits).order_by(credits.c.seq)
+    accounts_query = select(accounts).order_by(accounts.c.seq)
+    held_query = select(credit_applications.c.line_items).where(
+        credit_applications.c.status == ApplicationStatus.HELD.value
+    )
+    if org_seq is not None:
+        lines_query = lines_query.join(
+            credits, credits.c.seq == credit_transactions.c.credit_seq
+        ).where(credits.c.org_seq == org_seq)
+        credits_query = credits_query.where(credits.c.org_seq == org_seq)
+        accounts_query = accounts_query.where(accounts.c.org_seq == org_seq)
+        held_query = held_query.where(credit_applications.c.org_seq == org_seq)
+    for row in await conn.execute(lines_query):
         line_totals[row.credit_seq][TransactionType(row.transaction_type)] += row.amount
 
     held: dict[str, Decimal] = defaultdict(Decimal)
-    query = select(credit_applications.c.line_items).where(
-        credit_applications.c.status == ApplicationStatus.HELD.value
-    )
-    for (line_items,) in await conn.execute(query):
+    for (line_items,) in await conn.execute(held_query):
         for item in line_items:
             for allocation in item["allocations"]:
                 held[allocation["creditId"]] += Decimal(allocation["amount"])
 
     by_account: dict[int, list[CreditRecord]] = defaultdict(list)
-    for row in await conn.execute(select(credits).order_by(credits.c.seq)):
+    for row in await conn.execute(credits_query):
         credit = CreditRecord.from_row(row)
         by_account[credit.account_seq].append(credit)
         problems += _check_credit(credit, line_totals[credit.seq], held[credit.id])
 
-    for row in await conn.execute(select(accounts).order_by(accounts.c.seq)):
+    for row in await conn.execute(accounts_query):
         problems += _check_account(AccountRecord.from_row(row), by_account[row.seq], today)
     return problems
 
