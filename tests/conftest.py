@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+from hypothesis import settings
 from sqlalchemy.engine import make_url
 
 from drawdown.api.app import create_app
@@ -24,6 +25,10 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "DRAWDOWN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+settings.register_profile("default", max_examples=25)
+settings.register_profile("thorough", max_examples=400)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 def _admin_dsn() -> str:
@@ -57,7 +62,9 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         upgrade(url)
         yield url
     else:
-        raise pytest.UsageError(f"DRAWDOWN_TEST_DATABASE must be sqlite or postgresql, not {ENGINE}")
+        raise pytest.UsageError(
+            f"DRAWDOWN_TEST_DATABASE must be sqlite or postgresql, not {ENGINE}"
+        )
 
 
 @pytest.fixture(scope="session")

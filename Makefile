@@ -1,0 +1,29 @@
+# Two commands do all the set-up: `make run` and `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN = $(VENV)/bin
+INSTALLED = $(VENV)/.installed
+
+.PHONY: run test lint bench
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(INSTALLED)
+
+## Run the API on http://127.0.0.1:8000 (SQLite in ./drawdown.db unless DRAWDOWN_DATABASE_URL says otherwise).
+run: $(INSTALLED)
+	$(BIN)/drawdown serve
+
+## Lint, type-check and run the tests (SQLite; DRAWDOWN_TEST_DATABASE=postgresql for PostgreSQL).
+test: lint
+	$(BIN)/pytest
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+bench: $(INSTALLED)
+	$(BIN)/python bench/run.py
