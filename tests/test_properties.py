@@ -92,7 +92,8 @@ async def _step(
             f'{{"entityId":"{e}","entityType":"{t}","amount":{a}}}' for (e, t), a in items
         )
         as_of_field = f'"asOf":"{_day(as_of, today)}",' if as_of is not None else ""
-        text = f'{{"invoiceId":"{invoice}","mode":"{kind.upper()}",{as_of_field}"lineItems":[{lines}]}}'
+        head = f'{{"invoiceId":"{invoice}","mode":"{kind.upper()}",{as_of_field}'
+        text = f'{head}"lineItems":[{lines}]}}'
         return await post_raw(http, "/accounts/acc/credit_applications", text)
     if kind in ("capture", "release"):
         return await http.post(f"/accounts/acc/credit_applications/{op[1]}/{kind}")
