@@ -1,6 +1,7 @@
 """Small builders shared by the API tests."""
 
 import json
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -80,3 +81,10 @@ async def details(client: httpx.AsyncClient, credit_id: str) -> dict[str, Any]:
 
 def lines(credit: dict[str, Any]) -> list[tuple[str, Any]]:
     return [(t["transactionType"], t["amount"]) for t in credit["transactions"]]
+
+
+def number_literal(text: str, key: str) -> str:
+    """The JSON number written for `key`, exactly as the server wrote it."""
+    found = re.search(rf'"{key}"\s*:\s*(-?[0-9][0-9.eE+-]*)', text)
+    assert found, f"no number for {key} in {text}"
+    return found.group(1)

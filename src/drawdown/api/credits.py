@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Query
+from fastapi import Depends, Path, Query, Response
 
 from drawdown.api import render
 from drawdown.api.auth import caller, writer
@@ -81,6 +81,9 @@ async def get_credit_details(
     principal: Annotated[Principal, Depends(caller)],
     ctx: Annotated[Context, Depends(context)],
 ) -> Any:
+    if ctx.db.is_postgresql:
+        body = await service.credit_details_json(ctx.db, principal.org_seq, credit_id, ctx.now)
+        return Response(body, media_type="application/json")
     details = await service.credit_details(ctx.db, principal.org_seq, credit_id, ctx.now)
     return JSONResponse(render.credit_details(details.credit, details.transactions, ctx.now.date()))
 
@@ -146,5 +149,8 @@ async def credit_balance_for_account(
     principal: Annotated[Principal, Depends(caller)],
     ctx: Annotated[Context, Depends(context)],
 ) -> Any:
+    if ctx.db.is_postgresql:
+        body = await service.balance_json(ctx.db, principal.org_seq, account_id, ctx.now)
+        return Response(body, media_type="application/json")
     account = await service.account_balance(ctx.db, principal.org_seq, account_id, ctx.now)
     return JSONResponse(render.balance(account))

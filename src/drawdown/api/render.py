@@ -1,6 +1,6 @@
 """Records to Togai's JSON shapes. Amounts leave through `money`, so they stay exact."""
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import Row
@@ -12,7 +12,8 @@ from drawdown.store.records import AccountRecord, CreditRecord, TransactionRecor
 
 
 def timestamp(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")
+    """UTC with microseconds, as PostgreSQL's JSON path writes it too."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def day(value: date | None) -> str | None:
@@ -20,7 +21,7 @@ def day(value: date | None) -> str | None:
 
 
 def credit(record: CreditRecord, today: date) -> dict[str, Any]:
-    out: dict[str, Any] = {
+    return {
         "id": record.id,
         "accountId": record.account_id,
         "customerId": record.customer_id,
@@ -34,29 +35,23 @@ def credit(record: CreditRecord, today: date) -> dict[str, Any]:
         "applicableEntityIds": record.applicable_entity_ids,
         "effectiveFrom": record.effective_from.isoformat(),
         "effectiveUntil": day(record.effective_until),
+        "grantorId": record.grantor_id,
+        "idempotencyKey": record.idempotency_key,
         "createdAt": timestamp(record.created_at),
         "updatedAt": timestamp(record.updated_at),
     }
-    if record.grantor_id is not None:
-        out["grantorId"] = record.grantor_id
-    if record.idempotency_key is not None:
-        out["idempotencyKey"] = record.idempotency_key
-    return out
 
 
 def transaction(line: TransactionRecord) -> dict[str, Any]:
-    out: dict[str, Any] = {
+    return {
         "id": line.id,
         "creditId": line.credit_id,
         "transactionType": line.transaction_type.value,
+        "invoiceId": line.invoice_id,
+        "entityId": line.entity_id,
         "amount": money(line.amount),
         "createdAt": timestamp(line.created_at),
     }
-    if line.invoice_id is not None:
-        out["invoiceId"] = line.invoice_id
-    if line.entity_id is not None:
-        out["entityId"] = line.entity_id
-    return out
 
 
 def credit_details(

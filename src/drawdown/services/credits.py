@@ -1,6 +1,7 @@
 """Reading credits and balances, and voiding. Reads never show a credit past its last day as
 ACTIVE: when one is found, its account is brought up to today first (the sweep's work, early)."""
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -10,8 +11,10 @@ from drawdown.errors import BadRequest, NotFound
 from drawdown.ledger.credit import CreditStatus, effective_status, void_refusal
 from drawdown.services.book import Book
 from drawdown.services.paging import decode_token, encode_token
+from drawdown.store import json_reads
 from drawdown.store import ledger as store
 from drawdown.store.database import Database
+from drawdown.store.json_reads import JsonAnswer
 from drawdown.store.records import AccountRecord, CreditRecord, TransactionRecord
 
 
@@ -38,6 +41,43 @@ async def bring_accounts_to_today(db: Database, account_seqs: list[int], now: da
             account = await store.lock_account_by_seq(conn, account_seq)
             book = await Book.open(conn, account, now)
             await book.save()
+
+
+async def _fresh_json(
+    db: Database,
+    now: datetime,
+    read: Callable[[AsyncConnection], Awaitable[JsonAnswer | None]],
+    missing: str,
+) -> str:
+    for _ in range(2):
+        async with db.read() as conn:
+            answer = await read(conn)
+        if answer is None:
+            raise NotFound(missing)
+        if not answer.stale:
+            return answer.body
+        await bring_accounts_to_today(db, [answer.account_seq], now)
+    raise AssertionError("an account stayed stale after it was brought up to date")
+
+
+async def credit_details_json(db: Database, org_seq: int, credit_id: str, now: datetime) -> str:
+    """PostgreSQL only: the details as finished JSON, in one statement."""
+    return await _fresh_json(
+        db,
+        now,
+        lambda conn: json_reads.credit_details(conn, org_seq, credit_id, now.date()),
+        f"credit '{credit_id}' was not found",
+    )
+
+
+async def balance_json(db: Database, org_seq: int, account_id: str, now: datetime) -> str:
+    """PostgreSQL only: the balance as finished JSON, in one statement."""
+    return await _fresh_json(
+        db,
+        now,
+        lambda conn: json_reads.balance(conn, org_seq, account_id, now.date()),
+        f"account '{account_id}' was not found",
+    )
 
 
 async def credit_details(

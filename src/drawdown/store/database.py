@@ -62,6 +62,7 @@ class Database:
         self.engine = create_async_engine(target, **options)
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine)
+        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @property
     def is_postgresql(self) -> bool:
@@ -69,12 +70,15 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A consistent snapshot for the whole request."""
-        async with self.engine.connect() as conn:
-            if self.is_postgresql:
-                await conn.execution_options(isolation_level="REPEATABLE READ")
-            async with conn.begin():
+        """A connection for reading. On PostgreSQL each statement is its own snapshot, with no
+        BEGIN/COMMIT round trips (reads there are single statements); on SQLite the whole
+        block reads one snapshot."""
+        if self.is_postgresql:
+            async with self._autocommit.connect() as conn:
                 yield conn
+            return
+        async with self.engine.connect() as conn, conn.begin():
+            yield conn
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
