@@ -66,6 +66,13 @@ def validation_message(errors: list[dict[str, Any]]) -> str:
     return message
 
 
+def _is_unique_violation(error: IntegrityError) -> bool:
+    sqlstate = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+    if sqlstate is not None:
+        return bool(sqlstate == "23505")
+    return "UNIQUE constraint failed" in str(error.orig)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(DrawdownError)
     async def drawdown_error(_request: Request, error: DrawdownError) -> Response:
@@ -91,7 +98,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(IntegrityError)
     async def integrity_error(_request: Request, error: IntegrityError) -> Response:
-        log.info("conflict on a unique or check constraint: %s", error.orig)
+        if not _is_unique_violation(error):
+            # a CHECK or foreign key refused a write the rules should have refused first: a bug
+            log.error("a database constraint refused a write: %s", error.orig)
+            return error_response(500, "internal error; the request was not applied")
+        log.info("unique constraint conflict: %s", error.orig)
         return error_response(
             409, "the request conflicts with a record written at the same time; retry it"
         )

@@ -21,9 +21,12 @@ class Money(TypeDecorator[Decimal]):
             return dialect.type_descriptor(String(40))
         return dialect.type_descriptor(Numeric(28, 10, asdecimal=True))
 
-    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
+    def process_bind_param(self, value: Decimal | int | None, dialect: Dialect) -> Any:
         if value is None:
             return None
+        if not isinstance(value, Decimal | int) or isinstance(value, bool):
+            raise TypeError(f"money must be a Decimal or an int, never {type(value).__name__}")
+        value = Decimal(value)
         if dialect.name == "sqlite":
             return format_amount(value)
         return value
