@@ -35,7 +35,8 @@ class Context:
     now: datetime
 
 
-def context(request: Request) -> Context:
+async def context(request: Request) -> Context:
+    # async on purpose: FastAPI runs a plain `def` dependency in a thread pool
     state = request.app.state
     clock: Clock = state.clock
     return Context(state.db, clock.now())

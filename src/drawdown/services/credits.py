@@ -5,6 +5,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from drawdown.errors import BadRequest, NotFound
@@ -46,12 +47,11 @@ async def bring_accounts_to_today(db: Database, account_seqs: list[int], now: da
 async def _fresh_json(
     db: Database,
     now: datetime,
-    read: Callable[[AsyncConnection], Awaitable[JsonAnswer | None]],
+    read: Callable[[asyncpg.Pool], Awaitable[JsonAnswer | None]],
     missing: str,
 ) -> str:
     for _ in range(2):
-        async with db.read() as conn:
-            answer = await read(conn)
+        answer = await read(await db.fast_pool())
         if answer is None:
             raise NotFound(missing)
         if not answer.stale:
@@ -65,7 +65,7 @@ async def credit_details_json(db: Database, org_seq: int, credit_id: str, now: d
     return await _fresh_json(
         db,
         now,
-        lambda conn: json_reads.credit_details(conn, org_seq, credit_id, now.date()),
+        lambda pool: json_reads.credit_details(pool, org_seq, credit_id, now.date()),
         f"credit '{credit_id}' was not found",
     )
 
@@ -75,7 +75,7 @@ async def balance_json(db: Database, org_seq: int, account_id: str, now: datetim
     return await _fresh_json(
         db,
         now,
-        lambda conn: json_reads.balance(conn, org_seq, account_id, now.date()),
+        lambda pool: json_reads.balance(pool, org_seq, account_id, now.date()),
         f"account '{account_id}' was not found",
     )
 

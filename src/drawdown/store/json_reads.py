@@ -11,8 +11,7 @@ and asks again.
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+import asyncpg
 
 _TIME = '\'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\''
 
@@ -26,7 +25,7 @@ _CREDIT_FIELDS = f"""
     'accountId', c.account_id,
     'customerId', c.customer_id,
     'purpose', c.purpose,
-    'status', CASE WHEN c.status = 'ACTIVE' AND c.effective_until < :today
+    'status', CASE WHEN c.status = 'ACTIVE' AND c.effective_until < $3
                    THEN 'EXPIRED' ELSE c.status END,
     'creditUnit', c.credit_unit,
     'creditAmount', trim_scale(c.credit_amount),
@@ -54,24 +53,21 @@ _TRANSACTION = f"""
     )
 """
 
-CREDIT_DETAILS = text(
-    f"""
+CREDIT_DETAILS = f"""
     SELECT c.account_seq,
-           c.status = 'ACTIVE' AND c.effective_until < :today AS stale,
+           c.status = 'ACTIVE' AND c.effective_until < $3 AS stale,
            json_build_object({_CREDIT_FIELDS},
                'transactions', (
                    SELECT coalesce(json_agg({_TRANSACTION} ORDER BY t.seq), '[]'::json)
                    FROM credit_transactions t WHERE t.credit_seq = c.seq)
            )::text AS body
     FROM credits c
-    WHERE c.id = :credit_id AND c.org_seq = :org_seq
-    """
-)
+    WHERE c.id = $1 AND c.org_seq = $2
+"""
 
-BALANCE = text(
-    f"""
+BALANCE = f"""
     SELECT a.seq AS account_seq,
-           a.bal_valid_through IS NOT NULL AND a.bal_valid_through < :today AS stale,
+           a.bal_valid_through IS NOT NULL AND a.bal_valid_through < $3 AS stale,
            json_build_object(
                'activeCredits', trim_scale(a.bal_active_amount),
                'availableBalance', trim_scale(a.bal_applicable_left),
@@ -81,9 +77,8 @@ BALANCE = text(
                'lastUpdatedAt', {_stamp("a.bal_updated_at")}
            )::text AS body
     FROM accounts a
-    WHERE a.id = :account_id AND a.org_seq = :org_seq
-    """
-)
+    WHERE a.id = $1 AND a.org_seq = $2
+"""
 
 
 @dataclass(frozen=True)
@@ -94,16 +89,14 @@ class JsonAnswer:
 
 
 async def credit_details(
-    conn: AsyncConnection, org_seq: int, credit_id: str, today: date
+    pool: asyncpg.Pool, org_seq: int, credit_id: str, today: date
 ) -> JsonAnswer | None:
-    params = {"credit_id": credit_id, "org_seq": org_seq, "today": today}
-    row = (await conn.execute(CREDIT_DETAILS, params)).first()
-    return JsonAnswer(row.account_seq, bool(row.stale), row.body) if row else None
+    row = await pool.fetchrow(CREDIT_DETAILS, credit_id, org_seq, today)
+    return JsonAnswer(row["account_seq"], bool(row["stale"]), row["body"]) if row else None
 
 
 async def balance(
-    conn: AsyncConnection, org_seq: int, account_id: str, today: date
+    pool: asyncpg.Pool, org_seq: int, account_id: str, today: date
 ) -> JsonAnswer | None:
-    params = {"account_id": account_id, "org_seq": org_seq, "today": today}
-    row = (await conn.execute(BALANCE, params)).first()
-    return JsonAnswer(row.account_seq, bool(row.stale), row.body) if row else None
+    row = await pool.fetchrow(BALANCE, account_id, org_seq, today)
+    return JsonAnswer(row["account_seq"], bool(row["stale"]), row["body"]) if row else None
