@@ -6,6 +6,7 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
 from drawdown.api.jsonio import JSONResponse
@@ -105,6 +106,13 @@ def install(app: FastAPI) -> None:
         log.info("unique constraint conflict: %s", error.orig)
         return error_response(
             409, "the request conflicts with a record written at the same time; retry it"
+        )
+
+    @app.exception_handler(PoolTimeout)
+    async def overloaded(_request: Request, _error: PoolTimeout) -> Response:
+        log.warning("no database connection became free in time")
+        return error_response(
+            503, "the service is overloaded; retry after a moment", {"Retry-After": "1"}
         )
 
     @app.exception_handler(Exception)

@@ -67,7 +67,7 @@ class Database:
         options: dict[str, Any] = {}
         if self.dialect == "postgresql":
             # A fixed pool: connections that overflow and close cost a backend start each.
-            options = {"pool_size": pool_size, "max_overflow": 0, "pool_timeout": 30}
+            options = {"pool_size": pool_size, "max_overflow": 0, "pool_timeout": 60}
         self.engine = create_async_engine(target, **options)
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine)

@@ -4,64 +4,106 @@ from collections.abc import Iterable, Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from drawdown.ledger.credit import CreditStatus, TransactionType
 from drawdown.store.records import AccountRecord, CreditRecord, TransactionRecord
 from drawdown.store.tables import accounts, credit_transactions, credits
 
+# The statements of the hot paths are built once; building them per call cost more than
+# running them.
+_FIND_ACCOUNT = select(accounts).where(
+    accounts.c.org_seq == bindparam("org_seq"), accounts.c.id == bindparam("account_id")
+)
+_LOCK_ACCOUNT = _FIND_ACCOUNT.with_for_update()
+_LOCK_ACCOUNT_BY_SEQ = select(accounts).where(accounts.c.seq == bindparam("seq")).with_for_update()
+_SAVE_BALANCE = (
+    update(accounts)
+    .where(accounts.c.seq == bindparam("b_seq"))
+    .values(
+        bal_active_amount=bindparam("b_active_amount"),
+        bal_applicable_left=bindparam("b_applicable_left"),
+        bal_applicable_held=bindparam("b_applicable_held"),
+        bal_inapplicable_left=bindparam("b_inapplicable_left"),
+        bal_valid_through=bindparam("b_valid_through"),
+        bal_updated_at=bindparam("b_updated_at"),
+    )
+)
+_INSERT_CREDIT = credits.insert().returning(credits.c.seq)
+_SAVE_CREDIT = (
+    update(credits)
+    .where(credits.c.seq == bindparam("b_seq"))
+    .values(
+        status=bindparam("b_status"),
+        consumed_amount=bindparam("b_consumed"),
+        hold_amount=bindparam("b_held"),
+        expired_amount=bindparam("b_expired"),
+        voided_amount=bindparam("b_voided"),
+        updated_at=bindparam("b_updated_at"),
+    )
+)
+_INSERT_TRANSACTION = credit_transactions.insert()
+_FIND_CREDIT = select(credits).where(
+    credits.c.id == bindparam("credit_id"), credits.c.org_seq == bindparam("org_seq")
+)
+_FIND_CREDIT_BY_KEY = select(credits).where(
+    credits.c.org_seq == bindparam("org_seq"), credits.c.idempotency_key == bindparam("key")
+)
+_CREDITS_BY_ID = select(credits).where(
+    credits.c.account_seq == bindparam("account_seq"),
+    credits.c.id.in_(bindparam("ids", expanding=True)),
+)
+
 
 async def find_account(
     conn: AsyncConnection, org_seq: int, account_id: str, *, lock: bool = False
 ) -> AccountRecord | None:
     """The account, or None; with `lock`, held FOR UPDATE until the transaction ends."""
-    query = select(accounts).where(accounts.c.org_seq == org_seq, accounts.c.id == account_id)
-    if lock:
-        query = query.with_for_update()
-    row = (await conn.execute(query)).first()
+    query = _LOCK_ACCOUNT if lock else _FIND_ACCOUNT
+    row = (await conn.execute(query, {"org_seq": org_seq, "account_id": account_id})).first()
     return AccountRecord.from_row(row) if row else None
 
 
 async def lock_account_by_seq(conn: AsyncConnection, account_seq: int) -> AccountRecord:
-    query = select(accounts).where(accounts.c.seq == account_seq).with_for_update()
-    return AccountRecord.from_row((await conn.execute(query)).one())
+    row = (await conn.execute(_LOCK_ACCOUNT_BY_SEQ, {"seq": account_seq})).one()
+    return AccountRecord.from_row(row)
 
 
 async def save_balance(conn: AsyncConnection, account: AccountRecord) -> None:
     totals = account.totals
     await conn.execute(
-        update(accounts)
-        .where(accounts.c.seq == account.seq)
-        .values(
-            bal_active_amount=totals.active_amount,
-            bal_applicable_left=totals.applicable_left,
-            bal_applicable_held=totals.applicable_held,
-            bal_inapplicable_left=totals.inapplicable_left,
-            bal_valid_through=account.valid_through,
-            bal_updated_at=account.balance_updated_at,
-        )
+        _SAVE_BALANCE,
+        {
+            "b_seq": account.seq,
+            "b_active_amount": totals.active_amount,
+            "b_applicable_left": totals.applicable_left,
+            "b_applicable_held": totals.applicable_held,
+            "b_inapplicable_left": totals.inapplicable_left,
+            "b_valid_through": account.valid_through,
+            "b_updated_at": account.balance_updated_at,
+        },
     )
 
 
 async def insert_credit(conn: AsyncConnection, values: dict[str, Any]) -> int:
-    result = await conn.execute(credits.insert().values(**values).returning(credits.c.seq))
+    result = await conn.execute(_INSERT_CREDIT, values)
     return int(result.scalar_one())
 
 
 async def save_credit(conn: AsyncConnection, credit: CreditRecord) -> None:
     amounts = credit.amounts
     await conn.execute(
-        update(credits)
-        .where(credits.c.seq == credit.seq)
-        .values(
-            status=credit.status.value,
-            consumed_amount=amounts.consumed,
-            hold_amount=amounts.held,
-            expired_amount=amounts.expired,
-            voided_amount=amounts.voided,
-            updated_at=credit.updated_at,
-        )
+        _SAVE_CREDIT,
+        {
+            "b_seq": credit.seq,
+            "b_status": credit.status.value,
+            "b_consumed": amounts.consumed,
+            "b_held": amounts.held,
+            "b_expired": amounts.expired,
+            "b_voided": amounts.voided,
+            "b_updated_at": credit.updated_at,
+        },
     )
 
 
@@ -72,7 +114,7 @@ async def insert_transactions(
     if not rows:
         return
     await conn.execute(
-        credit_transactions.insert(),
+        _INSERT_TRANSACTION,
         [
             {
                 "credit_seq": credit_seq,
@@ -89,16 +131,14 @@ async def insert_transactions(
 
 
 async def find_credit(conn: AsyncConnection, org_seq: int, credit_id: str) -> CreditRecord | None:
-    query = select(credits).where(credits.c.id == credit_id, credits.c.org_seq == org_seq)
-    row = (await conn.execute(query)).first()
+    row = (await conn.execute(_FIND_CREDIT, {"credit_id": credit_id, "org_seq": org_seq})).first()
     return CreditRecord.from_row(row) if row else None
 
 
 async def find_credit_by_idempotency_key(
     conn: AsyncConnection, org_seq: int, key: str
 ) -> CreditRecord | None:
-    query = select(credits).where(credits.c.org_seq == org_seq, credits.c.idempotency_key == key)
-    row = (await conn.execute(query)).first()
+    row = (await conn.execute(_FIND_CREDIT_BY_KEY, {"org_seq": org_seq, "key": key})).first()
     return CreditRecord.from_row(row) if row else None
 
 
@@ -116,8 +156,8 @@ async def credits_by_id(
     wanted = list(set(ids))
     if not wanted:
         return {}
-    query = select(credits).where(credits.c.account_seq == account_seq, credits.c.id.in_(wanted))
-    return {row.id: CreditRecord.from_row(row) for row in await conn.execute(query)}
+    rows = await conn.execute(_CREDITS_BY_ID, {"account_seq": account_seq, "ids": wanted})
+    return {row.id: CreditRecord.from_row(row) for row in rows}
 
 
 async def active_credits(conn: AsyncConnection, account_seq: int) -> list[CreditRecord]:
