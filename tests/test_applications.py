@@ -258,3 +258,19 @@ async def test_list_pages_through_applications(client: httpx.AsyncClient) -> Non
         if not token:
             break
     assert seen == [f"inv-{i}" for i in range(5)]
+
+
+async def test_a_debit_reads_past_the_first_batch_of_credits_in_order(
+    client: httpx.AsyncClient,
+) -> None:
+    await make_account(client)
+    granted = []
+    for index in range(20):
+        credit = await grant(client, amount=1, priority=19 - index)
+        granted.append(credit["id"])
+    response = await apply(client, "inv-1", [15.5], mode="DEBIT")
+    allocations = response.json()["lineItems"][0]["allocations"]
+    expected = list(reversed(granted))[:16]
+    assert [a["creditId"] for a in allocations] == expected
+    assert [a["amount"] for a in allocations] == [1] * 15 + [0.5]
+    assert response.json()["remainingAmount"] == 0

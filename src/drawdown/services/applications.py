@@ -248,8 +248,10 @@ async def _allocate(
         result = allocate(request.line_items, candidates, as_of)
         if all(line.remaining == 0 for line in result):
             break
+    paid = {credit_id for line in result for credit_id, _ in line.allocations}
     for credit in loaded:
-        changes.track(credit)
+        if credit.id in paid:
+            changes.track(credit)
     return result
 
 

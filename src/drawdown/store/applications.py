@@ -4,14 +4,16 @@ from collections.abc import AsyncIterator
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Row, Select, bindparam, or_, select, update
+from sqlalchemy import Row, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from drawdown.ledger.credit import CreditStatus
 from drawdown.store.records import CreditRecord
 from drawdown.store.tables import credit_applications, credits
 
-CANDIDATE_BATCH = 50
+# Most invoices are paid by the first credit or two: read a few, then more as needed.
+FIRST_CANDIDATES = 8
+MAX_CANDIDATES = 512
 
 
 _FIND_APPLICATION = select(credit_applications).where(
@@ -53,31 +55,24 @@ async def page_of_applications(
     return list((await conn.execute(query)).all())
 
 
-def _candidates_query(dialect: str) -> Select[Any]:
-    return (
-        select(credits)
-        .where(
-            credits.c.account_seq == bindparam("account_seq"),
-            credits.c.status == CreditStatus.ACTIVE.value,
-            credits.c.effective_from <= bindparam("as_of"),
-            or_(
-                credits.c.effective_until.is_(None), credits.c.effective_until >= bindparam("as_of")
-            ),
-        )
-        .order_by(
-            credits.c.priority,
-            credits.c.effective_until.asc().nulls_last(),
-            credits.c.effective_from,
-            credits.c.created_at,
-            # byte order, as the rules compare ids, whatever the database's collation
-            credits.c.id.collate("C" if dialect == "postgresql" else "BINARY"),
-        )
-        .limit(bindparam("batch", literal_execute=False))
-        .offset(bindparam("offset", literal_execute=False))
+_CANDIDATES = (
+    select(credits)
+    .where(
+        credits.c.account_seq == bindparam("account_seq"),
+        credits.c.status == CreditStatus.ACTIVE.value,
+        credits.c.effective_from <= bindparam("as_of"),
+        or_(credits.c.effective_until.is_(None), credits.c.effective_until >= bindparam("as_of")),
     )
-
-
-_CANDIDATES = {dialect: _candidates_query(dialect) for dialect in ("postgresql", "sqlite")}
+    .order_by(
+        credits.c.priority,
+        credits.c.effective_until.asc().nulls_last(),
+        credits.c.effective_from,
+        credits.c.created_at,
+        credits.c.id,  # byte order on both engines (see tables.BYTE_ORDER_ID)
+    )
+    .limit(bindparam("batch", literal_execute=False))
+    .offset(bindparam("offset", literal_execute=False))
+)
 
 
 async def candidates_in_order(
@@ -85,12 +80,12 @@ async def candidates_in_order(
 ) -> AsyncIterator[list[CreditRecord]]:
     """The account's active credits in effect on `as_of`, in drawdown order, fetched in
     batches, so that an account with thousands of credits reads only as many as it spends."""
-    query = _CANDIDATES[conn.dialect.name]
-    offset = 0
+    offset, batch = 0, FIRST_CANDIDATES
     while True:
-        params = {"account_seq": account_seq, "as_of": as_of, "batch": CANDIDATE_BATCH}
-        rows = (await conn.execute(query, {**params, "offset": offset})).all()
+        params = {"account_seq": account_seq, "as_of": as_of, "batch": batch, "offset": offset}
+        rows = (await conn.execute(_CANDIDATES, params)).all()
         yield [CreditRecord.from_row(row) for row in rows]
-        if len(rows) < CANDIDATE_BATCH:
+        if len(rows) < batch:
             return
-        offset += CANDIDATE_BATCH
+        offset += batch
+        batch = min(batch * 8, MAX_CANDIDATES)

@@ -28,6 +28,9 @@ metadata = MetaData(
 )
 
 Key = BigInteger().with_variant(Integer(), "sqlite")
+# Credit ids compare in byte order on both engines (SQLite's default; "C" on PostgreSQL), as the
+# drawdown order needs, so that order is served by an index.
+BYTE_ORDER_ID = String(50).with_variant(String(50, collation="C"), "postgresql")
 
 organizations = Table(
     "organizations",
@@ -95,7 +98,7 @@ credits = Table(
     Column("seq", Key, primary_key=True, autoincrement=True),
     Column("org_seq", Key, ForeignKey("organizations.seq"), nullable=False),
     Column("account_seq", Key, ForeignKey("accounts.seq"), nullable=False),
-    Column("id", String(50), nullable=False, unique=True),
+    Column("id", BYTE_ORDER_ID, nullable=False, unique=True),
     Column("account_id", String(50), nullable=False),
     Column("customer_id", String(50), nullable=False),
     Column("credit_unit", String(3), nullable=False),

@@ -9,6 +9,8 @@ from alembic import op
 
 from drawdown.store.column_types import Money, UtcDateTime
 
+ByteOrderId = sa.String(length=50).with_variant(sa.String(length=50, collation="C"), "postgresql")
+
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -203,7 +205,8 @@ def upgrade() -> None:
         sa.Column(
             "account_seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
         ),
-        sa.Column("id", sa.String(length=50), nullable=False),
+        # byte order on PostgreSQL too, so the drawdown order (which ends on id) is an index scan
+        sa.Column("id", ByteOrderId, nullable=False),
         sa.Column("account_id", sa.String(length=50), nullable=False),
         sa.Column("customer_id", sa.String(length=50), nullable=False),
         sa.Column("credit_unit", sa.String(length=3), nullable=False),
