@@ -5,16 +5,18 @@ import json
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from drawdown.errors import BadRequest, Conflict, NotFound
-from drawdown.ledger.credit import CreditAmounts, CreditStatus, TransactionType
-from drawdown.ledger.ids import CREDIT_PREFIX, new_id
+from drawdown.ledger.balance import NO_TOTALS, contribution, earliest, last_stable_day
+from drawdown.ledger.credit import CreditAmounts, CreditStatus, TransactionType, is_past_until
+from drawdown.ledger.ids import CREDIT_PREFIX, TRANSACTION_PREFIX, new_id
 from drawdown.ledger.money import ZERO, format_amount
 from drawdown.services.book import Book
 from drawdown.store import ledger as store
-from drawdown.store.records import CreditRecord
+from drawdown.store.records import AccountRecord, CreditRecord, TransactionRecord
 
 
 @dataclass(frozen=True)
@@ -68,8 +70,20 @@ def _check_batch(requests: list[GrantRequest]) -> None:
 async def grant(
     conn: AsyncConnection, org_seq: int, requests: list[GrantRequest], now: datetime
 ) -> list[CreditRecord]:
-    """Grant every request or none. Accounts are locked in id order so batches never deadlock."""
+    """Grant every request or none."""
     _check_batch(requests)
+    if conn.dialect.name == "postgresql":
+        granted = await _grant_adding_to_balances(conn, org_seq, requests, now)
+        if granted is not None:
+            return granted
+    return await _grant_under_account_locks(conn, org_seq, requests, now)
+
+
+async def _grant_under_account_locks(
+    conn: AsyncConnection, org_seq: int, requests: list[GrantRequest], now: datetime
+) -> list[CreditRecord]:
+    """Lock the accounts (in id order, so batches never deadlock), then grant through their
+    books. Serves SQLite, back-dated grants, and accounts whose balance must be recounted."""
     books: dict[str, Book] = {}
     for account_id in sorted({request.account_id for request in requests}):
         account = await store.find_account(conn, org_seq, account_id, lock=True)
@@ -86,23 +100,100 @@ async def grant(
                 conn, org_seq, request.idempotency_key
             )
             if earlier is not None:
-                if earlier.request_hash != fingerprint:
-                    raise Conflict(
-                        f"idempotencyKey '{request.idempotency_key}' was already used for a "
-                        "different credit request; use a new key for a new grant"
-                    )
-                granted.append(earlier)
+                granted.append(_same_request(earlier, request, fingerprint))
                 continue
-        granted.append(await _insert(conn, book, request, fingerprint, now))
+        credit, values = _new_credit(book.account, request, fingerprint, now)
+        credit.seq = await store.insert_credit(conn, values)
+        await _credited(conn, credit, now)
+        await book.added(credit)
+        granted.append(credit)
     for book in books.values():
         await book.save()
     return granted
 
 
-async def _insert(
-    conn: AsyncConnection, book: Book, request: GrantRequest, fingerprint: str, now: datetime
-) -> CreditRecord:
-    account = book.account
+async def _grant_adding_to_balances(
+    conn: AsyncConnection, org_seq: int, requests: list[GrantRequest], now: datetime
+) -> list[CreditRecord] | None:
+    """PostgreSQL: insert the credits first, then add them to each account's balance in one
+    UPDATE, which locks the account only from there to the commit. A grant only adds to a
+    balance, so it needs nothing read under the lock. None when the locked path must serve."""
+    today = now.date()
+    if any(is_past_until(request.effective_until, today) for request in requests):
+        return None
+    accounts: dict[str, AccountRecord] = {}
+    for account_id in sorted({request.account_id for request in requests}):
+        account = await store.find_account(conn, org_seq, account_id)
+        if account is None:
+            raise NotFound(f"account '{account_id}' was not found")
+        if account.valid_through is not None and account.valid_through < today:
+            return None
+        accounts[account_id] = account
+
+    granted = []
+    added: dict[str, list[CreditRecord]] = {}
+    for request in requests:
+        fingerprint = request.fingerprint()
+        credit, values = _new_credit(accounts[request.account_id], request, fingerprint, now)
+        seq = await store.insert_credit_unless_key_taken(conn, values)
+        if seq is None:
+            assert request.idempotency_key is not None
+            earlier = await store.find_credit_by_idempotency_key(
+                conn, org_seq, request.idempotency_key
+            )
+            assert earlier is not None, "a conflicting idempotency key must belong to a credit"
+            granted.append(_same_request(earlier, request, fingerprint))
+            continue
+        credit.seq = seq
+        await _credited(conn, credit, now)
+        added.setdefault(request.account_id, []).append(credit)
+        granted.append(credit)
+
+    for account_id in sorted(added):
+        delta, through = NO_TOTALS, None
+        for credit in added[account_id]:
+            delta += contribution(
+                credit.status, credit.amounts, credit.effective_from, credit.effective_until, today
+            )
+            through = earliest(
+                through,
+                last_stable_day(
+                    credit.status, credit.effective_from, credit.effective_until, today
+                ),
+            )
+        account = accounts[account_id]
+        if not await store.add_to_balance(conn, account.seq, delta, through, now):
+            # A day boundary passed meanwhile: recount under the lock; the recount sees the
+            # credits this transaction inserted.
+            locked = await store.lock_account_by_seq(conn, account.seq)
+            book = await Book.open(conn, locked, now)
+            await book.save()
+    return granted
+
+
+def _same_request(earlier: CreditRecord, request: GrantRequest, fingerprint: str) -> CreditRecord:
+    if earlier.request_hash != fingerprint:
+        raise Conflict(
+            f"idempotencyKey '{request.idempotency_key}' was already used for a "
+            "different credit request; use a new key for a new grant"
+        )
+    return earlier
+
+
+async def _credited(conn: AsyncConnection, credit: CreditRecord, now: datetime) -> None:
+    line = TransactionRecord(
+        id=new_id(TRANSACTION_PREFIX),
+        credit_id=credit.id,
+        transaction_type=TransactionType.CREDITED,
+        amount=credit.amounts.credit_amount,
+        created_at=now,
+    )
+    await store.insert_transactions(conn, [(credit.seq, line)])
+
+
+def _new_credit(
+    account: AccountRecord, request: GrantRequest, fingerprint: str, now: datetime
+) -> tuple[CreditRecord, dict[str, Any]]:
     credit = CreditRecord(
         seq=0,
         org_seq=account.org_seq,
@@ -128,34 +219,28 @@ async def _insert(
         created_at=now,
         updated_at=now,
     )
-    credit.seq = await store.insert_credit(
-        conn,
-        {
-            "org_seq": credit.org_seq,
-            "account_seq": credit.account_seq,
-            "id": credit.id,
-            "account_id": credit.account_id,
-            "customer_id": credit.customer_id,
-            "credit_unit": credit.credit_unit,
-            "purpose": credit.purpose,
-            "applicable_entity_ids": credit.applicable_entity_ids,
-            "effective_from": credit.effective_from,
-            "effective_until": credit.effective_until,
-            "credit_amount": credit.amounts.credit_amount,
-            "priority": credit.priority,
-            "grantor_id": credit.grantor_id,
-            "idempotency_key": credit.idempotency_key,
-            "request_hash": fingerprint,
-            "status": credit.status.value,
-            "consumed_amount": ZERO,
-            "hold_amount": ZERO,
-            "expired_amount": ZERO,
-            "voided_amount": ZERO,
-            "created_at": now,
-            "updated_at": now,
-        },
-    )
-    line = book.line(credit, TransactionType.CREDITED, credit.amounts.credit_amount)
-    await store.insert_transactions(conn, [(credit.seq, line)])
-    await book.added(credit)
-    return credit
+    values = {
+        "org_seq": credit.org_seq,
+        "account_seq": credit.account_seq,
+        "id": credit.id,
+        "account_id": credit.account_id,
+        "customer_id": credit.customer_id,
+        "credit_unit": credit.credit_unit,
+        "purpose": credit.purpose,
+        "applicable_entity_ids": credit.applicable_entity_ids,
+        "effective_from": credit.effective_from,
+        "effective_until": credit.effective_until,
+        "credit_amount": credit.amounts.credit_amount,
+        "priority": credit.priority,
+        "grantor_id": credit.grantor_id,
+        "idempotency_key": credit.idempotency_key,
+        "request_hash": fingerprint,
+        "status": credit.status.value,
+        "consumed_amount": ZERO,
+        "hold_amount": ZERO,
+        "expired_amount": ZERO,
+        "voided_amount": ZERO,
+        "created_at": now,
+        "updated_at": now,
+    }
+    return credit, values

@@ -1,13 +1,16 @@
 """Queries for accounts' balances, credits and their transactions."""
 
 from collections.abc import Iterable, Sequence
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Date, bindparam, case, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from drawdown.ledger.balance import BalanceTotals
 from drawdown.ledger.credit import CreditStatus, TransactionType
+from drawdown.store.column_types import Money
 from drawdown.store.records import AccountRecord, CreditRecord, TransactionRecord
 from drawdown.store.tables import accounts, credit_transactions, credits
 
@@ -44,6 +47,37 @@ _SAVE_CREDIT = (
     )
 )
 _INSERT_TRANSACTION = credit_transactions.insert()
+_INSERT_CREDIT_UNLESS_KEY_TAKEN = (
+    pg_insert(credits)
+    .on_conflict_do_nothing(constraint="uq_credits_org_idempotency_key")
+    .returning(credits.c.seq)
+)
+_NEW_THROUGH = bindparam("b_through", type_=Date())
+_ADD_TO_BALANCE = (
+    update(accounts)
+    .where(
+        accounts.c.seq == bindparam("b_seq"),
+        or_(
+            accounts.c.bal_valid_through.is_(None),
+            accounts.c.bal_valid_through >= bindparam("b_today"),
+        ),
+    )
+    .values(
+        bal_active_amount=accounts.c.bal_active_amount + bindparam("d_active", type_=Money),
+        bal_applicable_left=accounts.c.bal_applicable_left + bindparam("d_left", type_=Money),
+        bal_applicable_held=accounts.c.bal_applicable_held + bindparam("d_held", type_=Money),
+        bal_inapplicable_left=(
+            accounts.c.bal_inapplicable_left + bindparam("d_pending", type_=Money)
+        ),
+        bal_valid_through=case(
+            (_NEW_THROUGH.is_(None), accounts.c.bal_valid_through),
+            (accounts.c.bal_valid_through.is_(None), _NEW_THROUGH),
+            else_=func.least(accounts.c.bal_valid_through, _NEW_THROUGH),
+        ),
+        bal_updated_at=bindparam("b_now"),
+    )
+    .returning(accounts.c.seq)
+)
 _FIND_CREDIT = select(credits).where(
     credits.c.id == bindparam("credit_id"), credits.c.org_seq == bindparam("org_seq")
 )
@@ -89,6 +123,38 @@ async def save_balance(conn: AsyncConnection, account: AccountRecord) -> None:
 async def insert_credit(conn: AsyncConnection, values: dict[str, Any]) -> int:
     result = await conn.execute(_INSERT_CREDIT, values)
     return int(result.scalar_one())
+
+
+async def insert_credit_unless_key_taken(
+    conn: AsyncConnection, values: dict[str, Any]
+) -> int | None:
+    """PostgreSQL: insert, or None when the organization already has the idempotency key
+    (waiting for a concurrent grant with the same key to commit or roll back first)."""
+    result = await conn.execute(_INSERT_CREDIT_UNLESS_KEY_TAKEN, values)
+    seq = result.scalar()
+    return int(seq) if seq is not None else None
+
+
+async def add_to_balance(
+    conn: AsyncConnection,
+    account_seq: int,
+    delta: BalanceTotals,
+    valid_through: date | None,
+    now: datetime,
+) -> bool:
+    """PostgreSQL: add to the kept balance in one locking UPDATE, unless the balance is older
+    than today's day boundary (then False: the caller recounts under the account's lock)."""
+    params = {
+        "b_seq": account_seq,
+        "b_today": now.date(),
+        "d_active": delta.active_amount,
+        "d_left": delta.applicable_left,
+        "d_held": delta.applicable_held,
+        "d_pending": delta.inapplicable_left,
+        "b_through": valid_through,
+        "b_now": now,
+    }
+    return (await conn.execute(_ADD_TO_BALANCE, params)).first() is not None
 
 
 async def save_credit(conn: AsyncConnection, credit: CreditRecord) -> None:
