@@ -102,14 +102,8 @@ def customer(row: Row[Any]) -> dict[str, Any]:
 
 
 def created_customer(row: Row[Any], created_account: AccountRecord | None) -> dict[str, Any]:
-    out = {
-        "id": row.id,
-        "togaiCustomerId": row.id,
-        "name": row.name,
-        "primaryEmail": row.primary_email,
-        "billingAddress": row.billing_address,
-        "address": row.address,
-    }
+    """Togai's CreateCustomerResponse: the customer without status and times, with its account."""
+    out = {k: v for k, v in customer(row).items() if k not in ("status", "createdAt", "updatedAt")}
     if row.settings is not None:
         out["settings"] = row.settings
     if created_account is not None:

@@ -337,36 +337,48 @@ async def apply(
 async def capture(
     conn: AsyncConnection, org_seq: int, account_id: str, invoice_id: str, now: datetime
 ) -> Application:
-    book = await _open_book(conn, org_seq, account_id, now)
-    application = await _find(conn, book.account, invoice_id)
-    if application.status is ApplicationStatus.DEBITED:
-        return application
-    if application.status is ApplicationStatus.RELEASED:
-        raise Conflict(f"invoice '{invoice_id}' was released; apply it again to hold credits")
-    changes = _Changes(book)
-    await _load_credits(conn, changes, application)
-    for line in application.lines:
-        for allocation in line.allocations:
-            _debit(changes, application, line, allocation)
-    await changes.record()
-    await book.save()
-    return await _set_status(conn, application, ApplicationStatus.DEBITED, now)
+    """Debit what the invoice holds; a debited one is returned unchanged."""
+    return await _settle(conn, org_seq, account_id, invoice_id, now, ApplicationStatus.DEBITED)
 
 
 async def release(
     conn: AsyncConnection, org_seq: int, account_id: str, invoice_id: str, now: datetime
 ) -> Application:
+    """Give back what the invoice holds; a released one is returned unchanged."""
+    return await _settle(conn, org_seq, account_id, invoice_id, now, ApplicationStatus.RELEASED)
+
+
+_CANNOT_SETTLE = {
+    ApplicationStatus.DEBITED: "was released; apply it again to hold credits",
+    ApplicationStatus.RELEASED: "is already debited; it cannot be released",
+}
+
+
+async def _settle(
+    conn: AsyncConnection,
+    org_seq: int,
+    account_id: str,
+    invoice_id: str,
+    now: datetime,
+    target: ApplicationStatus,
+) -> Application:
     book = await _open_book(conn, org_seq, account_id, now)
     application = await _find(conn, book.account, invoice_id)
-    if application.status is ApplicationStatus.RELEASED:
+    if application.status is target:
         return application
-    if application.status is ApplicationStatus.DEBITED:
-        raise Conflict(f"invoice '{invoice_id}' is already debited; it cannot be released")
+    if application.status is not ApplicationStatus.HELD:
+        raise Conflict(f"invoice '{invoice_id}' {_CANNOT_SETTLE[target]}")
     changes = _Changes(book)
-    await _release_held(conn, changes, application)
+    if target is ApplicationStatus.DEBITED:
+        await _load_credits(conn, changes, application)
+        for line in application.lines:
+            for allocation in line.allocations:
+                _debit(changes, application, line, allocation)
+    else:
+        await _release_held(conn, changes, application)
     await changes.record()
     await book.save()
-    return await _set_status(conn, application, ApplicationStatus.RELEASED, now)
+    return await _set_status(conn, application, target, now)
 
 
 async def _set_status(
