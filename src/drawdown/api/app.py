@@ -52,4 +52,5 @@ def create_app(
     app.include_router(credits.routes)
     app.include_router(parties.routes)
     app.include_router(applications.routes)
+    app.router.routes[:0] = credits.fast_routes
     return app

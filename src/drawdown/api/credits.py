@@ -2,7 +2,8 @@
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Query, Response
+from fastapi import Depends, Path, Query, Request, Response
+from starlette.routing import Route
 
 from drawdown.api import render
 from drawdown.api.auth import caller, writer
@@ -18,6 +19,7 @@ from drawdown.api.schemas import (
     CreditRequest,
     ListCreditsResponse,
 )
+from drawdown.errors import BadRequest
 from drawdown.ledger.credit import CreditStatus
 from drawdown.services import credits as service
 from drawdown.services.grants import GrantRequest, grant
@@ -81,6 +83,10 @@ async def get_credit_details(
     principal: Annotated[Principal, Depends(caller)],
     ctx: Annotated[Context, Depends(context)],
 ) -> Any:
+    return await _credit_details(principal, ctx, credit_id)
+
+
+async def _credit_details(principal: Principal, ctx: Context, credit_id: str) -> Response:
     if ctx.db.is_postgresql:
         body = await service.credit_details_json(ctx.db, principal.org_seq, credit_id, ctx.now)
         return Response(body, media_type="application/json")
@@ -149,8 +155,42 @@ async def credit_balance_for_account(
     principal: Annotated[Principal, Depends(caller)],
     ctx: Annotated[Context, Depends(context)],
 ) -> Any:
+    return await _balance(principal, ctx, account_id)
+
+
+async def _balance(principal: Principal, ctx: Context, account_id: str) -> Response:
     if ctx.db.is_postgresql:
         body = await service.balance_json(ctx.db, principal.org_seq, account_id, ctx.now)
         return Response(body, media_type="application/json")
     account = await service.account_balance(ctx.db, principal.org_seq, account_id, ctx.now)
     return JSONResponse(render.balance(account))
+
+
+# The two hottest reads also as plain Starlette routes, placed ahead of the FastAPI ones (which
+# stay for the OpenAPI document and behave the same): FastAPI's dependency resolution and
+# parameter validation cost more than the database work of these reads.
+
+
+def _path_id(request: Request, name: str, max_length: int) -> str:
+    value = str(request.path_params[name])
+    if len(value) > max_length:
+        raise BadRequest(f"{name}: should have at most {max_length} characters")
+    return value
+
+
+async def _fast_credit_details(request: Request) -> Response:
+    principal = await caller(request)
+    credit_id = _path_id(request, "credit_id", 50)
+    return await _credit_details(principal, await context(request), credit_id)
+
+
+async def _fast_balance(request: Request) -> Response:
+    principal = await caller(request)
+    account_id = _path_id(request, "account_id", 50)
+    return await _balance(principal, await context(request), account_id)
+
+
+fast_routes = [
+    Route("/credits/{credit_id}", _fast_credit_details, methods=["GET"]),
+    Route("/accounts/{account_id}/credit_balance", _fast_balance, methods=["GET"]),
+]
