@@ -176,10 +176,10 @@ class _Changes:
     ) -> None:
         self.lines[credit.id].append(self.book.line(credit, kind, amount, invoice_id, entity_id))
 
-    async def record(self) -> None:
+    def record(self) -> None:
         for credit_id, credit in self.credits.items():
             status, amounts = self.before[credit_id]
-            await self.book.record(credit, status, amounts, self.lines[credit_id])
+            self.book.record(credit, status, amounts, self.lines[credit_id])
 
 
 async def _load_credits(conn: AsyncConnection, changes: _Changes, application: Application) -> None:
@@ -306,7 +306,7 @@ async def apply(
         for line in application.lines:
             for allocation in line.allocations:
                 _debit(changes, application, line, allocation)
-    await changes.record()
+    changes.record()
     await book.save()
     values = {
         "mode": application.mode.value,
@@ -376,7 +376,7 @@ async def _settle(
                 _debit(changes, application, line, allocation)
     else:
         await _release_held(conn, changes, application)
-    await changes.record()
+    changes.record()
     await book.save()
     return await _set_status(conn, application, target, now)
 

@@ -33,6 +33,9 @@ class Book:
         self.now = now
         self.today = now.date()
         self._dirty = False
+        # Writes wait here until save(), which sends them together (one statement on PostgreSQL).
+        self._changed: dict[int, CreditRecord] = {}
+        self._lines: list[tuple[int, TransactionRecord]] = []
 
     @classmethod
     async def open(cls, conn: AsyncConnection, account: AccountRecord, now: datetime) -> "Book":
@@ -57,7 +60,7 @@ class Book:
         valid_through = None
         for credit in await store.active_credits(self.conn, self.account.seq):
             if is_past_until(credit.effective_until, self.today):
-                await self.expire(credit, recount=False)
+                self.expire(credit, recount=False)
                 continue
             totals += self._share(credit, credit.status, credit.amounts)
             valid_through = earliest(
@@ -70,6 +73,7 @@ class Book:
         self.account.valid_through = valid_through
         self.account.balance_updated_at = self.now
         self._dirty = True
+        await self.save()  # what follows in the transaction may read these credits again
 
     def line(
         self,
@@ -89,7 +93,7 @@ class Book:
             entity_id=entity_id,
         )
 
-    async def record(
+    def record(
         self,
         credit: CreditRecord,
         before_status: CreditStatus,
@@ -98,11 +102,12 @@ class Book:
         *,
         recount: bool = True,
     ) -> None:
-        """Persist a change already made to `credit`, its ledger lines and the balance delta."""
+        """Record a change already made to `credit`, its ledger lines and the balance delta;
+        they are written by save()."""
         credit.status = status_after_change(credit.status, credit.amounts)
         credit.updated_at = self.now
-        await store.save_credit(self.conn, credit)
-        await store.insert_transactions(self.conn, [(credit.seq, line) for line in lines])
+        self._changed[credit.seq] = credit
+        self._lines += [(credit.seq, line) for line in lines]
         if recount:
             before = self._share(credit, before_status, before_amounts)
             after = self._share(credit, credit.status, credit.amounts)
@@ -111,10 +116,10 @@ class Book:
                 self.account.balance_updated_at = self.now
                 self._dirty = True
 
-    async def added(self, credit: CreditRecord) -> None:
+    def added(self, credit: CreditRecord) -> None:
         """Count a credit just inserted (its CREDITED line already written)."""
         if is_past_until(credit.effective_until, self.today):
-            await self.expire(credit)
+            self.expire(credit)
             return
         self.account.totals += self._share(credit, credit.status, credit.amounts)
         self.account.valid_through = earliest(
@@ -126,13 +131,13 @@ class Book:
         self.account.balance_updated_at = self.now
         self._dirty = True
 
-    async def expire(self, credit: CreditRecord, *, recount: bool = True) -> None:
-        await self._close(credit, CreditStatus.EXPIRED, TransactionType.EXPIRED, recount)
+    def expire(self, credit: CreditRecord, *, recount: bool = True) -> None:
+        self._close(credit, CreditStatus.EXPIRED, TransactionType.EXPIRED, recount)
 
-    async def void(self, credit: CreditRecord) -> None:
-        await self._close(credit, CreditStatus.VOIDED, TransactionType.VOIDED, True)
+    def void(self, credit: CreditRecord) -> None:
+        self._close(credit, CreditStatus.VOIDED, TransactionType.VOIDED, True)
 
-    async def _close(
+    def _close(
         self, credit: CreditRecord, status: CreditStatus, kind: TransactionType, recount: bool
     ) -> None:
         """Move what is available into one closing line; what is held stays held."""
@@ -146,9 +151,14 @@ class Book:
                 credit.amounts.voided += available
             lines.append(self.line(credit, kind, available))
         credit.status = status
-        await self.record(credit, before_status, before_amounts, lines, recount=recount)
+        self.record(credit, before_status, before_amounts, lines, recount=recount)
 
     async def save(self) -> None:
-        if self._dirty:
-            await store.save_balance(self.conn, self.account)
-            self._dirty = False
+        """Write the recorded changes: credits, ledger lines and the balance, together."""
+        await store.write_book(
+            self.conn,
+            list(self._changed.values()),
+            self._lines,
+            self.account if self._dirty else None,
+        )
+        self._changed, self._lines, self._dirty = {}, [], False

@@ -138,7 +138,7 @@ async def void_credit(
     refusal = void_refusal(effective_status(credit.status, credit.effective_until, now.date()))
     if refusal:
         raise BadRequest(f"credit '{credit_id}' cannot be voided: {refusal}")
-    await book.void(credit)
+    book.void(credit)
     await book.save()
     return credit
 

@@ -105,7 +105,7 @@ async def _grant_under_account_locks(
         credit, values = _new_credit(book.account, request, fingerprint, now)
         credit.seq = await store.insert_credit(conn, values)
         await _credited(conn, credit, now)
-        await book.added(credit)
+        book.added(credit)
         granted.append(credit)
     for book in books.values():
         await book.save()
