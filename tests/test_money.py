@@ -1,7 +1,9 @@
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
 
+from drawdown.api.render import timestamp
 from drawdown.ledger.ids import new_id
 from drawdown.ledger.money import AmountError, check_amount, format_amount
 
@@ -52,3 +54,19 @@ def test_ids_have_togais_shape_and_are_unique() -> None:
         assert prefix == "cred" and len(middle) == 11 and len(tail) == 5
         assert len(credit_id) <= 50
         assert all(c.isalnum() for c in middle + tail)
+
+
+@pytest.mark.parametrize(
+    ("moment", "text"),
+    [
+        (datetime(2026, 11, 24, 12, 0, tzinfo=UTC), "2026-11-24T12:00:00Z"),
+        (datetime(2026, 11, 24, 12, 0, 0, 150000, tzinfo=UTC), "2026-11-24T12:00:00.15Z"),
+        (datetime(2026, 11, 24, 12, 0, 0, 1, tzinfo=UTC), "2026-11-24T12:00:00.000001Z"),
+        (
+            datetime(2026, 11, 24, 13, 0, tzinfo=timezone(timedelta(hours=1))),
+            "2026-11-24T12:00:00Z",
+        ),
+    ],
+)
+def test_timestamps_are_utc_with_a_trimmed_fraction(moment: datetime, text: str) -> None:
+    assert timestamp(moment) == text

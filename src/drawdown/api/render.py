@@ -12,8 +12,11 @@ from drawdown.store.records import AccountRecord, CreditRecord, TransactionRecor
 
 
 def timestamp(value: datetime) -> str:
-    """UTC with microseconds, as PostgreSQL's JSON path writes it too."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """UTC, RFC 3339, the fraction of a second without trailing zeros (as PostgreSQL's JSON
+    path writes it too): 2026-11-24T12:00:00Z, 2026-11-24T12:00:00.15Z."""
+    value = value.astimezone(UTC)
+    fraction = f".{value.microsecond:06d}".rstrip("0") if value.microsecond else ""
+    return value.strftime("%Y-%m-%dT%H:%M:%S") + fraction + "Z"
 
 
 def day(value: date | None) -> str | None:

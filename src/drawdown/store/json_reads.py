@@ -13,11 +13,11 @@ from datetime import date
 
 import asyncpg
 
-_TIME = '\'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\''
-
 
 def _stamp(column: str) -> str:
-    return f"to_char({column} AT TIME ZONE 'UTC', {_TIME})"
+    # PostgreSQL's own ISO text (fraction trimmed, as render.timestamp writes it): cheaper
+    # than to_char, which cost a quarter of this statement.
+    return f"replace(({column} AT TIME ZONE 'UTC')::text, ' ', 'T') || 'Z'"
 
 
 _CREDIT_FIELDS = f"""
