@@ -3,6 +3,7 @@
 import logging
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import IntegrityError
@@ -74,6 +75,24 @@ def _is_unique_violation(error: IntegrityError) -> bool:
     return "UNIQUE constraint failed" in str(error.orig)
 
 
+_UNREACHABLE = (
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.CannotConnectNowError,
+    ConnectionRefusedError,
+)
+
+
+def _database_unreachable(error: BaseException | None) -> bool:
+    """Whether the failure, or anything it wraps, is the database refusing a connection."""
+    seen = 0
+    while error is not None and seen < 10:
+        if isinstance(error, _UNREACHABLE):
+            return True
+        error = getattr(error, "orig", None) or error.__cause__ or error.__context__
+        seen += 1
+    return False
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(DrawdownError)
     async def drawdown_error(_request: Request, error: DrawdownError) -> Response:
@@ -117,5 +136,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, error: Exception) -> Response:
+        if _database_unreachable(error):
+            log.warning("the database refused a connection: %s", error)
+            return error_response(
+                503,
+                "the database is not accepting connections; retry after a moment",
+                {"Retry-After": "1"},
+            )
         log.exception("unhandled error", exc_info=error)
         return error_response(500, "internal error; the request was not applied")

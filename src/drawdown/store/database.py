@@ -60,7 +60,7 @@ async def _keep_session(_connection: Any) -> None:
 
 
 class Database:
-    def __init__(self, url: str, pool_size: int = 20) -> None:
+    def __init__(self, url: str, pool_size: int = 10) -> None:
         self.url = url
         target = async_url(url)
         self.dialect = make_url(target).get_backend_name()
