@@ -1,6 +1,6 @@
 """The one source of time. Tests set it; everything else asks it."""
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
@@ -27,7 +27,3 @@ class FixedClock:
 
     def advance(self, delta: timedelta) -> None:
         self._at += delta
-
-
-def utc_today(clock: Clock) -> date:
-    return clock.now().astimezone(UTC).date()

@@ -26,6 +26,26 @@ from drawdown.store import ledger as store
 from drawdown.store.records import AccountRecord, CreditRecord, TransactionRecord
 
 
+def ledger_line(
+    credit: CreditRecord,
+    kind: TransactionType,
+    amount: Decimal,
+    at: datetime,
+    invoice_id: str | None = None,
+    entity_id: str | None = None,
+) -> TransactionRecord:
+    """A new ledger line on `credit`, with a fresh id."""
+    return TransactionRecord(
+        id=new_id(TRANSACTION_PREFIX),
+        credit_id=credit.id,
+        transaction_type=kind,
+        amount=amount,
+        created_at=at,
+        invoice_id=invoice_id,
+        entity_id=entity_id,
+    )
+
+
 class Book:
     def __init__(self, conn: AsyncConnection, account: AccountRecord, now: datetime) -> None:
         self.conn = conn
@@ -83,15 +103,7 @@ class Book:
         invoice_id: str | None = None,
         entity_id: str | None = None,
     ) -> TransactionRecord:
-        return TransactionRecord(
-            id=new_id(TRANSACTION_PREFIX),
-            credit_id=credit.id,
-            transaction_type=kind,
-            amount=amount,
-            created_at=self.now,
-            invoice_id=invoice_id,
-            entity_id=entity_id,
-        )
+        return ledger_line(credit, kind, amount, self.now, invoice_id, entity_id)
 
     def record(
         self,

@@ -12,11 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from drawdown.errors import BadRequest, Conflict, NotFound
 from drawdown.ledger.balance import NO_TOTALS, contribution, earliest, last_stable_day
 from drawdown.ledger.credit import CreditAmounts, CreditStatus, TransactionType, is_past_until
-from drawdown.ledger.ids import CREDIT_PREFIX, TRANSACTION_PREFIX, new_id
+from drawdown.ledger.ids import CREDIT_PREFIX, new_id
 from drawdown.ledger.money import ZERO, format_amount
-from drawdown.services.book import Book
+from drawdown.services.book import Book, ledger_line
 from drawdown.store import ledger as store
-from drawdown.store.records import AccountRecord, CreditRecord, TransactionRecord
+from drawdown.store.records import AccountRecord, CreditRecord
 
 
 @dataclass(frozen=True)
@@ -181,13 +181,7 @@ def _same_request(earlier: CreditRecord, request: GrantRequest, fingerprint: str
 
 
 async def _credited(conn: AsyncConnection, credit: CreditRecord, now: datetime) -> None:
-    line = TransactionRecord(
-        id=new_id(TRANSACTION_PREFIX),
-        credit_id=credit.id,
-        transaction_type=TransactionType.CREDITED,
-        amount=credit.amounts.credit_amount,
-        created_at=now,
-    )
+    line = ledger_line(credit, TransactionType.CREDITED, credit.amounts.credit_amount, now)
     await store.insert_transactions(conn, [(credit.seq, line)])
 
 

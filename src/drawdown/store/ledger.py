@@ -291,14 +291,6 @@ async def find_credit_by_idempotency_key(
     return CreditRecord.from_row(row) if row else None
 
 
-async def credits_by_seq(conn: AsyncConnection, seqs: Iterable[int]) -> dict[int, CreditRecord]:
-    wanted = list(set(seqs))
-    if not wanted:
-        return {}
-    rows = await conn.execute(select(credits).where(credits.c.seq.in_(wanted)))
-    return {row.seq: CreditRecord.from_row(row) for row in rows}
-
-
 async def credits_by_id(
     conn: AsyncConnection, account_seq: int, ids: Iterable[str]
 ) -> dict[str, CreditRecord]:
@@ -315,11 +307,6 @@ async def active_credits(conn: AsyncConnection, account_seq: int) -> list[Credit
         .where(credits.c.account_seq == account_seq, credits.c.status == CreditStatus.ACTIVE.value)
         .order_by(credits.c.seq)
     )
-    return [CreditRecord.from_row(row) for row in await conn.execute(query)]
-
-
-async def account_credits(conn: AsyncConnection, account_seq: int) -> list[CreditRecord]:
-    query = select(credits).where(credits.c.account_seq == account_seq).order_by(credits.c.seq)
     return [CreditRecord.from_row(row) for row in await conn.execute(query)]
 
 
