@@ -4,6 +4,7 @@ ACTIVE: when one is found, its account is brought up to today first (the sweep's
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -17,6 +18,8 @@ from drawdown.store import ledger as store
 from drawdown.store.database import Database
 from drawdown.store.json_reads import JsonAnswer
 from drawdown.store.records import AccountRecord, CreditRecord, TransactionRecord
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -44,20 +47,32 @@ async def bring_accounts_to_today(db: Database, account_seqs: list[int], now: da
             await book.save()
 
 
+async def _read_fresh(
+    db: Database, now: datetime, read: Callable[[], Awaitable[tuple[T, int | None]]]
+) -> T:
+    """Run `read`; when it reports a stale account (its second value), bring that account up
+    to today and read once more."""
+    for _ in range(2):
+        value, stale_account = await read()
+        if stale_account is None:
+            return value
+        await bring_accounts_to_today(db, [stale_account], now)
+    raise AssertionError("an account stayed stale after it was brought up to date")
+
+
 async def _fresh_json(
     db: Database,
     now: datetime,
     read: Callable[[asyncpg.Pool], Awaitable[JsonAnswer | None]],
     missing: str,
 ) -> str:
-    for _ in range(2):
+    async def attempt() -> tuple[str, int | None]:
         answer = await read(await db.fast_pool())
         if answer is None:
             raise NotFound(missing)
-        if not answer.stale:
-            return answer.body
-        await bring_accounts_to_today(db, [answer.account_seq], now)
-    raise AssertionError("an account stayed stale after it was brought up to date")
+        return answer.body, answer.account_seq if answer.stale else None
+
+    return await _read_fresh(db, now, attempt)
 
 
 async def credit_details_json(db: Database, org_seq: int, credit_id: str, now: datetime) -> str:
@@ -83,15 +98,18 @@ async def balance_json(db: Database, org_seq: int, account_id: str, now: datetim
 async def credit_details(
     db: Database, org_seq: int, credit_id: str, now: datetime
 ) -> CreditDetails:
-    for _ in range(2):
+    async def attempt() -> tuple[CreditDetails | None, int | None]:
         async with db.read() as conn:
             credit = await store.find_credit(conn, org_seq, credit_id)
             if credit is None:
                 raise NotFound(f"credit '{credit_id}' was not found")
-            if not _is_stale(credit, now):
-                return CreditDetails(credit, await store.transactions_of(conn, credit))
-        await bring_accounts_to_today(db, [credit.account_seq], now)
-    raise AssertionError("a credit stayed past its last day after its account was brought up")
+            if _is_stale(credit, now):
+                return None, credit.account_seq
+            return CreditDetails(credit, await store.transactions_of(conn, credit)), None
+
+    details = await _read_fresh(db, now, attempt)
+    assert details is not None
+    return details
 
 
 async def list_credits(
@@ -146,13 +164,12 @@ async def void_credit(
 async def account_balance(
     db: Database, org_seq: int, account_id: str, now: datetime
 ) -> AccountRecord:
-    for _ in range(2):
+    async def attempt() -> tuple[AccountRecord, int | None]:
         async with db.read() as conn:
             account = await store.find_account(conn, org_seq, account_id)
         if account is None:
             raise NotFound(f"account '{account_id}' was not found")
         through = account.valid_through
-        if through is None or now.date() <= through:
-            return account
-        await bring_accounts_to_today(db, [account.seq], now)
-    raise AssertionError("an account's balance stayed stale after it was brought up to date")
+        return account, account.seq if through is not None and now.date() > through else None
+
+    return await _read_fresh(db, now, attempt)
