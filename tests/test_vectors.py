@@ -1,4 +1,4 @@
-"""The worked drawdown cases in ../shared/vectors, through the pure rules and through the API."""
+"""The worked drawdown cases (a copy of the team's vectors in tests/vectors/), through the pure rules and through the API."""
 
 import json
 from datetime import UTC, date, datetime
@@ -13,7 +13,7 @@ from drawdown.clock import FixedClock
 from drawdown.ledger.allocation import Candidate, EntityType, LineItem, allocate
 from tests.helpers import make_account, post_raw
 
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "drawdown-order.json"
+VECTORS = Path(__file__).resolve().parent / "vectors" / "drawdown-order.json"
 CASES: list[dict[str, Any]] = json.loads(VECTORS.read_text())["cases"]
 DEFAULT_CREATED = datetime(2026, 1, 1, tzinfo=UTC)
 
