@@ -1,4 +1,5 @@
-"""The worked drawdown cases (a copy of the team's vectors in tests/vectors/), through the pure rules and through the API."""
+"""The worked drawdown cases (a copy of the team's vectors in tests/vectors/), through the
+pure rules and through the API."""
 
 import json
 from datetime import UTC, date, datetime
