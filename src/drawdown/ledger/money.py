@@ -1,26 +1,95 @@
-"""Exact money: parsing limits and the one place amounts are formatted for output."""
+"""Exact money: parsing limits, arithmetic that never rounds, and the one place amounts are
+formatted for output.
 
-from decimal import Decimal
+An amount has at most 18 digits before the point and 10 after; a total (a sum of many
+amounts, such as an account's balance) at most 28 before and 10 after. All money arithmetic
+runs in `MONEY`, a decimal context wide enough for the widest total that traps every kind
+of rounding, so a result is either exact or an exception, never a silently rounded value.
+The context is used explicitly (`add`, `sub`, `total`, or `with exact():`) rather than set
+as the thread's context, because asyncio tasks each copy the context they start with.
+"""
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from decimal import (
+    ROUND_HALF_EVEN,
+    Clamped,
+    Context,
+    Decimal,
+    DecimalException,
+    DivisionByZero,
+    FloatOperation,
+    Inexact,
+    InvalidOperation,
+    Overflow,
+    Rounded,
+    Subnormal,
+    Underflow,
+    localcontext,
+)
 
 MAX_INTEGER_DIGITS = 18
 MAX_FRACTION_DIGITS = 10
+MAX_TOTAL_INTEGER_DIGITS = 28
+# Every total is a multiple of 10^-10 below 10^28: 38 significant digits at most.
+PRECISION = MAX_TOTAL_INTEGER_DIGITS + MAX_FRACTION_DIGITS
 ZERO = Decimal(0)
+_TOTAL_LIMIT = Decimal(10) ** MAX_TOTAL_INTEGER_DIGITS
+
+MONEY = Context(
+    prec=PRECISION,
+    rounding=ROUND_HALF_EVEN,
+    Emin=-99,
+    Emax=99,
+    traps=[
+        Clamped,
+        DivisionByZero,
+        FloatOperation,
+        Inexact,
+        InvalidOperation,
+        Overflow,
+        Rounded,
+        Subnormal,
+        Underflow,
+    ],
+)
 
 
 class AmountError(ValueError):
     """An amount that is not a finite decimal within the allowed digits."""
 
 
+class TotalOverflow(ArithmeticError):
+    """A sum of money that cannot be represented exactly within a total's 28+10 digits."""
+
+
+def _digits(value: Decimal) -> tuple[int, int]:
+    """(digits before the point, digits after it) of the exact value, ignoring trailing zeros
+    and leading zeros; read from the tuple, so no context can round it and a huge exponent
+    costs nothing."""
+    _sign, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)
+    significant = len(digits)
+    while significant > 1 and digits[significant - 1] == 0:
+        significant -= 1
+        exponent += 1
+    leading = 0
+    while leading < significant - 1 and digits[leading] == 0:
+        leading += 1
+    significant -= leading
+    return max(0, significant + exponent), max(0, -exponent)
+
+
 def check_amount(value: Decimal) -> Decimal:
-    """Return `value` unchanged if it fits 18 digits before the point and 10 after."""
+    """Return `value` if, exactly as given, it fits 18 digits before the point and 10 after.
+
+    Zero (however written: `0E+1000000`, `-0`) comes back as plain 0.
+    """
     if not value.is_finite():
         raise AmountError("must be a finite number")
-    _sign, digits, exponent = value.normalize().as_tuple()
-    assert isinstance(exponent, int)
-    fraction_digits = max(0, -exponent)
-    integer_digits = max(0, len(digits) + exponent)
-    if digits == (0,):
-        return value
+    if value.is_zero():
+        return ZERO
+    integer_digits, fraction_digits = _digits(value)
     if fraction_digits > MAX_FRACTION_DIGITS:
         raise AmountError(f"must have at most {MAX_FRACTION_DIGITS} digits after the decimal point")
     if integer_digits > MAX_INTEGER_DIGITS:
@@ -28,11 +97,61 @@ def check_amount(value: Decimal) -> Decimal:
     return value
 
 
+def _fits_total(value: Decimal) -> Decimal:
+    if abs(value) >= _TOTAL_LIMIT:
+        raise TotalOverflow(
+            f"a total would exceed {MAX_TOTAL_INTEGER_DIGITS} digits before the decimal point"
+        )
+    return value
+
+
+@contextmanager
+def exact() -> Iterator[None]:
+    """Run a block's decimal arithmetic in `MONEY`; any rounding raises `TotalOverflow`.
+
+    Only for blocks without `await`: the context belongs to the running task.
+    """
+    try:
+        with localcontext(MONEY):
+            yield
+    except DecimalException as error:
+        raise TotalOverflow(
+            f"money arithmetic could not be exact ({type(error).__name__})"
+        ) from None
+
+
+def add(*values: Decimal) -> Decimal:
+    """The exact sum, within a total's digits."""
+    return total(values)
+
+
+def sub(minuend: Decimal, subtrahend: Decimal) -> Decimal:
+    """The exact difference, within a total's digits."""
+    with exact():
+        return _fits_total(MONEY.subtract(minuend, subtrahend))
+
+
+def total(values: Iterable[Decimal]) -> Decimal:
+    """The exact sum of many amounts, within a total's digits."""
+    result = ZERO
+    with exact():
+        for value in values:
+            result = _fits_total(MONEY.add(result, value))
+    return result
+
+
 def format_amount(value: Decimal) -> str:
-    """Plain notation without trailing zeros: 100, 0, 0.3 (never 1E+2, 0E-10 or -0)."""
-    if value == 0:
+    """Plain notation without trailing zeros: 100, 0, 0.3 (never 1E+2, 0E-10 or -0).
+
+    Exact for any finite decimal: format "f" without a precision consults no context.
+    """
+    if not value.is_finite():
+        raise AmountError("must be a finite number")
+    if value.is_zero():
         return "0"
-    text = format(value.normalize(), "f")
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
     return text
 
 
