@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import Date, bindparam, case, func, literal_column, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
 
 from drawdown.ledger.balance import BalanceTotals
 from drawdown.ledger.credit import CreditStatus, TransactionType
@@ -57,7 +58,7 @@ _INSERT_CREDIT_UNLESS_KEY_TAKEN = (
 _NEW_THROUGH = bindparam("b_through", type_=Date())
 _TODAY = bindparam("b_today", type_=Date())
 # Written into the SQL: as a parameter it would be typed NUMERIC(38,10), which cannot hold it.
-_TOTAL_LIMIT = literal_column(str(10**MAX_TOTAL_INTEGER_DIGITS))
+_TOTAL_LIMIT: ColumnElement[Any] = literal_column(str(10**MAX_TOTAL_INTEGER_DIGITS))
 _NOW = bindparam("b_now", type_=UtcDateTime())
 # Only when the kept totals hold on the writer's day: counted for that day or an earlier one
 # (never a later one: that would apply an earlier day's arithmetic) and still valid through it.
