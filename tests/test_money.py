@@ -42,8 +42,10 @@ def test_amounts_beyond_18_and_10_digits_are_refused(value: Decimal) -> None:
 @pytest.mark.parametrize(
     "value", [Decimal("123456789012345678.0123456789"), Decimal("1.5000000000000")]
 )
-def test_amounts_within_limits_pass_unchanged(value: Decimal) -> None:
-    assert check_amount(value) is value
+def test_amounts_within_limits_pass_with_their_value(value: Decimal) -> None:
+    checked = check_amount(value)
+    assert checked == value
+    assert str(checked) == str(value).rstrip("0")  # trailing zeros are dropped
 
 
 @pytest.mark.parametrize(

@@ -63,38 +63,36 @@ class TotalOverflow(ArithmeticError):
     """A sum of money that cannot be represented exactly within a total's 28+10 digits."""
 
 
-def _digits(value: Decimal) -> tuple[int, int]:
-    """(digits before the point, digits after it) of the exact value, ignoring trailing zeros
-    and leading zeros; read from the tuple, so no context can round it and a huge exponent
-    costs nothing."""
-    _sign, digits, exponent = value.as_tuple()
+def _without_trailing_zeros(value: Decimal) -> Decimal:
+    """The same finite, non-zero value without trailing zeros (`1.500` -> `1.5`, `100` ->
+    `1E+2`), built from its digits: no context can round it and a huge exponent costs
+    nothing. Sums of such values never carry more digits than the amounts need."""
+    sign, digits, exponent = value.as_tuple()
     assert isinstance(exponent, int)
-    significant = len(digits)
-    while significant > 1 and digits[significant - 1] == 0:
-        significant -= 1
-        exponent += 1
-    leading = 0
-    while leading < significant - 1 and digits[leading] == 0:
-        leading += 1
-    significant -= leading
-    return max(0, significant + exponent), max(0, -exponent)
+    end = len(digits)
+    while digits[end - 1] == 0:
+        end -= 1
+    start = 0
+    while digits[start] == 0:
+        start += 1
+    return Decimal((sign, digits[start:end], exponent + len(digits) - end))
 
 
 def check_amount(value: Decimal) -> Decimal:
-    """Return `value` if, exactly as given, it fits 18 digits before the point and 10 after.
-
-    Zero (however written: `0E+1000000`, `-0`) comes back as plain 0.
-    """
+    """The amount if, exactly as given, it fits 18 digits before the point and 10 after;
+    returned without trailing zeros, and zero (however written: `0E+1000000`, `-0`) as 0."""
     if not value.is_finite():
         raise AmountError("must be a finite number")
     if value.is_zero():
         return ZERO
-    integer_digits, fraction_digits = _digits(value)
-    if fraction_digits > MAX_FRACTION_DIGITS:
+    exact = _without_trailing_zeros(value)
+    _sign, digits, exponent = exact.as_tuple()
+    assert isinstance(exponent, int)
+    if -exponent > MAX_FRACTION_DIGITS:
         raise AmountError(f"must have at most {MAX_FRACTION_DIGITS} digits after the decimal point")
-    if integer_digits > MAX_INTEGER_DIGITS:
+    if len(digits) + exponent > MAX_INTEGER_DIGITS:
         raise AmountError(f"must have at most {MAX_INTEGER_DIGITS} digits before the decimal point")
-    return value
+    return exact
 
 
 def _fits_total(value: Decimal) -> Decimal:
