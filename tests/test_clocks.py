@@ -2,6 +2,7 @@
 behind across UTC midnight. The one behind writes after the other has brought the account to
 the new day; it must compute as of the new day, never the old one."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -175,3 +176,53 @@ async def test_a_write_judges_today_by_the_clock_it_reads_under_the_lock(
     async with _client(db, FixedClock(AHEAD + timedelta(hours=1)), api_key) as reader:
         assert _amounts(await Balances(reader).read()) == (100, 100, 75, 0)
     await _both_clocks_verify(db, org_name)
+
+
+async def test_two_servers_two_seconds_apart_under_concurrent_writes(
+    servers: tuple[httpx.AsyncClient, httpx.AsyncClient], db: Database, org_name: str
+) -> None:
+    """Grants, voids, holds and reads from both servers at once, across midnight."""
+    ahead, behind = servers
+    await make_account(behind)
+    old = [await grant(behind, amount=10, effectiveFrom=NEW_DAY) for _ in range(8)]
+
+    voided = {credit["id"] for credit in old[:4]}
+    held = Decimal(0)  # on credits still active: what the balance counts
+
+    async def ok(request: Any) -> None:
+        nonlocal held
+        response = await request
+        assert response.status_code == 200, response.text
+        body = decimal_json(response)
+        # The server behind holds on the old day (nothing in effect yet) until some write has
+        # brought the account to the new day; after that, always on the new day.
+        for line in body.get("lineItems", []):
+            for allocation in line["allocations"]:
+                if allocation["creditId"] not in voided:
+                    held += allocation["amount"]
+
+    calls = []
+    for index, credit in enumerate(old[:4]):
+        writer = behind if index % 2 else ahead
+        calls.append(ok(writer.post(f"/credits/{credit['id']}/void")))
+    for index in range(6):
+        writer = ahead if index % 2 else behind
+        calls.append(ok(apply(writer, f"inv-{index}", [1])))
+        calls.append(ok(writer.post("/credits", json=_grant_body(index + 1))))
+        calls.append(ok(writer.get("/accounts/acc-1/credit_balance")))
+    await asyncio.gather(*calls)
+
+    active = 8 * 10 - 4 * 10 + sum(range(1, 7))
+    assert _amounts(await Balances(ahead).read()) == (active, active, active - held, 0)
+    assert _amounts(await Balances(behind).read()) == (active, active, active - held, 0)
+    await _both_clocks_verify(db, org_name)
+
+
+def _grant_body(amount: int) -> dict[str, Any]:
+    return {
+        "accountId": "acc-1",
+        "purpose": "PREPAID_CREDIT",
+        "effectiveFrom": NEW_DAY,
+        "creditAmount": amount,
+        "priority": 1,
+    }

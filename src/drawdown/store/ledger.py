@@ -21,8 +21,13 @@ from drawdown.store.tables import accounts, credit_transactions, credits
 _FIND_ACCOUNT = select(accounts).where(
     accounts.c.org_seq == bindparam("org_seq"), accounts.c.id == bindparam("account_id")
 )
-_LOCK_ACCOUNT = _FIND_ACCOUNT.with_for_update()
-_LOCK_ACCOUNT_BY_SEQ = select(accounts).where(accounts.c.seq == bindparam("seq")).with_for_update()
+# FOR NO KEY UPDATE, not FOR UPDATE: a grant on the fast path holds the FOR KEY SHARE lock its
+# credit's foreign key takes on the account row, then UPDATEs that row; a FOR UPDATE waiting in
+# between would deadlock with it. The accounts' keys never change, so no writer needs more.
+_LOCK_ACCOUNT = _FIND_ACCOUNT.with_for_update(key_share=True)
+_LOCK_ACCOUNT_BY_SEQ = (
+    select(accounts).where(accounts.c.seq == bindparam("seq")).with_for_update(key_share=True)
+)
 _SAVE_BALANCE = (
     update(accounts)
     .where(accounts.c.seq == bindparam("b_seq"))
@@ -106,7 +111,7 @@ _CREDITS_BY_ID = select(credits).where(
 async def find_account(
     conn: AsyncConnection, org_seq: int, account_id: str, *, lock: bool = False
 ) -> AccountRecord | None:
-    """The account, or None; with `lock`, held FOR UPDATE until the transaction ends."""
+    """The account, or None; with `lock`, held (FOR NO KEY UPDATE) until the transaction ends."""
     query = _LOCK_ACCOUNT if lock else _FIND_ACCOUNT
     row = (await conn.execute(query, {"org_seq": org_seq, "account_id": account_id})).first()
     return AccountRecord.from_row(row) if row else None
