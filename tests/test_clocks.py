@@ -226,3 +226,22 @@ def _grant_body(amount: int) -> dict[str, Any]:
         "creditAmount": amount,
         "priority": 1,
     }
+
+
+async def test_same_day_writes_from_a_clock_behind_keep_last_updated_at(
+    db: Database, api_key: str
+) -> None:
+    """On one day (PostgreSQL's grant fast path included) the server behind never moves
+    `lastUpdatedAt` back."""
+    noon = datetime(2026, 11, 24, 12, tzinfo=UTC)
+    async with (
+        _client(db, FixedClock(noon + timedelta(seconds=2)), api_key) as ahead,
+        _client(db, FixedClock(noon), api_key) as behind,
+    ):
+        await make_account(behind)
+        await grant(ahead, amount=5)
+        balances = Balances(ahead)
+        assert (await balances.read())["lastUpdatedAt"] == "2026-11-24T12:00:02Z"
+        await grant(behind, amount=7)
+        assert _amounts(await balances.read()) == (12, 12, 12, 0)
+        assert balances.last_updated == "2026-11-24T12:00:02Z"

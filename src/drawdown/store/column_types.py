@@ -16,12 +16,12 @@ class Money(TypeDecorator[Decimal]):
 
     impl = Numeric(28, 10)
     cache_ok = True
-    precision = 28
+    total_digits = 28
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name == "sqlite":
             return dialect.type_descriptor(String(40))
-        return dialect.type_descriptor(Numeric(self.precision, 10, asdecimal=True))
+        return dialect.type_descriptor(Numeric(self.total_digits, 10, asdecimal=True))
 
     def process_bind_param(self, value: Decimal | int | None, dialect: Dialect) -> Any:
         if value is None:
@@ -47,7 +47,7 @@ class MoneyTotal(Money):
 
     impl = Numeric(38, 10)
     cache_ok = True
-    precision = 38
+    total_digits = 38
 
 
 class UtcDateTime(TypeDecorator[datetime]):
