@@ -2,9 +2,11 @@
 value, absurd exponents refused cheaply, the largest amounts summed exactly on both engines,
 totals past 28 digits refused with a clear conflict, and the widest totals written exactly."""
 
+import json
 import time
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 import httpx
 import msgspec
@@ -18,6 +20,7 @@ from drawdown.ledger.balance import BalanceTotals
 from drawdown.ledger.credit import CreditAmounts, CreditStatus
 from drawdown.services import credits as service
 from drawdown.services.book import Book
+from drawdown.store import ledger
 from drawdown.store.database import Database
 from drawdown.store.records import AccountRecord, CreditRecord
 from drawdown.store.tables import accounts, organizations
@@ -134,12 +137,13 @@ async def test_a_hold_of_1_on_the_widest_fraction_leaves_the_balance_exact(
 
 
 async def _tamper_totals(db: Database, org_name: str, **totals: Decimal) -> AccountRecord:
-    """Set the kept totals of the organization's account acc-1 directly."""
+    """Set the kept totals of the organization's account acc-1 directly; return the account."""
     async with db.write() as conn:
         query = select(organizations.c.seq).where(organizations.c.name == org_name)
         org_seq = (await conn.execute(query)).scalar_one()
         mine = (accounts.c.org_seq == org_seq) & (accounts.c.id == "acc-1")
-        await conn.execute(update(accounts).where(mine).values(**totals))
+        if totals:
+            await conn.execute(update(accounts).where(mine).values(**totals))
         row = (await conn.execute(select(accounts).where(mine))).one()
     return AccountRecord.from_row(row)
 
@@ -164,11 +168,55 @@ async def test_the_widest_totals_round_trip_exactly_through_the_api(
     assert number_literal(response.text, "availableBalance") == "1" + "0" * 27
     assert number_literal(response.text, "runningBalance") == "9" * 27 + ".9999999999"
     assert number_literal(response.text, "inapplicableCredits") == "1234567890123456789012345678.9"
-    python = msgspec.json.decode(msgspec.json.encode(render.balance(account)))
+    python = _literals(msgspec.json.encode(render.balance(account)))
     if ENGINE == "postgresql":
         fast = await service.balance_json(db, account.org_seq, "acc-1", clock)
-        assert msgspec.json.decode(fast) == python
-    assert msgspec.json.decode(response.content) == python
+        assert _literals(fast) == python
+    assert _literals(response.content) == python
+
+
+@pytest.mark.skipif(ENGINE != "postgresql", reason="the JSON path is PostgreSQL's")
+async def test_details_json_writes_the_largest_amounts_as_the_renderer_does(
+    client: httpx.AsyncClient, db: Database, clock: FixedClock, org_name: str
+) -> None:
+    await make_account(client)
+    response = await post_raw(client, "/credits", _grant_with_amount(LARGEST))
+    assert response.status_code == 200, response.text
+    credit_id = response.json()["id"]
+    debited = await post_raw(
+        client,
+        "/accounts/acc-1/credit_applications",
+        '{"invoiceId": "inv-1", "mode": "DEBIT", "lineItems": [{"entityId": "um.a",'
+        ' "entityType": "USAGE_METER_RATE_CARD", "amount": 1E+17}]}',
+    )
+    assert debited.status_code == 200, debited.text
+    held = await post_raw(
+        client,
+        "/accounts/acc-1/credit_applications",
+        '{"invoiceId": "inv-2", "mode": "HOLD", "lineItems": [{"entityId": "um.a",'
+        ' "entityType": "USAGE_METER_RATE_CARD", "amount": 0.0000000001}]}',
+    )
+    assert held.status_code == 200, held.text
+    account = await _tamper_totals(db, org_name)  # changes nothing: finds the account
+    async with db.read() as conn:
+        record = await ledger.find_credit(conn, account.org_seq, credit_id)
+        assert record is not None
+        lines = await ledger.transactions_of(conn, record)
+    python = _literals(
+        msgspec.json.encode(render.credit_details(record, lines, clock.now().date()))
+    )
+    fast = _literals(await service.credit_details_json(db, account.org_seq, credit_id, clock))
+    assert fast == python
+    assert (fast["creditAmount"], fast["consumedAmount"], fast["holdAmount"]) == (
+        LARGEST,
+        "100000000000000000",
+        "0.0000000001",
+    )
+
+
+def _literals(text: str | bytes) -> Any:
+    """The JSON with every number kept as the literal text written."""
+    return json.loads(text, parse_float=str, parse_int=str)
 
 
 async def test_a_total_past_28_digits_is_a_409_that_changes_nothing(
