@@ -5,12 +5,11 @@ An amount has at most 18 digits before the point and 10 after; a total (a sum of
 amounts, such as an account's balance) at most 28 before and 10 after. All money arithmetic
 runs in `MONEY`, a decimal context wide enough for the widest total that traps every kind
 of rounding, so a result is either exact or an exception, never a silently rounded value.
-The context is used explicitly (`add`, `sub`, `total`, or `with exact():`) rather than set
-as the thread's context, because asyncio tasks each copy the context they start with.
+The context is passed explicitly (`add`, `sub`, `total` call its methods) rather than set as
+the thread's context, because asyncio tasks each copy the context they start with.
 """
 
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from decimal import (
     ROUND_HALF_EVEN,
     Clamped,
@@ -25,7 +24,6 @@ from decimal import (
     Rounded,
     Subnormal,
     Underflow,
-    localcontext,
 )
 
 MAX_INTEGER_DIGITS = 18
@@ -95,47 +93,39 @@ def check_amount(value: Decimal) -> Decimal:
     return exact
 
 
-def _fits_total(value: Decimal) -> Decimal:
-    if abs(value) >= _TOTAL_LIMIT:
+def _exact_total(compute: Callable[[], Decimal]) -> Decimal:
+    try:
+        result = compute()
+    except DecimalException as error:
+        reason = type(error).__name__
+        raise TotalOverflow(f"money arithmetic could not be exact ({reason})") from None
+    if result.copy_abs() >= _TOTAL_LIMIT:  # copy_abs, unlike abs(), consults no context
         raise TotalOverflow(
             f"a total would exceed {MAX_TOTAL_INTEGER_DIGITS} digits before the decimal point"
         )
-    return value
+    return result
 
 
-@contextmanager
-def exact() -> Iterator[None]:
-    """Run a block's decimal arithmetic in `MONEY`; any rounding raises `TotalOverflow`.
-
-    Only for blocks without `await`: the context belongs to the running task.
-    """
-    try:
-        with localcontext(MONEY):
-            yield
-    except DecimalException as error:
-        raise TotalOverflow(
-            f"money arithmetic could not be exact ({type(error).__name__})"
-        ) from None
-
-
-def add(*values: Decimal) -> Decimal:
-    """The exact sum, within a total's digits."""
-    return total(values)
+def add(first: Decimal, second: Decimal) -> Decimal:
+    """The exact sum, within a total's digits, or `TotalOverflow`."""
+    return _exact_total(lambda: MONEY.add(first, second))
 
 
 def sub(minuend: Decimal, subtrahend: Decimal) -> Decimal:
-    """The exact difference, within a total's digits."""
-    with exact():
-        return _fits_total(MONEY.subtract(minuend, subtrahend))
+    """The exact difference, within a total's digits, or `TotalOverflow`."""
+    return _exact_total(lambda: MONEY.subtract(minuend, subtrahend))
 
 
 def total(values: Iterable[Decimal]) -> Decimal:
-    """The exact sum of many amounts, within a total's digits."""
-    result = ZERO
-    with exact():
+    """The exact sum of many amounts, within a total's digits, or `TotalOverflow`."""
+
+    def running_sum() -> Decimal:
+        result = ZERO
         for value in values:
-            result = _fits_total(MONEY.add(result, value))
-    return result
+            result = MONEY.add(result, value)
+        return result
+
+    return _exact_total(running_sum)
 
 
 def format_amount(value: Decimal) -> str:
