@@ -40,10 +40,20 @@ def test_amounts_beyond_18_and_10_digits_are_refused(value: Decimal) -> None:
 
 
 @pytest.mark.parametrize(
-    "value", [Decimal("123456789012345678.0123456789"), Decimal("1.5000000000000"), Decimal(0)]
+    "value", [Decimal("123456789012345678.0123456789"), Decimal("1.5000000000000")]
 )
-def test_amounts_within_limits_pass_unchanged(value: Decimal) -> None:
-    assert check_amount(value) is value
+def test_amounts_within_limits_pass_with_their_value(value: Decimal) -> None:
+    checked = check_amount(value)
+    assert checked == value
+    assert str(checked) == str(value).rstrip("0")  # trailing zeros are dropped
+
+
+@pytest.mark.parametrize(
+    "value", [Decimal(0), Decimal("-0"), Decimal("0E+1000000"), Decimal("0E-99")]
+)
+def test_zero_in_any_notation_comes_back_as_plain_zero(value: Decimal) -> None:
+    zero = check_amount(value)
+    assert zero == 0 and zero.as_tuple() == Decimal(0).as_tuple()
 
 
 def test_ids_have_togais_shape_and_are_unique() -> None:

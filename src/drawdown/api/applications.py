@@ -44,7 +44,7 @@ async def apply_credits(
         ),
     )
     async with ctx.db.write() as conn:
-        application = await service.apply(conn, principal.org_seq, account_id, request, ctx.now)
+        application = await service.apply(conn, principal.org_seq, account_id, request, ctx.clock)
     return JSONResponse(render.application(application))
 
 
@@ -105,7 +105,7 @@ async def capture_credit_application(
 ) -> Any:
     async with ctx.db.write() as conn:
         application = await service.capture(
-            conn, principal.org_seq, account_id, invoice_id, ctx.now
+            conn, principal.org_seq, account_id, invoice_id, ctx.clock
         )
     return JSONResponse(render.application(application))
 
@@ -125,6 +125,6 @@ async def release_credit_application(
 ) -> Any:
     async with ctx.db.write() as conn:
         application = await service.release(
-            conn, principal.org_seq, account_id, invoice_id, ctx.now
+            conn, principal.org_seq, account_id, invoice_id, ctx.clock
         )
     return JSONResponse(render.application(application))

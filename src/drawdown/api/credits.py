@@ -63,7 +63,7 @@ async def create_credit(
     requests = body.creditRequests if isinstance(body, CreateCreditRequest) else [body]
     async with ctx.db.write() as conn:
         credits = await grant(
-            conn, principal.org_seq, [_grant_request(r) for r in requests], ctx.now
+            conn, principal.org_seq, [_grant_request(r) for r in requests], ctx.clock
         )
     today = ctx.now.date()
     if batch:
@@ -88,9 +88,9 @@ async def get_credit_details(
 
 async def _credit_details(principal: Principal, ctx: Context, credit_id: str) -> Response:
     if ctx.db.is_postgresql:
-        body = await service.credit_details_json(ctx.db, principal.org_seq, credit_id, ctx.now)
+        body = await service.credit_details_json(ctx.db, principal.org_seq, credit_id, ctx.clock)
         return Response(body, media_type="application/json")
-    details = await service.credit_details(ctx.db, principal.org_seq, credit_id, ctx.now)
+    details = await service.credit_details(ctx.db, principal.org_seq, credit_id, ctx.clock)
     return JSONResponse(render.credit_details(details.credit, details.transactions, ctx.now.date()))
 
 
@@ -113,7 +113,7 @@ async def list_credits(
     page = await service.list_credits(
         ctx.db,
         principal.org_seq,
-        ctx.now,
+        ctx.clock,
         page_size=page_size,
         next_token=next_token,
         status=status,
@@ -139,7 +139,7 @@ async def void_credit(
     ctx: Annotated[Context, Depends(context)],
 ) -> Any:
     async with ctx.db.write() as conn:
-        credit = await service.void_credit(conn, principal.org_seq, credit_id, ctx.now)
+        credit = await service.void_credit(conn, principal.org_seq, credit_id, ctx.clock)
     return JSONResponse(render.credit(credit, ctx.now.date()))
 
 
@@ -160,9 +160,9 @@ async def credit_balance_for_account(
 
 async def _balance(principal: Principal, ctx: Context, account_id: str) -> Response:
     if ctx.db.is_postgresql:
-        body = await service.balance_json(ctx.db, principal.org_seq, account_id, ctx.now)
+        body = await service.balance_json(ctx.db, principal.org_seq, account_id, ctx.clock)
         return Response(body, media_type="application/json")
-    account = await service.account_balance(ctx.db, principal.org_seq, account_id, ctx.now)
+    account = await service.account_balance(ctx.db, principal.org_seq, account_id, ctx.clock)
     return JSONResponse(render.balance(account))
 
 

@@ -32,11 +32,12 @@ def router() -> APIRouter:
 @dataclass(frozen=True)
 class Context:
     db: Database
-    now: datetime
+    now: datetime  # when the request arrived
+    clock: Clock  # writes read it again once they hold their account's lock
 
 
 async def context(request: Request) -> Context:
     # async on purpose: FastAPI runs a plain `def` dependency in a thread pool
     state = request.app.state
     clock: Clock = state.clock
-    return Context(state.db, clock.now())
+    return Context(state.db, clock.now(), clock)

@@ -15,10 +15,9 @@ log = logging.getLogger("drawdown.expiry")
 
 async def sweep(db: Database, clock: Clock) -> int:
     """Bring every account that needs it up to today; returns how many there were."""
-    now = clock.now()
     async with db.read() as conn:
-        due = await ledger.accounts_due(conn, now.date())
-    await bring_accounts_to_today(db, due, now)
+        due = await ledger.accounts_due(conn, clock.now().date())
+    await bring_accounts_to_today(db, due, clock)
     return len(due)
 
 

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from drawdown.ledger.money import ZERO
+from drawdown.ledger.money import sub, total
 
 ALL_USAGE_METER_RATE_CARDS = "ALL_USAGE_METER_RATE_CARDS"
 ALL_FIXED_FEE_RATE_CARDS = "ALL_FIXED_FEE_RATE_CARDS"
@@ -50,11 +50,11 @@ class LineAllocation:
 
     @property
     def applied(self) -> Decimal:
-        return sum((amount for _, amount in self.allocations), ZERO)
+        return total(amount for _, amount in self.allocations)
 
     @property
     def remaining(self) -> Decimal:
-        return self.item.amount - self.applied
+        return sub(self.item.amount, self.applied)
 
 
 def applies_to(candidate: Candidate, item: LineItem) -> bool:
@@ -103,8 +103,8 @@ def allocate(
             if candidate.available <= 0 or not applies_to(candidate, item):
                 continue
             paid = min(owed, candidate.available)
-            candidate.available -= paid
-            owed -= paid
+            candidate.available = sub(candidate.available, paid)
+            owed = sub(owed, paid)
             line.allocations.append((candidate.credit_id, paid))
         result.append(line)
     return result

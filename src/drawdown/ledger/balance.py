@@ -11,7 +11,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from drawdown.ledger.credit import CreditAmounts, CreditStatus, is_past_until
-from drawdown.ledger.money import ZERO
+from drawdown.ledger.money import ZERO, add, sub
 
 
 @dataclass(frozen=True)
@@ -23,18 +23,18 @@ class BalanceTotals:
 
     def __add__(self, other: "BalanceTotals") -> "BalanceTotals":
         return BalanceTotals(
-            self.active_amount + other.active_amount,
-            self.applicable_left + other.applicable_left,
-            self.applicable_held + other.applicable_held,
-            self.inapplicable_left + other.inapplicable_left,
+            add(self.active_amount, other.active_amount),
+            add(self.applicable_left, other.applicable_left),
+            add(self.applicable_held, other.applicable_held),
+            add(self.inapplicable_left, other.inapplicable_left),
         )
 
     def __sub__(self, other: "BalanceTotals") -> "BalanceTotals":
         return BalanceTotals(
-            self.active_amount - other.active_amount,
-            self.applicable_left - other.applicable_left,
-            self.applicable_held - other.applicable_held,
-            self.inapplicable_left - other.inapplicable_left,
+            sub(self.active_amount, other.active_amount),
+            sub(self.applicable_left, other.applicable_left),
+            sub(self.applicable_held, other.applicable_held),
+            sub(self.inapplicable_left, other.inapplicable_left),
         )
 
     @property
@@ -43,7 +43,7 @@ class BalanceTotals:
 
     @property
     def running_balance(self) -> Decimal:
-        return self.applicable_left - self.applicable_held
+        return sub(self.applicable_left, self.applicable_held)
 
 
 NO_TOTALS = BalanceTotals()
@@ -59,7 +59,7 @@ def contribution(
     """What one credit adds to its account's balance on `today`."""
     if status is not CreditStatus.ACTIVE or is_past_until(effective_until, today):
         return NO_TOTALS
-    left = amounts.credit_amount - amounts.consumed
+    left = sub(amounts.credit_amount, amounts.consumed)
     if effective_from > today:
         return BalanceTotals(amounts.credit_amount, ZERO, ZERO, left)
     return BalanceTotals(amounts.credit_amount, left, amounts.held, ZERO)

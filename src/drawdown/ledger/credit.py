@@ -5,7 +5,7 @@ from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 
-from drawdown.ledger.money import ZERO
+from drawdown.ledger.money import ZERO, sub, total
 
 
 class CreditStatus(StrEnum):
@@ -34,7 +34,7 @@ class CreditAmounts:
 
     @property
     def available(self) -> Decimal:
-        return self.credit_amount - self.consumed - self.held - self.expired - self.voided
+        return sub(self.credit_amount, total((self.consumed, self.held, self.expired, self.voided)))
 
 
 def is_past_until(effective_until: date | None, today: date) -> bool:

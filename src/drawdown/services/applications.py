@@ -11,11 +11,12 @@ from typing import Any
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from drawdown.clock import Clock
 from drawdown.errors import Conflict, NotFound
 from drawdown.ledger.allocation import Candidate, EntityType, LineAllocation, LineItem, allocate
 from drawdown.ledger.application import ApplicationMode, ApplicationStatus
 from drawdown.ledger.credit import CreditAmounts, CreditStatus, TransactionType
-from drawdown.ledger.money import ZERO, format_amount
+from drawdown.ledger.money import add, format_amount, sub, total
 from drawdown.services.book import Book
 from drawdown.services.paging import decode_token, encode_token
 from drawdown.store import applications as store
@@ -58,11 +59,11 @@ class AppliedLine:
 
     @property
     def applied(self) -> Decimal:
-        return sum((a.amount for a in self.allocations), ZERO)
+        return total(a.amount for a in self.allocations)
 
     @property
     def remaining(self) -> Decimal:
-        return self.amount - self.applied
+        return sub(self.amount, self.applied)
 
 
 @dataclass
@@ -81,11 +82,11 @@ class Application:
 
     @property
     def applied(self) -> Decimal:
-        return sum((line.applied for line in self.lines), ZERO)
+        return total(line.applied for line in self.lines)
 
     @property
     def remaining(self) -> Decimal:
-        return sum((line.remaining for line in self.lines), ZERO)
+        return total(line.remaining for line in self.lines)
 
     @classmethod
     def from_row(cls, row: Row[Any], account_id: str) -> "Application":
@@ -134,11 +135,11 @@ class ApplicationPage:
     next_token: str | None
 
 
-async def _open_book(conn: AsyncConnection, org_seq: int, account_id: str, now: datetime) -> Book:
+async def _open_book(conn: AsyncConnection, org_seq: int, account_id: str, clock: Clock) -> Book:
     account = await ledger.find_account(conn, org_seq, account_id, lock=True)
     if account is None:
         raise NotFound(f"account '{account_id}' was not found")
-    return await Book.open(conn, account, now)
+    return await Book.open(conn, account, clock)
 
 
 async def _find(conn: AsyncConnection, account: AccountRecord, invoice_id: str) -> Application:
@@ -192,8 +193,8 @@ def _debit(
     changes: _Changes, application: Application, line: AppliedLine, allocation: Allocation
 ) -> None:
     credit = changes.credits[allocation.credit_id]
-    credit.amounts.held -= allocation.amount
-    credit.amounts.consumed += allocation.amount
+    credit.amounts.held = sub(credit.amounts.held, allocation.amount)
+    credit.amounts.consumed = add(credit.amounts.consumed, allocation.amount)
     changes.add_line(
         credit,
         TransactionType.DEBITED,
@@ -206,12 +207,12 @@ def _debit(
 def _give_back(changes: _Changes, allocation: Allocation) -> None:
     """Return a held amount: to the credit if it is still usable, else to its closing line."""
     credit = changes.credits[allocation.credit_id]
-    credit.amounts.held -= allocation.amount
+    credit.amounts.held = sub(credit.amounts.held, allocation.amount)
     if credit.status is CreditStatus.VOIDED:
-        credit.amounts.voided += allocation.amount
+        credit.amounts.voided = add(credit.amounts.voided, allocation.amount)
         changes.add_line(credit, TransactionType.VOIDED, allocation.amount)
     elif credit.status is CreditStatus.EXPIRED:
-        credit.amounts.expired += allocation.amount
+        credit.amounts.expired = add(credit.amounts.expired, allocation.amount)
         changes.add_line(credit, TransactionType.EXPIRED, allocation.amount)
 
 
@@ -260,9 +261,10 @@ async def apply(
     org_seq: int,
     account_id: str,
     request: ApplicationRequest,
-    now: datetime,
+    clock: Clock,
 ) -> Application:
-    book = await _open_book(conn, org_seq, account_id, now)
+    book = await _open_book(conn, org_seq, account_id, clock)
+    now = book.now
     fingerprint = request.fingerprint()
     row = await store.find_application(conn, book.account.seq, request.invoice_id)
     existing = Application.from_row(row, account_id) if row else None
@@ -290,7 +292,8 @@ async def apply(
             AppliedLine(paid.item.entity_id, paid.item.entity_type, paid.item.amount, allocations)
         )
         for allocation in allocations:
-            changes.credits[allocation.credit_id].amounts.held += allocation.amount
+            amounts = changes.credits[allocation.credit_id].amounts
+            amounts.held = add(amounts.held, allocation.amount)
     application = Application(
         account_id=account_id,
         invoice_id=request.invoice_id,
@@ -335,17 +338,17 @@ async def apply(
 
 
 async def capture(
-    conn: AsyncConnection, org_seq: int, account_id: str, invoice_id: str, now: datetime
+    conn: AsyncConnection, org_seq: int, account_id: str, invoice_id: str, clock: Clock
 ) -> Application:
     """Debit what the invoice holds; a debited one is returned unchanged."""
-    return await _settle(conn, org_seq, account_id, invoice_id, now, ApplicationStatus.DEBITED)
+    return await _settle(conn, org_seq, account_id, invoice_id, clock, ApplicationStatus.DEBITED)
 
 
 async def release(
-    conn: AsyncConnection, org_seq: int, account_id: str, invoice_id: str, now: datetime
+    conn: AsyncConnection, org_seq: int, account_id: str, invoice_id: str, clock: Clock
 ) -> Application:
     """Give back what the invoice holds; a released one is returned unchanged."""
-    return await _settle(conn, org_seq, account_id, invoice_id, now, ApplicationStatus.RELEASED)
+    return await _settle(conn, org_seq, account_id, invoice_id, clock, ApplicationStatus.RELEASED)
 
 
 _CANNOT_SETTLE = {
@@ -359,10 +362,10 @@ async def _settle(
     org_seq: int,
     account_id: str,
     invoice_id: str,
-    now: datetime,
+    clock: Clock,
     target: ApplicationStatus,
 ) -> Application:
-    book = await _open_book(conn, org_seq, account_id, now)
+    book = await _open_book(conn, org_seq, account_id, clock)
     application = await _find(conn, book.account, invoice_id)
     if application.status is target:
         return application
@@ -378,7 +381,7 @@ async def _settle(
         await _release_held(conn, changes, application)
     changes.record()
     await book.save()
-    return await _set_status(conn, application, target, now)
+    return await _set_status(conn, application, target, book.now)
 
 
 async def _set_status(

@@ -1,12 +1,21 @@
 """The book of one locked account: every change to its credits' money goes through here, so the
-ledger lines, the credits' amounts and the account's balance move together."""
+ledger lines, the credits' amounts and the account's balance move together.
+
+The book judges "today" by the clock it reads once the account is locked, and never earlier
+than the day the account's balance was counted for (`AccountRecord.as_of`): a process whose
+clock is behind (a request that began before midnight, a server a second slow) computes as of
+the later day, so a balance kept for one day is never changed with an earlier day's arithmetic,
+and `lastUpdatedAt` never goes backwards.
+"""
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from drawdown.clock import Clock
+from drawdown.errors import Conflict
 from drawdown.ledger.balance import (
     NO_TOTALS,
     BalanceTotals,
@@ -22,6 +31,7 @@ from drawdown.ledger.credit import (
     status_after_change,
 )
 from drawdown.ledger.ids import TRANSACTION_PREFIX, new_id
+from drawdown.ledger.money import MAX_TOTAL_INTEGER_DIGITS, TotalOverflow, add
 from drawdown.store import ledger as store
 from drawdown.store.records import AccountRecord, CreditRecord, TransactionRecord
 
@@ -46,22 +56,42 @@ def ledger_line(
     )
 
 
+def book_day(account: AccountRecord, clock_now: datetime) -> date:
+    """The day a write to `account` computes as of: the clock's, but never before the day its
+    balance was counted for."""
+    return max(clock_now.date(), account.as_of)
+
+
+def add_totals(first: BalanceTotals, second: BalanceTotals) -> BalanceTotals:
+    try:
+        return first + second
+    except TotalOverflow:
+        raise Conflict(
+            f"the account's total would exceed {MAX_TOTAL_INTEGER_DIGITS} digits before the "
+            "decimal point; nothing was changed"
+        ) from None
+
+
 class Book:
-    def __init__(self, conn: AsyncConnection, account: AccountRecord, now: datetime) -> None:
+    def __init__(self, conn: AsyncConnection, account: AccountRecord, clock_now: datetime) -> None:
         self.conn = conn
         self.account = account
-        self.now = now
-        self.today = now.date()
+        self.now = clock_now
+        self.today = book_day(account, clock_now)
         self._dirty = False
         # Writes wait here until save(), which sends them together (one statement on PostgreSQL).
         self._changed: dict[int, CreditRecord] = {}
         self._lines: list[tuple[int, TransactionRecord]] = []
 
     @classmethod
-    async def open(cls, conn: AsyncConnection, account: AccountRecord, now: datetime) -> "Book":
-        """A book for an account already locked in this transaction, brought up to today."""
-        book = cls(conn, account, now)
-        await book.bring_to_today()
+    async def open(
+        cls, conn: AsyncConnection, account: AccountRecord, clock: Clock, *, recount: bool = False
+    ) -> "Book":
+        """A book for an account already locked in this transaction, brought up to today (the
+        clock is read now, under the lock). With `recount`, the balance is counted again from
+        the credits even when no day boundary passed."""
+        book = cls(conn, account, clock.now())
+        await book.bring_to_today(force=recount)
         return book
 
     def _share(
@@ -71,10 +101,10 @@ class Book:
             status, amounts, credit.effective_from, credit.effective_until, self.today
         )
 
-    async def bring_to_today(self) -> None:
+    async def bring_to_today(self, *, force: bool = False) -> None:
         """Expire what is past its last day and recount the balance, if a day boundary passed."""
         through = self.account.valid_through
-        if through is None or self.today <= through:
+        if not force and (through is None or self.today <= through):
             return
         totals = NO_TOTALS
         valid_through = None
@@ -82,7 +112,7 @@ class Book:
             if is_past_until(credit.effective_until, self.today):
                 self.expire(credit, recount=False)
                 continue
-            totals += self._share(credit, credit.status, credit.amounts)
+            totals = add_totals(totals, self._share(credit, credit.status, credit.amounts))
             valid_through = earliest(
                 valid_through,
                 last_stable_day(
@@ -91,8 +121,7 @@ class Book:
             )
         self.account.totals = totals
         self.account.valid_through = valid_through
-        self.account.balance_updated_at = self.now
-        self._dirty = True
+        self._touch_balance()
         await self.save()  # what follows in the transaction may read these credits again
 
     def line(
@@ -124,23 +153,29 @@ class Book:
             before = self._share(credit, before_status, before_amounts)
             after = self._share(credit, credit.status, credit.amounts)
             if before != after:
-                self.account.totals = self.account.totals + after - before
-                self.account.balance_updated_at = self.now
-                self._dirty = True
+                self.account.totals = add_totals(self.account.totals, after) - before
+                self._touch_balance()
 
     def added(self, credit: CreditRecord) -> None:
         """Count a credit just inserted (its CREDITED line already written)."""
         if is_past_until(credit.effective_until, self.today):
             self.expire(credit)
             return
-        self.account.totals += self._share(credit, credit.status, credit.amounts)
+        self.account.totals = add_totals(
+            self.account.totals, self._share(credit, credit.status, credit.amounts)
+        )
         self.account.valid_through = earliest(
             self.account.valid_through,
             last_stable_day(
                 credit.status, credit.effective_from, credit.effective_until, self.today
             ),
         )
-        self.account.balance_updated_at = self.now
+        self._touch_balance()
+
+    def _touch_balance(self) -> None:
+        """The totals now hold as of `today`; `lastUpdatedAt` never goes backwards."""
+        self.account.as_of = self.today
+        self.account.balance_updated_at = max(self.now, self.account.balance_updated_at)
         self._dirty = True
 
     def expire(self, credit: CreditRecord, *, recount: bool = True) -> None:
@@ -158,9 +193,9 @@ class Book:
         lines = []
         if available > 0:
             if kind is TransactionType.EXPIRED:
-                credit.amounts.expired += available
+                credit.amounts.expired = add(credit.amounts.expired, available)
             else:
-                credit.amounts.voided += available
+                credit.amounts.voided = add(credit.amounts.voided, available)
             lines.append(self.line(credit, kind, available))
         credit.status = status
         self.record(credit, before_status, before_amounts, lines, recount=recount)

@@ -9,6 +9,7 @@ from typing import TypeVar
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from drawdown.clock import Clock
 from drawdown.errors import BadRequest, NotFound
 from drawdown.ledger.credit import CreditStatus, effective_status, void_refusal
 from drawdown.services.book import Book
@@ -38,17 +39,17 @@ def _is_stale(credit: CreditRecord, now: datetime) -> bool:
     return effective_status(credit.status, credit.effective_until, now.date()) != credit.status
 
 
-async def bring_accounts_to_today(db: Database, account_seqs: list[int], now: datetime) -> None:
+async def bring_accounts_to_today(db: Database, account_seqs: list[int], clock: Clock) -> None:
     """Expire what is due and recount balances, one account per transaction."""
     for account_seq in sorted(set(account_seqs)):
         async with db.write() as conn:
             account = await store.lock_account_by_seq(conn, account_seq)
-            book = await Book.open(conn, account, now)
+            book = await Book.open(conn, account, clock)
             await book.save()
 
 
 async def _read_fresh(
-    db: Database, now: datetime, read: Callable[[], Awaitable[tuple[T, int | None]]]
+    db: Database, clock: Clock, read: Callable[[], Awaitable[tuple[T, int | None]]]
 ) -> T:
     """Run `read`; when it reports a stale account (its second value), bring that account up
     to today and read once more."""
@@ -56,13 +57,13 @@ async def _read_fresh(
         value, stale_account = await read()
         if stale_account is None:
             return value
-        await bring_accounts_to_today(db, [stale_account], now)
+        await bring_accounts_to_today(db, [stale_account], clock)
     raise AssertionError("an account stayed stale after it was brought up to date")
 
 
 async def _fresh_json(
     db: Database,
-    now: datetime,
+    clock: Clock,
     read: Callable[[asyncpg.Pool], Awaitable[JsonAnswer | None]],
     missing: str,
 ) -> str:
@@ -72,32 +73,34 @@ async def _fresh_json(
             raise NotFound(missing)
         return answer.body, answer.account_seq if answer.stale else None
 
-    return await _read_fresh(db, now, attempt)
+    return await _read_fresh(db, clock, attempt)
 
 
-async def credit_details_json(db: Database, org_seq: int, credit_id: str, now: datetime) -> str:
+async def credit_details_json(db: Database, org_seq: int, credit_id: str, clock: Clock) -> str:
     """PostgreSQL only: the details as finished JSON, in one statement."""
+    today = clock.now().date()
     return await _fresh_json(
         db,
-        now,
-        lambda pool: json_reads.credit_details(pool, org_seq, credit_id, now.date()),
+        clock,
+        lambda pool: json_reads.credit_details(pool, org_seq, credit_id, today),
         f"credit '{credit_id}' was not found",
     )
 
 
-async def balance_json(db: Database, org_seq: int, account_id: str, now: datetime) -> str:
+async def balance_json(db: Database, org_seq: int, account_id: str, clock: Clock) -> str:
     """PostgreSQL only: the balance as finished JSON, in one statement."""
+    today = clock.now().date()
     return await _fresh_json(
         db,
-        now,
-        lambda pool: json_reads.balance(pool, org_seq, account_id, now.date()),
+        clock,
+        lambda pool: json_reads.balance(pool, org_seq, account_id, today),
         f"account '{account_id}' was not found",
     )
 
 
-async def credit_details(
-    db: Database, org_seq: int, credit_id: str, now: datetime
-) -> CreditDetails:
+async def credit_details(db: Database, org_seq: int, credit_id: str, clock: Clock) -> CreditDetails:
+    now = clock.now()
+
     async def attempt() -> tuple[CreditDetails | None, int | None]:
         async with db.read() as conn:
             credit = await store.find_credit(conn, org_seq, credit_id)
@@ -107,7 +110,7 @@ async def credit_details(
                 return None, credit.account_seq
             return CreditDetails(credit, await store.transactions_of(conn, credit)), None
 
-    details = await _read_fresh(db, now, attempt)
+    details = await _read_fresh(db, clock, attempt)
     assert details is not None
     return details
 
@@ -115,7 +118,7 @@ async def credit_details(
 async def list_credits(
     db: Database,
     org_seq: int,
-    now: datetime,
+    clock: Clock,
     *,
     page_size: int,
     next_token: str | None,
@@ -125,9 +128,9 @@ async def list_credits(
 ) -> CreditPage:
     after_seq = decode_token("credits", next_token)
     async with db.read() as conn:
-        due = await store.accounts_due(conn, now.date(), org_seq)
+        due = await store.accounts_due(conn, clock.now().date(), org_seq)
     if due:
-        await bring_accounts_to_today(db, due, now)
+        await bring_accounts_to_today(db, due, clock)
     async with db.read() as conn:
         page = await store.page_of_credits(
             conn,
@@ -144,16 +147,16 @@ async def list_credits(
 
 
 async def void_credit(
-    conn: AsyncConnection, org_seq: int, credit_id: str, now: datetime
+    conn: AsyncConnection, org_seq: int, credit_id: str, clock: Clock
 ) -> CreditRecord:
     found = await store.find_credit(conn, org_seq, credit_id)
     if found is None:
         raise NotFound(f"credit '{credit_id}' was not found")
     account = await store.lock_account_by_seq(conn, found.account_seq)
-    book = await Book.open(conn, account, now)
+    book = await Book.open(conn, account, clock)
     credit = await store.find_credit(conn, org_seq, credit_id)
     assert credit is not None
-    refusal = void_refusal(effective_status(credit.status, credit.effective_until, now.date()))
+    refusal = void_refusal(effective_status(credit.status, credit.effective_until, book.today))
     if refusal:
         raise BadRequest(f"credit '{credit_id}' cannot be voided: {refusal}")
     book.void(credit)
@@ -162,8 +165,10 @@ async def void_credit(
 
 
 async def account_balance(
-    db: Database, org_seq: int, account_id: str, now: datetime
+    db: Database, org_seq: int, account_id: str, clock: Clock
 ) -> AccountRecord:
+    now = clock.now()
+
     async def attempt() -> tuple[AccountRecord, int | None]:
         async with db.read() as conn:
             account = await store.find_account(conn, org_seq, account_id)
@@ -172,4 +177,4 @@ async def account_balance(
         through = account.valid_through
         return account, account.seq if through is not None and now.date() > through else None
 
-    return await _read_fresh(db, now, attempt)
+    return await _read_fresh(db, clock, attempt)

@@ -9,12 +9,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from drawdown.clock import Clock
 from drawdown.errors import BadRequest, Conflict, NotFound
 from drawdown.ledger.balance import NO_TOTALS, contribution, earliest, last_stable_day
 from drawdown.ledger.credit import CreditAmounts, CreditStatus, TransactionType, is_past_until
 from drawdown.ledger.ids import CREDIT_PREFIX, new_id
 from drawdown.ledger.money import ZERO, format_amount
-from drawdown.services.book import Book, ledger_line
+from drawdown.services.book import Book, add_totals, ledger_line
 from drawdown.store import ledger as store
 from drawdown.store.records import AccountRecord, CreditRecord
 
@@ -68,19 +69,19 @@ def _check_batch(requests: list[GrantRequest]) -> None:
 
 
 async def grant(
-    conn: AsyncConnection, org_seq: int, requests: list[GrantRequest], now: datetime
+    conn: AsyncConnection, org_seq: int, requests: list[GrantRequest], clock: Clock
 ) -> list[CreditRecord]:
     """Grant every request or none."""
     _check_batch(requests)
     if conn.dialect.name == "postgresql":
-        granted = await _grant_adding_to_balances(conn, org_seq, requests, now)
+        granted = await _grant_adding_to_balances(conn, org_seq, requests, clock)
         if granted is not None:
             return granted
-    return await _grant_under_account_locks(conn, org_seq, requests, now)
+    return await _grant_under_account_locks(conn, org_seq, requests, clock)
 
 
 async def _grant_under_account_locks(
-    conn: AsyncConnection, org_seq: int, requests: list[GrantRequest], now: datetime
+    conn: AsyncConnection, org_seq: int, requests: list[GrantRequest], clock: Clock
 ) -> list[CreditRecord]:
     """Lock the accounts (in id order, so batches never deadlock), then grant through their
     books. Serves SQLite, back-dated grants, and accounts whose balance must be recounted."""
@@ -89,7 +90,7 @@ async def _grant_under_account_locks(
         account = await store.find_account(conn, org_seq, account_id, lock=True)
         if account is None:
             raise NotFound(f"account '{account_id}' was not found")
-        books[account_id] = await Book.open(conn, account, now)
+        books[account_id] = await Book.open(conn, account, clock)
 
     granted = []
     for request in requests:
@@ -102,9 +103,9 @@ async def _grant_under_account_locks(
             if earlier is not None:
                 granted.append(_same_request(earlier, request, fingerprint))
                 continue
-        credit, values = _new_credit(book.account, request, fingerprint, now)
+        credit, values = _new_credit(book.account, request, fingerprint, book.now)
         credit.seq = await store.insert_credit(conn, values)
-        await _credited(conn, credit, now)
+        await _credited(conn, credit, book.now)
         book.added(credit)
         granted.append(credit)
     for book in books.values():
@@ -113,11 +114,13 @@ async def _grant_under_account_locks(
 
 
 async def _grant_adding_to_balances(
-    conn: AsyncConnection, org_seq: int, requests: list[GrantRequest], now: datetime
+    conn: AsyncConnection, org_seq: int, requests: list[GrantRequest], clock: Clock
 ) -> list[CreditRecord] | None:
     """PostgreSQL: insert the credits first, then add them to each account's balance in one
     UPDATE, which locks the account only from there to the commit. A grant only adds to a
-    balance, so it needs nothing read under the lock. None when the locked path must serve."""
+    balance, so it needs nothing read under the lock, provided the balance holds on the
+    writer's day (the UPDATE checks it). None when the locked path must serve."""
+    now = clock.now()
     today = now.date()
     if any(is_past_until(request.effective_until, today) for request in requests):
         return None
@@ -126,7 +129,7 @@ async def _grant_adding_to_balances(
         account = await store.find_account(conn, org_seq, account_id)
         if account is None:
             raise NotFound(f"account '{account_id}' was not found")
-        if account.valid_through is not None and account.valid_through < today:
+        if not _holds_on(account, today):
             return None
         accounts[account_id] = account
 
@@ -152,8 +155,15 @@ async def _grant_adding_to_balances(
     for account_id in sorted(added):
         delta, through = NO_TOTALS, None
         for credit in added[account_id]:
-            delta += contribution(
-                credit.status, credit.amounts, credit.effective_from, credit.effective_until, today
+            delta = add_totals(
+                delta,
+                contribution(
+                    credit.status,
+                    credit.amounts,
+                    credit.effective_from,
+                    credit.effective_until,
+                    today,
+                ),
             )
             through = earliest(
                 through,
@@ -163,12 +173,19 @@ async def _grant_adding_to_balances(
             )
         account = accounts[account_id]
         if not await store.add_to_balance(conn, account.seq, delta, through, now):
-            # A day boundary passed meanwhile: recount under the lock; the recount sees the
-            # credits this transaction inserted.
+            # The balance no longer holds on this writer's day (a day boundary passed, or a
+            # writer with a later clock counted it for a later day): recount it under the
+            # lock, which counts the credits this transaction inserted as of the later day.
             locked = await store.lock_account_by_seq(conn, account.seq)
-            book = await Book.open(conn, locked, now)
+            book = await Book.open(conn, locked, clock, recount=True)
             await book.save()
     return granted
+
+
+def _holds_on(account: AccountRecord, day: date) -> bool:
+    """Whether the account's kept totals are the right ones on `day`."""
+    through = account.valid_through
+    return account.as_of <= day and (through is None or day <= through)
 
 
 def _same_request(earlier: CreditRecord, request: GrantRequest, fingerprint: str) -> CreditRecord:

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from drawdown.ledger.application import ApplicationStatus
 from drawdown.ledger.balance import NO_TOTALS, BalanceTotals, contribution
 from drawdown.ledger.credit import CreditStatus, TransactionType
-from drawdown.ledger.money import ZERO, format_amount
+from drawdown.ledger.money import ZERO, add, format_amount
 from drawdown.store.records import AccountRecord, CreditRecord
 from drawdown.store.tables import accounts, credit_applications, credit_transactions, credits
 
@@ -23,9 +23,7 @@ async def verify(conn: AsyncConnection, today: date, org_seq: int | None = None)
     With `org_seq`, only that organization's books are checked.
     """
     problems: list[str] = []
-    line_totals: dict[int, dict[TransactionType, Decimal]] = defaultdict(
-        lambda: defaultdict(Decimal)
-    )
+    line_totals: dict[int, dict[TransactionType, Decimal]] = defaultdict(dict)
     lines_query = select(credit_transactions)
     credits_query = select(credits).order_by(credits.c.seq)
     accounts_query = select(accounts).order_by(accounts.c.seq)
@@ -40,19 +38,22 @@ async def verify(conn: AsyncConnection, today: date, org_seq: int | None = None)
         accounts_query = accounts_query.where(accounts.c.org_seq == org_seq)
         held_query = held_query.where(credit_applications.c.org_seq == org_seq)
     for row in await conn.execute(lines_query):
-        line_totals[row.credit_seq][TransactionType(row.transaction_type)] += row.amount
+        of_credit = line_totals[row.credit_seq]
+        kind = TransactionType(row.transaction_type)
+        of_credit[kind] = add(of_credit.get(kind, ZERO), row.amount)
 
-    held: dict[str, Decimal] = defaultdict(Decimal)
+    held: dict[str, Decimal] = {}
     for (line_items,) in await conn.execute(held_query):
         for item in line_items:
             for allocation in item["allocations"]:
-                held[allocation["creditId"]] += Decimal(allocation["amount"])
+                credit_id = allocation["creditId"]
+                held[credit_id] = add(held.get(credit_id, ZERO), Decimal(allocation["amount"]))
 
     by_account: dict[int, list[CreditRecord]] = defaultdict(list)
     for row in await conn.execute(credits_query):
         credit = CreditRecord.from_row(row)
         by_account[credit.account_seq].append(credit)
-        problems += _check_credit(credit, line_totals[credit.seq], held[credit.id])
+        problems += _check_credit(credit, line_totals[credit.seq], held.get(credit.id, ZERO))
 
     for row in await conn.execute(accounts_query):
         problems += _check_account(AccountRecord.from_row(row), by_account[row.seq], today)
@@ -96,13 +97,15 @@ def _check_credit(
 
 
 def _check_account(account: AccountRecord, owned: list[CreditRecord], today: date) -> list[str]:
-    # Kept totals are exact for every day through `valid_through`; an account not yet brought
-    # up to today is checked as of that day.
+    # Kept totals are exact for every day from `as_of` (the day they were counted for) through
+    # `valid_through`; an account is checked on the day of that span nearest to `today`.
     through = account.valid_through
-    day = today if through is None or today <= through else through
+    day = max(today, account.as_of)
+    if through is not None and day > through:
+        day = through
     expected = NO_TOTALS
     for credit in owned:
-        expected += contribution(
+        expected = expected + contribution(
             credit.status, credit.amounts, credit.effective_from, credit.effective_until, day
         )
     if expected == account.totals:

@@ -11,15 +11,17 @@ from drawdown.ledger.money import format_amount
 
 
 class Money(TypeDecorator[Decimal]):
-    """NUMERIC(28,10) on PostgreSQL; on SQLite, plain decimal text, so no float ever rounds it."""
+    """One amount (18 digits before the point, 10 after): NUMERIC(28,10) on PostgreSQL; on
+    SQLite, plain decimal text, so no float ever rounds it."""
 
     impl = Numeric(28, 10)
     cache_ok = True
+    total_digits = 28
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name == "sqlite":
             return dialect.type_descriptor(String(40))
-        return dialect.type_descriptor(Numeric(28, 10, asdecimal=True))
+        return dialect.type_descriptor(Numeric(self.total_digits, 10, asdecimal=True))
 
     def process_bind_param(self, value: Decimal | int | None, dialect: Dialect) -> Any:
         if value is None:
@@ -37,6 +39,15 @@ class Money(TypeDecorator[Decimal]):
         if isinstance(value, Decimal):
             return value
         return Decimal(value)
+
+
+class MoneyTotal(Money):
+    """A sum of many amounts (28 digits before the point, 10 after): NUMERIC(38,10) on
+    PostgreSQL; the same text on SQLite (40 characters hold sign, 38 digits and the point)."""
+
+    impl = Numeric(38, 10)
+    cache_ok = True
+    total_digits = 38
 
 
 class UtcDateTime(TypeDecorator[datetime]):

@@ -4,13 +4,15 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Date, bindparam, case, func, or_, select, text, update
+from sqlalchemy import Date, bindparam, case, func, literal_column, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
 
 from drawdown.ledger.balance import BalanceTotals
 from drawdown.ledger.credit import CreditStatus, TransactionType
-from drawdown.store.column_types import Money
+from drawdown.ledger.money import MAX_TOTAL_INTEGER_DIGITS
+from drawdown.store.column_types import MoneyTotal, UtcDateTime
 from drawdown.store.records import AccountRecord, CreditRecord, TransactionRecord
 from drawdown.store.tables import accounts, credit_transactions, credits
 
@@ -19,8 +21,13 @@ from drawdown.store.tables import accounts, credit_transactions, credits
 _FIND_ACCOUNT = select(accounts).where(
     accounts.c.org_seq == bindparam("org_seq"), accounts.c.id == bindparam("account_id")
 )
-_LOCK_ACCOUNT = _FIND_ACCOUNT.with_for_update()
-_LOCK_ACCOUNT_BY_SEQ = select(accounts).where(accounts.c.seq == bindparam("seq")).with_for_update()
+# FOR NO KEY UPDATE, not FOR UPDATE: a grant on the fast path holds the FOR KEY SHARE lock its
+# credit's foreign key takes on the account row, then UPDATEs that row; a FOR UPDATE waiting in
+# between would deadlock with it. The accounts' keys never change, so no writer needs more.
+_LOCK_ACCOUNT = _FIND_ACCOUNT.with_for_update(key_share=True)
+_LOCK_ACCOUNT_BY_SEQ = (
+    select(accounts).where(accounts.c.seq == bindparam("seq")).with_for_update(key_share=True)
+)
 _SAVE_BALANCE = (
     update(accounts)
     .where(accounts.c.seq == bindparam("b_seq"))
@@ -29,6 +36,7 @@ _SAVE_BALANCE = (
         bal_applicable_left=bindparam("b_applicable_left"),
         bal_applicable_held=bindparam("b_applicable_held"),
         bal_inapplicable_left=bindparam("b_inapplicable_left"),
+        bal_as_of=bindparam("b_as_of"),
         bal_valid_through=bindparam("b_valid_through"),
         bal_updated_at=bindparam("b_updated_at"),
     )
@@ -53,28 +61,38 @@ _INSERT_CREDIT_UNLESS_KEY_TAKEN = (
     .returning(credits.c.seq)
 )
 _NEW_THROUGH = bindparam("b_through", type_=Date())
+_TODAY = bindparam("b_today", type_=Date())
+# Written into the SQL: as a parameter it would be typed NUMERIC(38,10), which cannot hold it.
+_TOTAL_LIMIT: ColumnElement[Any] = literal_column(str(10**MAX_TOTAL_INTEGER_DIGITS))
+_NOW = bindparam("b_now", type_=UtcDateTime())
+# Only when the kept totals hold on the writer's day: counted for that day or an earlier one
+# (never a later one: that would apply an earlier day's arithmetic) and still valid through it.
 _ADD_TO_BALANCE = (
     update(accounts)
     .where(
         accounts.c.seq == bindparam("b_seq"),
+        accounts.c.bal_as_of <= _TODAY,
+        # Past a total's 28 digits the locked path answers with a clear conflict.
+        accounts.c.bal_active_amount + bindparam("d_active", type_=MoneyTotal) < _TOTAL_LIMIT,
         or_(
             accounts.c.bal_valid_through.is_(None),
-            accounts.c.bal_valid_through >= bindparam("b_today"),
+            accounts.c.bal_valid_through >= _TODAY,
         ),
     )
     .values(
-        bal_active_amount=accounts.c.bal_active_amount + bindparam("d_active", type_=Money),
-        bal_applicable_left=accounts.c.bal_applicable_left + bindparam("d_left", type_=Money),
-        bal_applicable_held=accounts.c.bal_applicable_held + bindparam("d_held", type_=Money),
+        bal_active_amount=accounts.c.bal_active_amount + bindparam("d_active", type_=MoneyTotal),
+        bal_applicable_left=accounts.c.bal_applicable_left + bindparam("d_left", type_=MoneyTotal),
+        bal_applicable_held=accounts.c.bal_applicable_held + bindparam("d_held", type_=MoneyTotal),
         bal_inapplicable_left=(
-            accounts.c.bal_inapplicable_left + bindparam("d_pending", type_=Money)
+            accounts.c.bal_inapplicable_left + bindparam("d_pending", type_=MoneyTotal)
         ),
+        bal_as_of=_TODAY,
         bal_valid_through=case(
             (_NEW_THROUGH.is_(None), accounts.c.bal_valid_through),
             (accounts.c.bal_valid_through.is_(None), _NEW_THROUGH),
             else_=func.least(accounts.c.bal_valid_through, _NEW_THROUGH),
         ),
-        bal_updated_at=bindparam("b_now"),
+        bal_updated_at=func.greatest(accounts.c.bal_updated_at, _NOW),
     )
     .returning(accounts.c.seq)
 )
@@ -93,7 +111,7 @@ _CREDITS_BY_ID = select(credits).where(
 async def find_account(
     conn: AsyncConnection, org_seq: int, account_id: str, *, lock: bool = False
 ) -> AccountRecord | None:
-    """The account, or None; with `lock`, held FOR UPDATE until the transaction ends."""
+    """The account, or None; with `lock`, held (FOR NO KEY UPDATE) until the transaction ends."""
     query = _LOCK_ACCOUNT if lock else _FIND_ACCOUNT
     row = (await conn.execute(query, {"org_seq": org_seq, "account_id": account_id})).first()
     return AccountRecord.from_row(row) if row else None
@@ -114,6 +132,7 @@ async def save_balance(conn: AsyncConnection, account: AccountRecord) -> None:
             "b_applicable_left": totals.applicable_left,
             "b_applicable_held": totals.applicable_held,
             "b_inapplicable_left": totals.inapplicable_left,
+            "b_as_of": account.as_of,
             "b_valid_through": account.valid_through,
             "b_updated_at": account.balance_updated_at,
         },
@@ -142,8 +161,9 @@ async def add_to_balance(
     valid_through: date | None,
     now: datetime,
 ) -> bool:
-    """PostgreSQL: add to the kept balance in one locking UPDATE, unless the balance is older
-    than today's day boundary (then False: the caller recounts under the account's lock)."""
+    """PostgreSQL: add to the kept balance in one locking UPDATE, unless the balance does not
+    hold on the writer's day: older than a day boundary since, or counted for a later day
+    (then False: the caller recounts under the account's lock)."""
     params = {
         "b_seq": account_seq,
         "b_today": now.date(),
@@ -182,7 +202,7 @@ _WRITE_BOOK = text(
         UPDATE accounts
         SET bal_active_amount = :b_active_amount, bal_applicable_left = :b_applicable_left,
             bal_applicable_held = :b_applicable_held,
-            bal_inapplicable_left = :b_inapplicable_left,
+            bal_inapplicable_left = :b_inapplicable_left, bal_as_of = :b_as_of,
             bal_valid_through = :b_valid_through, bal_updated_at = :b_updated_at
         WHERE seq = :b_seq
         RETURNING 1
@@ -232,6 +252,7 @@ async def write_book(
         "b_applicable_left": totals.applicable_left if totals else None,
         "b_applicable_held": totals.applicable_held if totals else None,
         "b_inapplicable_left": totals.inapplicable_left if totals else None,
+        "b_as_of": balance_of.as_of if balance_of else None,
         "b_valid_through": balance_of.valid_through if balance_of else None,
         "b_updated_at": balance_of.balance_updated_at if balance_of else None,
     }

@@ -57,6 +57,7 @@ async def insert_account(conn: AsyncConnection, values: dict[str, Any], now: dat
         "bal_applicable_left": ZERO,
         "bal_applicable_held": ZERO,
         "bal_inapplicable_left": ZERO,
+        "bal_as_of": now.date(),
         "bal_valid_through": None,
         "bal_updated_at": now,
     }

@@ -23,6 +23,7 @@ class AccountRecord:
     created_at: datetime
     updated_at: datetime
     totals: BalanceTotals
+    as_of: date
     valid_through: date | None
     balance_updated_at: datetime
 
@@ -46,6 +47,7 @@ class AccountRecord:
                 row.bal_applicable_held,
                 row.bal_inapplicable_left,
             ),
+            as_of=row.bal_as_of,
             valid_through=row.bal_valid_through,
             balance_updated_at=row.bal_updated_at,
         )

@@ -15,7 +15,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from drawdown.store.column_types import Money, UtcDateTime
+from drawdown.store.column_types import Money, MoneyTotal, UtcDateTime
 
 metadata = MetaData(
     naming_convention={
@@ -82,10 +82,13 @@ accounts = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     # The balance over the account's active credits, kept with every change to them.
-    Column("bal_active_amount", Money, nullable=False),
-    Column("bal_applicable_left", Money, nullable=False),
-    Column("bal_applicable_held", Money, nullable=False),
-    Column("bal_inapplicable_left", Money, nullable=False),
+    Column("bal_active_amount", MoneyTotal, nullable=False),
+    Column("bal_applicable_left", MoneyTotal, nullable=False),
+    Column("bal_applicable_held", MoneyTotal, nullable=False),
+    Column("bal_inapplicable_left", MoneyTotal, nullable=False),
+    # The day the totals were counted for; they hold for every day up to bal_valid_through,
+    # and no write changes them with an earlier day's arithmetic.
+    Column("bal_as_of", Date, nullable=False),
     Column("bal_valid_through", Date, nullable=True),
     Column("bal_updated_at", UtcDateTime, nullable=False),
     UniqueConstraint("org_seq", "id", name="uq_accounts_org_id"),
@@ -158,8 +161,8 @@ credit_applications = Table(
     Column("status", String(10), nullable=False),
     Column("as_of", Date, nullable=False),
     Column("request_hash", String(64), nullable=False),
-    Column("applied_amount", Money, nullable=False),
-    Column("remaining_amount", Money, nullable=False),
+    Column("applied_amount", MoneyTotal, nullable=False),
+    Column("remaining_amount", MoneyTotal, nullable=False),
     Column("line_items", JSON, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
