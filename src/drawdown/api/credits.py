@@ -7,8 +7,9 @@ from starlette.routing import Route
 
 from drawdown.api import render
 from drawdown.api.auth import caller, writer
+from drawdown.api.fields import Identifier
 from drawdown.api.jsonio import JSONResponse
-from drawdown.api.routing import Context, context, router
+from drawdown.api.routing import READ, WRITE, Context, context, errors, router
 from drawdown.api.schemas import (
     CreateCreditRequest,
     CreateCreditResponse,
@@ -27,8 +28,8 @@ from drawdown.services.keys import Principal
 
 routes = router()
 
-CreditId = Annotated[str, Path(max_length=50, description="Identifier of the credit")]
-AccountId = Annotated[str, Path(max_length=50, description="Identifier of the account")]
+CreditId = Annotated[Identifier, Path(description="Identifier of the credit")]
+AccountId = Annotated[Identifier, Path(description="Identifier of the account")]
 
 
 def _grant_request(body: CreditRequest) -> GrantRequest:
@@ -50,6 +51,7 @@ def _grant_request(body: CreditRequest) -> GrantRequest:
 @routes.post(
     "/credits",
     operation_id="createCredit",
+    responses=errors(*WRITE, 404, 409),
     summary="Grant credits",
     response_model=CreateCreditResponse | Credit,
     tags=["Credits"],
@@ -74,6 +76,7 @@ async def create_credit(
 @routes.get(
     "/credits/{credit_id}",
     operation_id="getCreditDetails",
+    responses=errors(*READ, 404),
     summary="Get credit details",
     response_model=CreditDetailsResponse,
     tags=["Credits"],
@@ -97,6 +100,7 @@ async def _credit_details(principal: Principal, ctx: Context, credit_id: str) ->
 @routes.get(
     "/credits",
     operation_id="listCredits",
+    responses=errors(*READ),
     summary="List credits",
     response_model=ListCreditsResponse,
     tags=["Credits"],
@@ -106,8 +110,8 @@ async def list_credits(
     ctx: Annotated[Context, Depends(context)],
     next_token: Annotated[str | None, Query(alias="nextToken", max_length=500)] = None,
     status: Annotated[CreditStatus | None, Query()] = None,
-    account_id: Annotated[str | None, Query(max_length=50)] = None,
-    credit_id: Annotated[str | None, Query(alias="id", max_length=50)] = None,
+    account_id: Annotated[Identifier | None, Query()] = None,
+    credit_id: Annotated[Identifier | None, Query(alias="id")] = None,
     page_size: Annotated[int, Query(alias="pageSize", ge=1, le=50)] = 50,
 ) -> Any:
     page = await service.list_credits(
@@ -129,6 +133,7 @@ async def list_credits(
 @routes.post(
     "/credits/{credit_id}/void",
     operation_id="voidCredit",
+    responses=errors(*WRITE, 404),
     summary="Void a credit",
     response_model=Credit,
     tags=["Credits"],
@@ -146,6 +151,7 @@ async def void_credit(
 @routes.get(
     "/accounts/{account_id}/credit_balance",
     operation_id="creditBalanceForAccount",
+    responses=errors(*READ, 404),
     summary="Get the credit balance of an account",
     response_model=CreditBalanceResponse,
     tags=["Credits"],

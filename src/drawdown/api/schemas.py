@@ -25,6 +25,7 @@ from drawdown.api.fields import (
     PositiveAmount,
     Text,
 )
+from drawdown.ledger.money import MAX_FRACTION_DIGITS, MAX_INTEGER_DIGITS
 
 
 class Body(BaseModel):
@@ -36,6 +37,25 @@ class Out(BaseModel):
 
 
 Number = Annotated[Decimal, WithJsonSchema({"type": "number"})]
+
+
+def _amount_schema(**bound: int) -> WithJsonSchema:
+    """What JSON Schema can say of an amount's limits: the bound, below 10^18, and at most
+    10 decimals (the exact digit rules are `ledger.money.check_amount`)."""
+    return WithJsonSchema(
+        {
+            "type": "number",
+            **bound,
+            "exclusiveMaximum": 10**MAX_INTEGER_DIGITS,
+            "multipleOf": float(Decimal(1).scaleb(-MAX_FRACTION_DIGITS)),
+        }
+    )
+
+
+CreditAmount = Annotated[PositiveAmount, _amount_schema(exclusiveMinimum=0)]
+LineItemAmount = Annotated[NonNegativeAmount, _amount_schema(minimum=0)]
+# An invoice id in a body and in a path are the same kind of value.
+InvoiceIdentifier = Text
 
 # Requests ------------------------------------------------------------------------------------
 
@@ -50,7 +70,7 @@ class CreditRequest(Body):
     )
     effectiveFrom: CalendarDate
     effectiveUntil: CalendarDate | None = None
-    creditAmount: PositiveAmount
+    creditAmount: CreditAmount
     priority: StrictInt = Field(ge=0, le=1_000_000)
     grantorId: Text | None = None
     idempotencyKey: Text | None = None
@@ -254,13 +274,13 @@ class AccountPaginatedResponse(Out):
 class LineItemRequest(Body):
     entityId: Text
     entityType: Literal["USAGE_METER_RATE_CARD", "FIXED_FEE_RATE_CARD"]
-    amount: NonNegativeAmount
+    amount: LineItemAmount
 
 
 class CreditApplicationRequest(Body):
     """Apply an account's credits to an invoice: HOLD reserves, DEBIT spends at once."""
 
-    invoiceId: Text
+    invoiceId: InvoiceIdentifier
     mode: Literal["HOLD", "DEBIT"]
     asOf: CalendarDate | None = None
     lineItems: list[LineItemRequest] = Field(min_length=1, max_length=500)
