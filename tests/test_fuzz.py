@@ -91,7 +91,9 @@ def make_known_records(base_url: str, key: str) -> dict[str, list[str]]:
     return known
 
 
-def run_schemathesis(base_url: str, key: str, known: dict[str, list[str]]) -> tuple[int, str]:
+def run_schemathesis(
+    base_url: str, key: str, known: dict[str, list[str]], workdir: Path
+) -> tuple[int, str]:
     command = [
         ST,
         "run",
@@ -115,12 +117,12 @@ def run_schemathesis(base_url: str, key: str, known: dict[str, list[str]]) -> tu
         "PYTHONPATH": str(ROOT),
     }
     done = subprocess.run(
-        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800, check=False
+        command, cwd=workdir, env=env, capture_output=True, text=True, timeout=1800, check=False
     )
     return done.returncode, done.stdout + done.stderr
 
 
-def test_schemathesis_finds_no_failure(database_url: str) -> None:
+def test_schemathesis_finds_no_failure(database_url: str, tmp_path: Path) -> None:
     with live_server(database_url) as server:
         key = create_key(database_url, f"org-fuzz-{uuid.uuid4().hex}")
         known = make_known_records(server.base_url, key)
@@ -131,7 +133,7 @@ def test_schemathesis_finds_no_failure(database_url: str) -> None:
                 for op in ops
             ]
         )
-        returncode, output = run_schemathesis(server.base_url, key, known)
+        returncode, output = run_schemathesis(server.base_url, key, known, tmp_path)
         reached = records_made(server.base_url, key, known)
     tested = re.search(r"Tested: (\d+)", output)
     cases = re.search(r"Test cases:\s*\n\s*(.+)", output)
