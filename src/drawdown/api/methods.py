@@ -4,6 +4,7 @@ Starlette answers 405 from the first route whose path matched, so `Allow` named 
 route's method (`/credits` has a GET route and a POST route, and fast routes stand ahead)."""
 
 from fastapi import FastAPI, Request, Response
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
@@ -12,7 +13,9 @@ from drawdown.api.errors import error_response
 
 def allowed_methods(app: FastAPI, request: Request) -> set[str]:
     allowed: set[str] = set()
-    for route in app.router.routes:
+    # included routers nest their routes; iter_route_contexts reaches each one, as the
+    # OpenAPI document does
+    for route in iter_route_contexts(app.router.routes):
         match, _ = route.matches(request.scope)
         methods = getattr(route, "methods", None)
         if match != Match.NONE and methods:

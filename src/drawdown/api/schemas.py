@@ -1,6 +1,9 @@
 """Request bodies (validated) and response shapes (for the OpenAPI document), in Togai's names.
 
-Responses are rendered by `drawdown.api.render`; the models here describe them for clients.
+Responses are rendered by `drawdown.api.render` (and, for the hottest reads on PostgreSQL, by
+SQL); the models here describe them for clients, field for field: a field the renderer always
+writes is required (nullable when it can be null), one it may leave out has a default.
+tests/test_openapi.py and the schemathesis run check every answer against them.
 """
 
 from datetime import date, datetime
@@ -152,13 +155,13 @@ class ErrorResponse(Out):
 class Credit(Out):
     accountId: str
     purpose: str
-    applicableEntityIds: list[str] | None = None
+    applicableEntityIds: list[str] | None
     effectiveFrom: date
-    effectiveUntil: date | None = None
+    effectiveUntil: date | None
     creditAmount: Number
     priority: int
-    grantorId: str | None = None
-    idempotencyKey: str | None = None
+    grantorId: str | None
+    idempotencyKey: str | None
     id: str = Field(max_length=50)
     customerId: str
     status: Literal["ACTIVE", "CONSUMED", "EXPIRED", "VOIDED"]
@@ -173,8 +176,8 @@ class CreditTransaction(Out):
     id: str = Field(max_length=50)
     creditId: str
     transactionType: Literal["CREDITED", "DEBITED", "EXPIRED", "VOIDED"]
-    invoiceId: str | None = None
-    entityId: str | None = None
+    invoiceId: str | None
+    entityId: str | None
     amount: Number
     createdAt: datetime
 
@@ -245,27 +248,27 @@ class CreateCustomerResponse(Out):
     togaiCustomerId: str
     name: str
     primaryEmail: str
-    billingAddress: str | None = None
-    address: AddressOut | None = None
+    billingAddress: str
+    address: AddressOut
     settings: list[dict[str, Any]] | None = None
     account: Account | None = None
 
 
 class PaginationOptions(Out):
-    pageSize: int | None = None
-    sortOrder: Literal["ASC", "DESC"] | None = None
+    pageSize: int
+    sortOrder: Literal["ASC", "DESC"]
 
 
 class CustomerPaginatedResponse(Out):
     data: list[Customer]
     nextToken: str | None = None
-    context: PaginationOptions | None = None
+    context: PaginationOptions
 
 
 class AccountPaginatedResponse(Out):
     data: list[Account]
     nextToken: str | None = None
-    context: PaginationOptions | None = None
+    context: PaginationOptions
 
 
 # Applications (drawdown's own) ----------------------------------------------------------------
