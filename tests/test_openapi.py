@@ -367,3 +367,17 @@ async def test_every_rendered_answer_validates_against_the_document(
     )
     statuses = {status for _, _, status in api.checked}
     assert {200, 201, 400, 401, 404, 409} <= statuses
+
+
+async def test_fast_reads_hold_path_ids_to_the_declared_rules(client: httpx.AsyncClient) -> None:
+    """The two reads served by plain Starlette routes refuse an id the document refuses, with
+    the words the FastAPI routes use."""
+    too_long = "a" * 51
+    slow = await client.get(f"/customers/{too_long}")
+    assert slow.status_code == 400
+    assert slow.json()["message"].startswith("customer_id: ")
+    for path, name in (("/credits/{}", "credit_id"), ("/accounts/{}/credit_balance", "account_id")):
+        fast = await client.get(path.format(too_long))
+        assert fast.status_code == 400
+        assert fast.json()["message"] == slow.json()["message"].replace("customer_id", name)
+        assert (await client.get(path.format("a" * 50))).status_code == 404

@@ -3,10 +3,12 @@
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Request, Response
+from pydantic import TypeAdapter, ValidationError
 from starlette.routing import Route
 
 from drawdown.api import render
 from drawdown.api.auth import caller, writer
+from drawdown.api.errors import validation_message
 from drawdown.api.fields import Identifier
 from drawdown.api.jsonio import JSONResponse
 from drawdown.api.routing import READ, WRITE, Context, context, errors, router
@@ -177,22 +179,27 @@ async def _balance(principal: Principal, ctx: Context, account_id: str) -> Respo
 # parameter validation cost more than the database work of these reads.
 
 
-def _path_id(request: Request, name: str, max_length: int) -> str:
-    value = str(request.path_params[name])
-    if len(value) > max_length:
-        raise BadRequest(f"{name}: should have at most {max_length} characters")
-    return value
+_IDENTIFIER: TypeAdapter[str] = TypeAdapter(Identifier)
+
+
+def _path_id(request: Request, name: str) -> str:
+    """The path's id, held to the same `Identifier` rules as the FastAPI routes' parameters."""
+    try:
+        return _IDENTIFIER.validate_python(request.path_params[name])
+    except ValidationError as error:
+        problems = [{**e, "loc": ("path", name, *e["loc"])} for e in error.errors()]
+        raise BadRequest(validation_message(problems)) from None
 
 
 async def _fast_credit_details(request: Request) -> Response:
     principal = await caller(request)
-    credit_id = _path_id(request, "credit_id", 50)
+    credit_id = _path_id(request, "credit_id")
     return await _credit_details(principal, await context(request), credit_id)
 
 
 async def _fast_balance(request: Request) -> Response:
     principal = await caller(request)
-    account_id = _path_id(request, "account_id", 50)
+    account_id = _path_id(request, "account_id")
     return await _balance(principal, await context(request), account_id)
 
 
