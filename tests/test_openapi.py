@@ -381,3 +381,26 @@ async def test_fast_reads_hold_path_ids_to_the_declared_rules(client: httpx.Asyn
         assert fast.status_code == 400
         assert fast.json()["message"] == slow.json()["message"].replace("customer_id", name)
         assert (await client.get(path.format("a" * 50))).status_code == 404
+
+
+async def test_an_integer_with_a_zero_fraction_is_an_integer(client: httpx.AsyncClient) -> None:
+    """JSON Schema's `integer` (priority, netTermDays) includes 3.0, so the API takes it; 3.5 and
+    numbers past 18 digits are refused."""
+    await make_account(client, "acc-1")
+    body = json.dumps(grant_body(priority=0))
+    taken = await post_raw(client, "/credits", body.replace('"priority": 0', '"priority": 3.0'))
+    assert taken.status_code == 200, taken.text
+    assert '"priority":3,' in taken.text
+    for refused in ("3.5", "1E+1000000", "true", '"3"'):
+        answer = await post_raw(
+            client, "/credits", body.replace('"priority": 0', f'"priority": {refused}')
+        )
+        assert answer.status_code == 400, refused
+        assert answer.json()["message"].startswith("priority: "), answer.text
+    account = await client.post(
+        "/accounts",
+        content='{"id": "acc-9", "name": "Nine", "customerId": "cust-acc-1", "netTermDays": 30.0}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert account.status_code == 201, account.text
+    assert account.json()["netTermDays"] == 30

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -57,6 +58,19 @@ def _amount_schema(**bound: int) -> WithJsonSchema:
 
 CreditAmount = Annotated[PositiveAmount, _amount_schema(exclusiveMinimum=0)]
 LineItemAmount = Annotated[NonNegativeAmount, _amount_schema(minimum=0)]
+
+
+def _whole_number(value: Any) -> Any:
+    # JSON Schema's integer is any number without a fraction (7 and 7.0 alike), and the document
+    # can say no more; so 7.0 is 7 here too. Past 18 digits it stays a decimal and is refused.
+    if isinstance(value, Decimal) and value.is_finite() and value.adjusted() < 18:
+        whole = value.to_integral_value()
+        if whole == value:
+            return int(whole)
+    return value
+
+
+WholeNumber = Annotated[StrictInt, BeforeValidator(_whole_number)]
 # An invoice id in a body and in a path are the same kind of value.
 InvoiceIdentifier = Text
 
@@ -74,7 +88,7 @@ class CreditRequest(Body):
     effectiveFrom: CalendarDate
     effectiveUntil: CalendarDate | None = None
     creditAmount: CreditAmount
-    priority: StrictInt = Field(ge=0, le=1_000_000)
+    priority: WholeNumber = Field(ge=0, le=1_000_000)
     grantorId: Text | None = None
     idempotencyKey: Text | None = None
 
@@ -118,7 +132,7 @@ class AccountFields(Body):
     invoiceCurrency: Currency = "USD"
     primaryEmail: Email | None = None
     address: Address | None = None
-    netTermDays: StrictInt | None = Field(default=None, ge=0)
+    netTermDays: WholeNumber | None = Field(default=None, ge=0)
     metadata: dict[str, StrictStr] | None = None
     tags: list[StrictStr] | None = None
     settings: list[dict[str, Any]] | None = Field(default=None, max_length=10)
