@@ -404,3 +404,33 @@ async def test_an_integer_with_a_zero_fraction_is_an_integer(client: httpx.Async
     )
     assert account.status_code == 201, account.text
     assert account.json()["netTermDays"] == 30
+
+
+JSON_SCHEMA_WORDS = {
+    "$ref", "additionalProperties", "anyOf", "oneOf", "const", "default", "description",
+    "enum", "exclusiveMaximum", "exclusiveMinimum", "format", "items", "maxItems", "maxLength",
+    "maximum", "minItems", "minLength", "minimum", "multipleOf", "pattern", "properties",
+    "required", "title", "type", "uniqueItems",
+}  # fmt: skip
+
+
+async def test_schemas_speak_only_json_schema(document: dict[str, Any]) -> None:
+    """A constraint pydantic cannot place is written under its Python name ("ge"), which no
+    client or validator reads: every keyword must be JSON Schema's."""
+
+    def keywords(schema: Any) -> set[str]:
+        if isinstance(schema, list):
+            return set().union(*(keywords(s) for s in schema)) if schema else set()
+        if not isinstance(schema, dict):
+            return set()
+        found = set(schema) - {"properties"}
+        for key, value in schema.items():
+            if key == "properties":
+                found |= set().union(*(keywords(s) for s in value.values()))
+            elif key not in ("enum", "const", "default", "required"):
+                found |= keywords(value)
+        return found
+
+    schemas = list(document["components"]["schemas"].values())
+    schemas += [p["schema"] for _, _, op in operations(document) for p in op.get("parameters", [])]
+    assert keywords(schemas) <= JSON_SCHEMA_WORDS, keywords(schemas) - JSON_SCHEMA_WORDS

@@ -70,7 +70,9 @@ def _whole_number(value: Any) -> Any:
     return value
 
 
-WholeNumber = Annotated[StrictInt, BeforeValidator(_whole_number)]
+# (the bounds stand before the validator, or pydantic writes them as "ge"/"le" in the schema)
+Priority = Annotated[StrictInt, Field(ge=0, le=1_000_000), BeforeValidator(_whole_number)]
+NetTermDays = Annotated[StrictInt, Field(ge=0), BeforeValidator(_whole_number)]
 # An invoice id in a body and in a path are the same kind of value.
 InvoiceIdentifier = Text
 
@@ -88,7 +90,7 @@ class CreditRequest(Body):
     effectiveFrom: CalendarDate
     effectiveUntil: CalendarDate | None = None
     creditAmount: CreditAmount
-    priority: WholeNumber = Field(ge=0, le=1_000_000)
+    priority: Priority
     grantorId: Text | None = None
     idempotencyKey: Text | None = None
 
@@ -132,7 +134,7 @@ class AccountFields(Body):
     invoiceCurrency: Currency = "USD"
     primaryEmail: Email | None = None
     address: Address | None = None
-    netTermDays: WholeNumber | None = Field(default=None, ge=0)
+    netTermDays: NetTermDays | None = None
     metadata: dict[str, StrictStr] | None = None
     tags: list[StrictStr] | None = None
     settings: list[dict[str, Any]] | None = Field(default=None, max_length=10)
