@@ -124,6 +124,8 @@ async def test_request_limits_are_declared(document: dict[str, Any]) -> None:
     assert credit_amount["exclusiveMinimum"] == 0
     assert credit_amount["exclusiveMaximum"] == 10**18
     assert credit_amount["multipleOf"] == 1e-10
+    entity_ids = schemas["CreditRequest"]["properties"]["applicableEntityIds"]["anyOf"][0]
+    assert (entity_ids["uniqueItems"], entity_ids["maxItems"]) == (True, 100)
     line_amount = schemas["LineItemRequest"]["properties"]["amount"]
     assert (line_amount["minimum"], line_amount["exclusiveMaximum"]) == (0, 10**18)
 

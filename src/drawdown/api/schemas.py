@@ -79,14 +79,19 @@ InvoiceIdentifier = Text
 # Requests ------------------------------------------------------------------------------------
 
 
+# services.grants refuses a repeated entity id; uniqueItems says so in the document
+EntityIds = Annotated[
+    list[Annotated[StrictStr, Field(min_length=1, max_length=255)]],
+    Field(max_length=100, json_schema_extra={"uniqueItems": True}),
+]
+
+
 class CreditRequest(Body):
     """Payload to grant Credits."""
 
     accountId: Identifier
     purpose: Text
-    applicableEntityIds: list[Annotated[StrictStr, Field(min_length=1, max_length=255)]] | None = (
-        Field(default=None, max_length=100)
-    )
+    applicableEntityIds: EntityIds | None = None
     effectiveFrom: CalendarDate
     effectiveUntil: CalendarDate | None = None
     creditAmount: CreditAmount
