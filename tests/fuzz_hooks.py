@@ -15,7 +15,12 @@ from hypothesis import strategies as st
 KNOWN: dict[str, list[str]] = json.loads(os.environ.get("DRAWDOWN_FUZZ_KNOWN", "{}"))
 
 # the same ids under the names the bodies and queries use
-_ALIASES = {"accountId": "account_id", "invoiceId": "invoice_id", "id": "credit_id"}
+_ALIASES = {
+    "accountId": "account_id",
+    "customerId": "customer_id",
+    "invoiceId": "invoice_id",
+    "id": "credit_id",
+}
 
 
 def _with_known(values: dict[str, Any], names: dict[str, str]) -> st.SearchStrategy[dict[str, Any]]:
