@@ -89,6 +89,21 @@ EntityIds = Annotated[
 class CreditRequest(Body):
     """Payload to grant Credits."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "accountId": "acme-main",
+                    "purpose": "PREPAID_CREDIT",
+                    "effectiveFrom": "2026-01-01",
+                    "creditAmount": 100.1,
+                    "priority": 1,
+                    "idempotencyKey": "acme-prepaid-1",
+                }
+            ]
+        }
+    )
+
     accountId: Identifier
     purpose: Text
     applicableEntityIds: EntityIds | None = None
@@ -102,6 +117,25 @@ class CreditRequest(Body):
 
 class CreateCreditRequest(Body):
     """payload to create credits"""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "creditRequests": [
+                        {
+                            "accountId": "acme-main",
+                            "purpose": "PREPAID_CREDIT",
+                            "effectiveFrom": "2026-01-01",
+                            "creditAmount": 100.1,
+                            "priority": 1,
+                            "idempotencyKey": "acme-prepaid-1",
+                        }
+                    ]
+                }
+            ]
+        }
+    )
 
     creditRequests: list[CreditRequest] = Field(min_length=1, max_length=50)
 
@@ -154,10 +188,32 @@ class CreateAccountRequestWithoutCustomerId(AccountFields):
 
 
 class CreateAccountRequest(AccountFields):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"id": "acme-eu", "name": "Acme EU", "customerId": "acme", "invoiceCurrency": "EUR"}
+            ]
+        }
+    )
+
     customerId: Identifier
 
 
 class CreateCustomerRequest(Body):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "acme",
+                    "name": "Acme Inc",
+                    "primaryEmail": "billing@acme.test",
+                    "address": {"line1": "1 Main St", "city": "Springfield", "country": "US"},
+                    "account": {"id": "acme-main", "name": "Acme main account"},
+                }
+            ]
+        }
+    )
+
     id: Identifier
     name: Name
     primaryEmail: Email
@@ -303,6 +359,24 @@ class LineItemRequest(Body):
 
 class CreditApplicationRequest(Body):
     """Apply an account's credits to an invoice: HOLD reserves, DEBIT spends at once."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "invoiceId": "inv-2026-11",
+                    "mode": "HOLD",
+                    "lineItems": [
+                        {
+                            "entityId": "um.api-calls",
+                            "entityType": "USAGE_METER_RATE_CARD",
+                            "amount": 30.05,
+                        }
+                    ],
+                }
+            ]
+        }
+    )
 
     invoiceId: InvoiceIdentifier
     mode: Literal["HOLD", "DEBIT"]
