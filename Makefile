@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 INSTALLED = $(VENV)/.installed
 
-.PHONY: run test lint bench
+.PHONY: run test lint bench fuzz
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,3 +27,8 @@ lint: $(INSTALLED)
 
 bench: $(INSTALLED)
 	$(BIN)/python bench/run.py
+
+## Schemathesis against a live server for a long run (DRAWDOWN_TEST_DATABASE picks the engine).
+FUZZ_EXAMPLES ?= 500
+fuzz: $(INSTALLED)
+	DRAWDOWN_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/test_fuzz.py -s

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from drawdown import __version__
-from drawdown.api import applications, credits, errors, health, parties
+from drawdown.api import applications, credits, documentation, errors, health, methods, parties
 from drawdown.api.auth import KeyCache
 from drawdown.clock import Clock, SystemClock
 from drawdown.jobs import expiry
@@ -35,7 +35,7 @@ def create_app(
                 await sweeper
         await db.dispose()
 
-    app = FastAPI(
+    app = documentation.create(
         title="drawdown",
         version=__version__,
         description=(
@@ -48,6 +48,7 @@ def create_app(
     app.state.clock = the_clock
     app.state.keys = KeyCache()
     errors.install(app)
+    methods.install(app)
     app.include_router(health.routes)
     app.include_router(credits.routes)
     app.include_router(parties.routes)

@@ -6,9 +6,15 @@ from fastapi import Depends, Path, Query
 
 from drawdown.api import render
 from drawdown.api.auth import caller, writer
+from drawdown.api.fields import Identifier
 from drawdown.api.jsonio import JSONResponse
-from drawdown.api.routing import Context, context, router
-from drawdown.api.schemas import CreditApplication, CreditApplicationList, CreditApplicationRequest
+from drawdown.api.routing import READ, WRITE, Context, context, errors, router
+from drawdown.api.schemas import (
+    CreditApplication,
+    CreditApplicationList,
+    CreditApplicationRequest,
+    InvoiceIdentifier,
+)
 from drawdown.ledger.allocation import EntityType, LineItem
 from drawdown.ledger.application import ApplicationMode
 from drawdown.services import applications as service
@@ -16,14 +22,15 @@ from drawdown.services.keys import Principal
 
 routes = router()
 
-AccountId = Annotated[str, Path(max_length=50)]
-InvoiceId = Annotated[str, Path(max_length=255)]
+AccountId = Annotated[Identifier, Path(description="Identifier of the account")]
+InvoiceId = Annotated[InvoiceIdentifier, Path(description="Identifier of the invoice")]
 BASE = "/accounts/{account_id}/credit_applications"
 
 
 @routes.post(
     BASE,
     operation_id="applyCredits",
+    responses=errors(*WRITE, 404, 409),
     summary="Apply credits to an invoice (HOLD or DEBIT)",
     response_model=CreditApplication,
     tags=["Credit applications"],
@@ -51,6 +58,7 @@ async def apply_credits(
 @routes.get(
     BASE,
     operation_id="listCreditApplications",
+    responses=errors(*READ, 404),
     summary="List an account's credit applications",
     response_model=CreditApplicationList,
     tags=["Credit applications"],
@@ -75,6 +83,7 @@ async def list_credit_applications(
 @routes.get(
     BASE + "/{invoice_id}",
     operation_id="getCreditApplication",
+    responses=errors(*READ, 404),
     summary="Get the credit application of an invoice",
     response_model=CreditApplication,
     tags=["Credit applications"],
@@ -93,6 +102,7 @@ async def get_credit_application(
 @routes.post(
     BASE + "/{invoice_id}/capture",
     operation_id="captureCreditApplication",
+    responses=errors(*WRITE, 404, 409),
     summary="Debit what an application holds",
     response_model=CreditApplication,
     tags=["Credit applications"],
@@ -113,6 +123,7 @@ async def capture_credit_application(
 @routes.post(
     BASE + "/{invoice_id}/release",
     operation_id="releaseCreditApplication",
+    responses=errors(*WRITE, 404, 409),
     summary="Give back what an application holds",
     response_model=CreditApplication,
     tags=["Credit applications"],

@@ -3,12 +3,15 @@
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Request, Response
+from pydantic import TypeAdapter, ValidationError
 from starlette.routing import Route
 
 from drawdown.api import render
 from drawdown.api.auth import caller, writer
+from drawdown.api.errors import validation_message
+from drawdown.api.fields import Identifier
 from drawdown.api.jsonio import JSONResponse
-from drawdown.api.routing import Context, context, router
+from drawdown.api.routing import READ, WRITE, Context, context, errors, router
 from drawdown.api.schemas import (
     CreateCreditRequest,
     CreateCreditResponse,
@@ -27,8 +30,8 @@ from drawdown.services.keys import Principal
 
 routes = router()
 
-CreditId = Annotated[str, Path(max_length=50, description="Identifier of the credit")]
-AccountId = Annotated[str, Path(max_length=50, description="Identifier of the account")]
+CreditId = Annotated[Identifier, Path(description="Identifier of the credit")]
+AccountId = Annotated[Identifier, Path(description="Identifier of the account")]
 
 
 def _grant_request(body: CreditRequest) -> GrantRequest:
@@ -50,6 +53,7 @@ def _grant_request(body: CreditRequest) -> GrantRequest:
 @routes.post(
     "/credits",
     operation_id="createCredit",
+    responses=errors(*WRITE, 404, 409),
     summary="Grant credits",
     response_model=CreateCreditResponse | Credit,
     tags=["Credits"],
@@ -74,6 +78,7 @@ async def create_credit(
 @routes.get(
     "/credits/{credit_id}",
     operation_id="getCreditDetails",
+    responses=errors(*READ, 404),
     summary="Get credit details",
     response_model=CreditDetailsResponse,
     tags=["Credits"],
@@ -97,6 +102,7 @@ async def _credit_details(principal: Principal, ctx: Context, credit_id: str) ->
 @routes.get(
     "/credits",
     operation_id="listCredits",
+    responses=errors(*READ),
     summary="List credits",
     response_model=ListCreditsResponse,
     tags=["Credits"],
@@ -106,8 +112,8 @@ async def list_credits(
     ctx: Annotated[Context, Depends(context)],
     next_token: Annotated[str | None, Query(alias="nextToken", max_length=500)] = None,
     status: Annotated[CreditStatus | None, Query()] = None,
-    account_id: Annotated[str | None, Query(max_length=50)] = None,
-    credit_id: Annotated[str | None, Query(alias="id", max_length=50)] = None,
+    account_id: Annotated[Identifier | None, Query()] = None,
+    credit_id: Annotated[Identifier | None, Query(alias="id")] = None,
     page_size: Annotated[int, Query(alias="pageSize", ge=1, le=50)] = 50,
 ) -> Any:
     page = await service.list_credits(
@@ -129,6 +135,7 @@ async def list_credits(
 @routes.post(
     "/credits/{credit_id}/void",
     operation_id="voidCredit",
+    responses=errors(*WRITE, 404),
     summary="Void a credit",
     response_model=Credit,
     tags=["Credits"],
@@ -146,6 +153,7 @@ async def void_credit(
 @routes.get(
     "/accounts/{account_id}/credit_balance",
     operation_id="creditBalanceForAccount",
+    responses=errors(*READ, 404),
     summary="Get the credit balance of an account",
     response_model=CreditBalanceResponse,
     tags=["Credits"],
@@ -171,22 +179,27 @@ async def _balance(principal: Principal, ctx: Context, account_id: str) -> Respo
 # parameter validation cost more than the database work of these reads.
 
 
-def _path_id(request: Request, name: str, max_length: int) -> str:
-    value = str(request.path_params[name])
-    if len(value) > max_length:
-        raise BadRequest(f"{name}: should have at most {max_length} characters")
-    return value
+_IDENTIFIER: TypeAdapter[str] = TypeAdapter(Identifier)
+
+
+def _path_id(request: Request, name: str) -> str:
+    """The path's id, held to the same `Identifier` rules as the FastAPI routes' parameters."""
+    try:
+        return _IDENTIFIER.validate_python(request.path_params[name])
+    except ValidationError as error:
+        problems = [{**e, "loc": ("path", name, *e["loc"])} for e in error.errors()]
+        raise BadRequest(validation_message(problems)) from None
 
 
 async def _fast_credit_details(request: Request) -> Response:
     principal = await caller(request)
-    credit_id = _path_id(request, "credit_id", 50)
+    credit_id = _path_id(request, "credit_id")
     return await _credit_details(principal, await context(request), credit_id)
 
 
 async def _fast_balance(request: Request) -> Response:
     principal = await caller(request)
-    account_id = _path_id(request, "account_id", 50)
+    account_id = _path_id(request, "account_id")
     return await _balance(principal, await context(request), account_id)
 
 

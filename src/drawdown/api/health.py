@@ -1,24 +1,34 @@
 """Liveness without the database, readiness with it."""
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 
 from drawdown.api.errors import error_response
 from drawdown.api.jsonio import JSONResponse
+from drawdown.api.routing import errors
+from drawdown.api.schemas import Out
 
 routes = APIRouter(default_response_class=JSONResponse)
 
 
-@routes.get("/health", operation_id="health", tags=["Health"], include_in_schema=True)
+class Status(Out):
+    status: Literal["ok"]
+
+
+@routes.get("/health", operation_id="health", tags=["Health"], response_model=Status)
 async def health() -> Any:
     return JSONResponse({"status": "ok"})
 
 
-@routes.get("/ready", operation_id="ready", tags=["Health"])
+@routes.get(
+    "/ready", operation_id="ready", tags=["Health"], response_model=Status, responses=errors(503)
+)
 async def ready(request: Request) -> Any:
     try:
         await request.app.state.db.ping()
     except Exception as error:  # any failure to reach the database means "not ready"
-        return error_response(503, f"the database is not reachable: {type(error).__name__}")
+        return error_response(
+            503, f"the database is not reachable: {type(error).__name__}", {"Retry-After": "1"}
+        )
     return JSONResponse({"status": "ok"})

@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
+from starlette.responses import JSONResponse as StarletteJSONResponse
 
 from drawdown.errors import BadRequest
 from drawdown.ledger.money import format_amount
@@ -26,7 +27,8 @@ def money(value: Decimal) -> msgspec.Raw:
     return msgspec.Raw(format_amount(value).encode())
 
 
-class JSONResponse(Response):
+class JSONResponse(StarletteJSONResponse):
+    # a JSONResponse for FastAPI too, so the document shows each route's response model
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:

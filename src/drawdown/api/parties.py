@@ -6,8 +6,9 @@ from fastapi import Depends, Path, Query
 
 from drawdown.api import render
 from drawdown.api.auth import caller, writer
+from drawdown.api.fields import Identifier
 from drawdown.api.jsonio import JSONResponse
-from drawdown.api.routing import Context, context, router
+from drawdown.api.routing import READ, WRITE, Context, context, errors, router
 from drawdown.api.schemas import (
     Account,
     AccountPaginatedResponse,
@@ -39,6 +40,7 @@ def _page(data: list[Any], last_seq: int | None, kind: str, page_size: int) -> d
 @routes.post(
     "/customers",
     operation_id="createCustomer",
+    responses=errors(*WRITE, 409),
     summary="Create a customer, optionally with an account",
     status_code=201,
     response_model=CreateCustomerResponse,
@@ -59,12 +61,13 @@ async def create_customer(
 @routes.get(
     "/customers/{customer_id}",
     operation_id="getCustomer",
+    responses=errors(*READ, 404),
     summary="Get a customer",
     response_model=Customer,
     tags=["Customers"],
 )
 async def get_customer(
-    customer_id: Annotated[str, Path(max_length=50)],
+    customer_id: Annotated[Identifier, Path(description="Identifier of the customer")],
     principal: Annotated[Principal, Depends(caller)],
     ctx: Annotated[Context, Depends(context)],
 ) -> Any:
@@ -76,6 +79,7 @@ async def get_customer(
 @routes.get(
     "/customers",
     operation_id="getCustomers",
+    responses=errors(*READ),
     summary="List customers",
     response_model=CustomerPaginatedResponse,
     tags=["Customers"],
@@ -97,6 +101,7 @@ async def get_customers(
 @routes.post(
     "/accounts",
     operation_id="createAccount",
+    responses=errors(*WRITE, 404, 409),
     summary="Create an account for a customer",
     status_code=201,
     response_model=Account,
@@ -117,12 +122,13 @@ async def create_account(
 @routes.get(
     "/accounts/{account_id}",
     operation_id="getAccount",
+    responses=errors(*READ, 404),
     summary="Get an account",
     response_model=Account,
     tags=["Accounts"],
 )
 async def get_account(
-    account_id: Annotated[str, Path(max_length=50)],
+    account_id: Annotated[Identifier, Path(description="Identifier of the account")],
     principal: Annotated[Principal, Depends(caller)],
     ctx: Annotated[Context, Depends(context)],
 ) -> Any:
@@ -134,6 +140,7 @@ async def get_account(
 @routes.get(
     "/accounts",
     operation_id="getAccounts",
+    responses=errors(*READ),
     summary="List accounts",
     response_model=AccountPaginatedResponse,
     tags=["Accounts"],

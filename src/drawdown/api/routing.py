@@ -1,31 +1,68 @@
-"""What every router shares: decimal JSON bodies, the documented error shape, the state."""
+"""What every router shares: decimal JSON bodies, the bearer key, the documented error statuses,
+the state."""
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
+from fastapi.security import HTTPBearer
 
 from drawdown.api.jsonio import DecimalRoute, JSONResponse
 from drawdown.api.schemas import ErrorResponse
 from drawdown.clock import Clock
 from drawdown.store.database import Database
 
-ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
-    status: {"model": ErrorResponse, "description": description}
-    for status, description in (
-        (400, "Bad input; nothing was changed"),
-        (401, "No or unknown API key"),
-        (403, "The API key may not do this"),
-        (404, "Not found in this organization"),
-        (409, "Conflicts with what exists"),
-        (429, "Throttled"),
-    )
+# Declares the key for the document (and for /docs' "Authorize"); `auth.caller` checks it.
+bearer = HTTPBearer(
+    scheme_name="bearerAuth",
+    bearerFormat="API key",
+    description="An API key made by `drawdown keys create`, sent as `Authorization: Bearer <key>`",
+    auto_error=False,
+)
+
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again",
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
+
+_DESCRIPTIONS = {
+    400: "Bad input (the message names the field); nothing was changed",
+    401: "No API key, or one that is not valid",
+    403: "The API key is read-only",
+    404: "Not found in this organization",
+    409: "Conflicts with what exists",
+    413: "The request body is larger than 1 MiB",
+    429: "Too many requests for this API key; retry after Retry-After seconds",
+    503: "The database is unreachable or busy; the request was not applied; retry after "
+    "Retry-After seconds",
 }
 
 
+def errors(*statuses: int) -> dict[int | str, dict[str, object]]:
+    """The documented error answers of a route: exactly the statuses it can send."""
+    out: dict[int | str, dict[str, object]] = {}
+    for status in sorted(statuses):
+        entry: dict[str, object] = {"model": ErrorResponse, "description": _DESCRIPTIONS[status]}
+        if status in (429, 503):
+            entry["headers"] = _RETRY_AFTER
+        out[status] = entry
+    return out
+
+
+# What every route behind a key can answer: bad parameters, no key, throttled, database away.
+READ = (400, 401, 429, 503)
+# ... and a write also: a read-only key, a body too large.
+WRITE = (*READ, 403, 413)
+
+
 def router() -> APIRouter:
+    """A router whose routes need the API key; each route lists its own error statuses."""
     return APIRouter(
-        route_class=DecimalRoute, responses=ERROR_RESPONSES, default_response_class=JSONResponse
+        route_class=DecimalRoute,
+        default_response_class=JSONResponse,
+        dependencies=[Depends(bearer)],
     )
 
 

@@ -1,6 +1,9 @@
 """Request bodies (validated) and response shapes (for the OpenAPI document), in Togai's names.
 
-Responses are rendered by `drawdown.api.render`; the models here describe them for clients.
+Responses are rendered by `drawdown.api.render` (and, for the hottest reads on PostgreSQL, by
+SQL); the models here describe them for clients, field for field: a field the renderer always
+writes is required (nullable when it can be null), one it may leave out has a default.
+tests/test_openapi.py and the schemathesis run check every answer against them.
 """
 
 from datetime import date, datetime
@@ -9,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -25,6 +29,7 @@ from drawdown.api.fields import (
     PositiveAmount,
     Text,
 )
+from drawdown.ledger.money import MAX_FRACTION_DIGITS, MAX_INTEGER_DIGITS
 
 
 class Body(BaseModel):
@@ -37,27 +42,100 @@ class Out(BaseModel):
 
 Number = Annotated[Decimal, WithJsonSchema({"type": "number"})]
 
+
+def _amount_schema(**bound: int) -> WithJsonSchema:
+    """What JSON Schema can say of an amount's limits: the bound, below 10^18, and at most
+    10 decimals (the exact digit rules are `ledger.money.check_amount`)."""
+    return WithJsonSchema(
+        {
+            "type": "number",
+            **bound,
+            "exclusiveMaximum": 10**MAX_INTEGER_DIGITS,
+            "multipleOf": float(Decimal(1).scaleb(-MAX_FRACTION_DIGITS)),
+        }
+    )
+
+
+CreditAmount = Annotated[PositiveAmount, _amount_schema(exclusiveMinimum=0)]
+LineItemAmount = Annotated[NonNegativeAmount, _amount_schema(minimum=0)]
+
+
+def _whole_number(value: Any) -> Any:
+    # JSON Schema's integer is any number without a fraction (7 and 7.0 alike), and the document
+    # can say no more; so 7.0 is 7 here too. Past 18 digits it stays a decimal and is refused.
+    if isinstance(value, Decimal) and value.is_finite() and value.adjusted() < 18:
+        whole = value.to_integral_value()
+        if whole == value:
+            return int(whole)
+    return value
+
+
+# (the bounds stand before the validator, or pydantic writes them as "ge"/"le" in the schema)
+Priority = Annotated[StrictInt, Field(ge=0, le=1_000_000), BeforeValidator(_whole_number)]
+NetTermDays = Annotated[StrictInt, Field(ge=0), BeforeValidator(_whole_number)]
+# An invoice id in a body and in a path are the same kind of value.
+InvoiceIdentifier = Text
+
 # Requests ------------------------------------------------------------------------------------
+
+
+# services.grants refuses a repeated entity id; uniqueItems says so in the document
+EntityIds = Annotated[
+    list[Annotated[StrictStr, Field(min_length=1, max_length=255)]],
+    Field(max_length=100, json_schema_extra={"uniqueItems": True}),
+]
 
 
 class CreditRequest(Body):
     """Payload to grant Credits."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "accountId": "acme-main",
+                    "purpose": "PREPAID_CREDIT",
+                    "effectiveFrom": "2026-01-01",
+                    "creditAmount": 100.1,
+                    "priority": 1,
+                    "idempotencyKey": "acme-prepaid-1",
+                }
+            ]
+        }
+    )
+
     accountId: Identifier
     purpose: Text
-    applicableEntityIds: list[Annotated[StrictStr, Field(min_length=1, max_length=255)]] | None = (
-        Field(default=None, max_length=100)
-    )
+    applicableEntityIds: EntityIds | None = None
     effectiveFrom: CalendarDate
     effectiveUntil: CalendarDate | None = None
-    creditAmount: PositiveAmount
-    priority: StrictInt = Field(ge=0, le=1_000_000)
+    creditAmount: CreditAmount
+    priority: Priority
     grantorId: Text | None = None
     idempotencyKey: Text | None = None
 
 
 class CreateCreditRequest(Body):
     """payload to create credits"""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "creditRequests": [
+                        {
+                            "accountId": "acme-main",
+                            "purpose": "PREPAID_CREDIT",
+                            "effectiveFrom": "2026-01-01",
+                            "creditAmount": 100.1,
+                            "priority": 1,
+                            "idempotencyKey": "acme-prepaid-1",
+                        }
+                    ]
+                }
+            ]
+        }
+    )
 
     creditRequests: list[CreditRequest] = Field(min_length=1, max_length=50)
 
@@ -95,7 +173,7 @@ class AccountFields(Body):
     invoiceCurrency: Currency = "USD"
     primaryEmail: Email | None = None
     address: Address | None = None
-    netTermDays: StrictInt | None = Field(default=None, ge=0)
+    netTermDays: NetTermDays | None = None
     metadata: dict[str, StrictStr] | None = None
     tags: list[StrictStr] | None = None
     settings: list[dict[str, Any]] | None = Field(default=None, max_length=10)
@@ -110,10 +188,32 @@ class CreateAccountRequestWithoutCustomerId(AccountFields):
 
 
 class CreateAccountRequest(AccountFields):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"id": "acme-eu", "name": "Acme EU", "customerId": "acme", "invoiceCurrency": "EUR"}
+            ]
+        }
+    )
+
     customerId: Identifier
 
 
 class CreateCustomerRequest(Body):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "acme",
+                    "name": "Acme Inc",
+                    "primaryEmail": "billing@acme.test",
+                    "address": {"line1": "1 Main St", "city": "Springfield", "country": "US"},
+                    "account": {"id": "acme-main", "name": "Acme main account"},
+                }
+            ]
+        }
+    )
+
     id: Identifier
     name: Name
     primaryEmail: Email
@@ -132,13 +232,13 @@ class ErrorResponse(Out):
 class Credit(Out):
     accountId: str
     purpose: str
-    applicableEntityIds: list[str] | None = None
+    applicableEntityIds: list[str] | None
     effectiveFrom: date
-    effectiveUntil: date | None = None
+    effectiveUntil: date | None
     creditAmount: Number
     priority: int
-    grantorId: str | None = None
-    idempotencyKey: str | None = None
+    grantorId: str | None
+    idempotencyKey: str | None
     id: str = Field(max_length=50)
     customerId: str
     status: Literal["ACTIVE", "CONSUMED", "EXPIRED", "VOIDED"]
@@ -153,8 +253,8 @@ class CreditTransaction(Out):
     id: str = Field(max_length=50)
     creditId: str
     transactionType: Literal["CREDITED", "DEBITED", "EXPIRED", "VOIDED"]
-    invoiceId: str | None = None
-    entityId: str | None = None
+    invoiceId: str | None
+    entityId: str | None
     amount: Number
     createdAt: datetime
 
@@ -225,27 +325,27 @@ class CreateCustomerResponse(Out):
     togaiCustomerId: str
     name: str
     primaryEmail: str
-    billingAddress: str | None = None
-    address: AddressOut | None = None
+    billingAddress: str
+    address: AddressOut
     settings: list[dict[str, Any]] | None = None
     account: Account | None = None
 
 
 class PaginationOptions(Out):
-    pageSize: int | None = None
-    sortOrder: Literal["ASC", "DESC"] | None = None
+    pageSize: int
+    sortOrder: Literal["ASC", "DESC"]
 
 
 class CustomerPaginatedResponse(Out):
     data: list[Customer]
     nextToken: str | None = None
-    context: PaginationOptions | None = None
+    context: PaginationOptions
 
 
 class AccountPaginatedResponse(Out):
     data: list[Account]
     nextToken: str | None = None
-    context: PaginationOptions | None = None
+    context: PaginationOptions
 
 
 # Applications (drawdown's own) ----------------------------------------------------------------
@@ -254,13 +354,31 @@ class AccountPaginatedResponse(Out):
 class LineItemRequest(Body):
     entityId: Text
     entityType: Literal["USAGE_METER_RATE_CARD", "FIXED_FEE_RATE_CARD"]
-    amount: NonNegativeAmount
+    amount: LineItemAmount
 
 
 class CreditApplicationRequest(Body):
     """Apply an account's credits to an invoice: HOLD reserves, DEBIT spends at once."""
 
-    invoiceId: Text
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "invoiceId": "inv-2026-11",
+                    "mode": "HOLD",
+                    "lineItems": [
+                        {
+                            "entityId": "um.api-calls",
+                            "entityType": "USAGE_METER_RATE_CARD",
+                            "amount": 30.05,
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
+    invoiceId: InvoiceIdentifier
     mode: Literal["HOLD", "DEBIT"]
     asOf: CalendarDate | None = None
     lineItems: list[LineItemRequest] = Field(min_length=1, max_length=500)
