@@ -39,6 +39,9 @@ def prepare(settings: Settings, echo: Callable[[str], None]) -> None:
 def create() -> FastAPI:
     settings = Settings.from_env()
     return create_app(
-        Database(settings.database_url, settings.pool_size),
+        Database(settings.database_url, settings.pool_size, settings.database_wait_seconds),
         sweep_every_seconds=settings.expiry_interval_seconds,
+        rate_limit=settings.rate_limit,
+        redis_url=settings.redis_url,
+        redis_prefix=settings.redis_prefix,
     )

@@ -61,10 +61,8 @@ async def create_credit(
 ) -> Any:
     batch = isinstance(body, CreateCreditRequest)
     requests = body.creditRequests if isinstance(body, CreateCreditRequest) else [body]
-    async with ctx.db.write() as conn:
-        credits = await grant(
-            conn, principal.org_seq, [_grant_request(r) for r in requests], ctx.now
-        )
+    grants = [_grant_request(r) for r in requests]
+    credits = await ctx.db.transact(lambda conn: grant(conn, principal.org_seq, grants, ctx.now))
     today = ctx.now.date()
     if batch:
         return JSONResponse({"credits": [render.credit(c, today) for c in credits]})
@@ -138,8 +136,9 @@ async def void_credit(
     principal: Annotated[Principal, Depends(writer)],
     ctx: Annotated[Context, Depends(context)],
 ) -> Any:
-    async with ctx.db.write() as conn:
-        credit = await service.void_credit(conn, principal.org_seq, credit_id, ctx.now)
+    credit = await ctx.db.transact(
+        lambda conn: service.void_credit(conn, principal.org_seq, credit_id, ctx.now)
+    )
     return JSONResponse(render.credit(credit, ctx.now.date()))
 
 
