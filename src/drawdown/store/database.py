@@ -109,6 +109,9 @@ class Database:
                 "pool_size": pool_size,
                 "max_overflow": 0,
                 "pool_timeout": wait_seconds,
+                # a pooled connection whose backend was terminated is replaced at checkout,
+                # never handed to a request
+                "pool_pre_ping": True,
                 "connect_args": {"timeout": wait_seconds},
             }
         self.engine = create_async_engine(target, **options)
