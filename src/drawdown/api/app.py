@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from drawdown import __version__
 from drawdown.api import applications, credits, errors, health, parties
 from drawdown.api.auth import KeyCache
-from drawdown.api.guards import BodyLimit, LastResort
+from drawdown.api.guards import BodyLimit, LastResort, NulFreeUrl
 from drawdown.api.throttle import Throttle, storage_for
 from drawdown.clock import Clock, SystemClock
 from drawdown.jobs import expiry
@@ -62,8 +62,9 @@ def create_app(
     app.include_router(parties.routes)
     app.include_router(applications.routes)
     app.router.routes[:0] = credits.fast_routes
-    # outermost last: LastResort, then Throttle, then BodyLimit, then the app
+    # outermost last: LastResort, Throttle, NulFreeUrl, BodyLimit, then the app
     app.add_middleware(BodyLimit)
+    app.add_middleware(NulFreeUrl)
     if rate_limit:
         app.add_middleware(Throttle, rate=rate_limit, storage=storage_for(redis_url, redis_prefix))
     app.add_middleware(LastResort)

@@ -6,6 +6,7 @@ from fastapi import Depends, Path, Query
 
 from drawdown.api import render
 from drawdown.api.auth import caller, writer
+from drawdown.api.fields import IDENTIFIER_PATTERN
 from drawdown.api.jsonio import JSONResponse
 from drawdown.api.routing import Context, context, router
 from drawdown.api.schemas import CreditApplication, CreditApplicationList, CreditApplicationRequest
@@ -16,8 +17,8 @@ from drawdown.services.keys import Principal
 
 routes = router()
 
-AccountId = Annotated[str, Path(max_length=50)]
-InvoiceId = Annotated[str, Path(max_length=255)]
+AccountId = Annotated[str, Path(max_length=50, pattern=IDENTIFIER_PATTERN)]
+InvoiceId = Annotated[str, Path(max_length=50, pattern=IDENTIFIER_PATTERN)]
 BASE = "/accounts/{account_id}/credit_applications"
 
 

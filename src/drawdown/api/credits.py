@@ -7,6 +7,7 @@ from starlette.routing import Route
 
 from drawdown.api import render
 from drawdown.api.auth import caller, writer
+from drawdown.api.fields import IDENTIFIER_PATTERN, check_path_id
 from drawdown.api.jsonio import JSONResponse
 from drawdown.api.routing import Context, context, router
 from drawdown.api.schemas import (
@@ -19,7 +20,6 @@ from drawdown.api.schemas import (
     CreditRequest,
     ListCreditsResponse,
 )
-from drawdown.errors import BadRequest
 from drawdown.ledger.credit import CreditStatus
 from drawdown.services import credits as service
 from drawdown.services.grants import GrantRequest, grant
@@ -27,8 +27,12 @@ from drawdown.services.keys import Principal
 
 routes = router()
 
-CreditId = Annotated[str, Path(max_length=50, description="Identifier of the credit")]
-AccountId = Annotated[str, Path(max_length=50, description="Identifier of the account")]
+CreditId = Annotated[
+    str, Path(max_length=50, pattern=IDENTIFIER_PATTERN, description="Identifier of the credit")
+]
+AccountId = Annotated[
+    str, Path(max_length=50, pattern=IDENTIFIER_PATTERN, description="Identifier of the account")
+]
 
 
 def _grant_request(body: CreditRequest) -> GrantRequest:
@@ -170,22 +174,19 @@ async def _balance(principal: Principal, ctx: Context, account_id: str) -> Respo
 # parameter validation cost more than the database work of these reads.
 
 
-def _path_id(request: Request, name: str, max_length: int) -> str:
-    value = str(request.path_params[name])
-    if len(value) > max_length:
-        raise BadRequest(f"{name}: should have at most {max_length} characters")
-    return value
+def _path_id(request: Request, name: str) -> str:
+    return check_path_id(name, str(request.path_params[name]))
 
 
 async def _fast_credit_details(request: Request) -> Response:
     principal = await caller(request)
-    credit_id = _path_id(request, "credit_id", 50)
+    credit_id = _path_id(request, "credit_id")
     return await _credit_details(principal, await context(request), credit_id)
 
 
 async def _fast_balance(request: Request) -> Response:
     principal = await caller(request)
-    account_id = _path_id(request, "account_id", 50)
+    account_id = _path_id(request, "account_id")
     return await _balance(principal, await context(request), account_id)
 
 

@@ -51,6 +51,8 @@ def _describe(error: dict[str, Any]) -> str:
         return "the request body is not valid JSON"
     if kind in ("model_attributes_type", "dict_type") and isinstance(error.get("input"), bytes):
         return "the request body must be a JSON object sent with Content-Type: application/json"
+    if kind in ("model_attributes_type", "dict_type", "model_type"):
+        return "must be a JSON object"
     message = str(error.get("msg", "is invalid"))
     for prefix in ("Value error, ", "Assertion failed, "):
         message = message.removeprefix(prefix)

@@ -1,4 +1,5 @@
-"""ASGI middleware around the whole app: the last-resort 500, and the body size limit.
+"""ASGI middleware around the whole app: the last-resort 500, the body size limit, and
+URLs free of NUL.
 
 The last resort sits inside Starlette's ServerErrorMiddleware and answers any unexpected
 error itself, so that middleware never re-raises to the server (uvicorn drops a keep-alive
@@ -11,7 +12,7 @@ import logging
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from drawdown.api.errors import domain_error_response, error_response
-from drawdown.errors import TooLarge
+from drawdown.errors import BadRequest, TooLarge
 
 log = logging.getLogger("drawdown")
 
@@ -44,6 +45,23 @@ class LastResort:
                 500, "internal error; the request was not applied", {"Connection": "close"}
             )
             await response(scope, receive, send)
+
+
+class NulFreeUrl:
+    """NUL can be in no id, token or filter (PostgreSQL cannot even compare text with it), so
+    a URL carrying one is refused with a 400 before any route sees it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (
+            "\x00" in scope["path"] or b"%00" in scope.get("query_string", b"")
+        ):
+            error = BadRequest("the URL must not contain the NUL character (%00)")
+            await domain_error_response(error)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 class BodyLimit:

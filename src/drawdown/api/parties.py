@@ -6,6 +6,7 @@ from fastapi import Depends, Path, Query
 
 from drawdown.api import render
 from drawdown.api.auth import caller, writer
+from drawdown.api.fields import IDENTIFIER_PATTERN
 from drawdown.api.jsonio import JSONResponse
 from drawdown.api.routing import Context, context, router
 from drawdown.api.schemas import (
@@ -64,7 +65,7 @@ async def create_customer(
     tags=["Customers"],
 )
 async def get_customer(
-    customer_id: Annotated[str, Path(max_length=50)],
+    customer_id: Annotated[str, Path(max_length=50, pattern=IDENTIFIER_PATTERN)],
     principal: Annotated[Principal, Depends(caller)],
     ctx: Annotated[Context, Depends(context)],
 ) -> Any:
@@ -122,7 +123,7 @@ async def create_account(
     tags=["Accounts"],
 )
 async def get_account(
-    account_id: Annotated[str, Path(max_length=50)],
+    account_id: Annotated[str, Path(max_length=50, pattern=IDENTIFIER_PATTERN)],
     principal: Annotated[Principal, Depends(caller)],
     ctx: Annotated[Context, Depends(context)],
 ) -> Any:

@@ -53,7 +53,7 @@ class CreditRequest(Body):
     creditAmount: PositiveAmount
     priority: StrictInt = Field(ge=0, le=1_000_000)
     grantorId: Text | None = None
-    idempotencyKey: Text | None = None
+    idempotencyKey: Identifier | None = None
 
 
 class CreateCreditRequest(Body):
@@ -260,7 +260,7 @@ class LineItemRequest(Body):
 class CreditApplicationRequest(Body):
     """Apply an account's credits to an invoice: HOLD reserves, DEBIT spends at once."""
 
-    invoiceId: Text
+    invoiceId: Identifier
     mode: Literal["HOLD", "DEBIT"]
     asOf: CalendarDate | None = None
     lineItems: list[LineItemRequest] = Field(min_length=1, max_length=500)

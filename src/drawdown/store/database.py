@@ -5,9 +5,11 @@ import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import asyncpg
+import msgspec
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection as SyncConnection
 from sqlalchemy.engine import make_url
@@ -24,6 +26,20 @@ DEFAULT_WAIT_SECONDS = 30.0
 # a deadlock, a serialization failure or a connection lost before COMMIT runs the whole
 # transaction again, this many times in all, after a short random pause
 WRITE_ATTEMPTS = 4
+
+
+# JSON columns (a customer's settings) keep decimals exactly: written as the number literal
+# they came as, read back as Decimal, never through a float
+_json_encoder = msgspec.json.Encoder(decimal_format="number")
+_json_decoder = msgspec.json.Decoder(float_hook=Decimal)
+
+
+def _json_text(value: Any) -> str:
+    return _json_encoder.encode(value).decode()
+
+
+def _json_value(text: str | bytes) -> Any:
+    return _json_decoder.decode(text)
 
 
 def _pause(attempt: int) -> float:
@@ -114,7 +130,9 @@ class Database:
                 "pool_pre_ping": True,
                 "connect_args": {"timeout": wait_seconds},
             }
-        self.engine = create_async_engine(target, **options)
+        self.engine = create_async_engine(
+            target, json_serializer=_json_text, json_deserializer=_json_value, **options
+        )
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine, int(wait_seconds * 1000))
         self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
