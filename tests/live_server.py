@@ -40,11 +40,13 @@ class LiveServer:
 
 
 @contextmanager
-def live_server(database_url: str, workers: int = 1) -> Iterator[LiveServer]:
+def live_server(
+    database_url: str, workers: int = 1, env: dict[str, str] | None = None
+) -> Iterator[LiveServer]:
     port = free_port()
     process = subprocess.Popen(
         [DRAWDOWN, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
-        env=server_env(database_url),
+        env={**server_env(database_url), **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
