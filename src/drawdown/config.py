@@ -3,6 +3,9 @@
 import os
 from dataclasses import dataclass
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
 from drawdown.store.database import DEFAULT_WAIT_SECONDS
 
 DEFAULT_DATABASE_URL = "sqlite:///./drawdown.db"
@@ -23,6 +26,19 @@ def _number(name: str, default: str, kind: type[int] | type[float], minimum: flo
     return value
 
 
+def _database_url(raw: str) -> str:
+    try:
+        backend = make_url(raw).get_backend_name()
+    except ArgumentError:
+        backend = None
+    if backend not in ("sqlite", "postgresql"):
+        raise SettingsError(
+            "DRAWDOWN_DATABASE_URL must be a SQLite or PostgreSQL URL, such as "
+            "sqlite:///./drawdown.db or postgresql://user@host:5432/drawdown"
+        )
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
@@ -39,7 +55,9 @@ class Settings:
     def from_env(cls) -> "Settings":
         rate = os.environ.get("DRAWDOWN_RATE_LIMIT", "").strip()
         return cls(
-            database_url=os.environ.get("DRAWDOWN_DATABASE_URL") or DEFAULT_DATABASE_URL,
+            database_url=_database_url(
+                os.environ.get("DRAWDOWN_DATABASE_URL") or DEFAULT_DATABASE_URL
+            ),
             expiry_interval_seconds=_number("DRAWDOWN_EXPIRY_INTERVAL", "60", float, 0.001),
             pool_size=int(_number("DRAWDOWN_POOL_SIZE", "10", int, 1)),
             database_wait_seconds=_number(
