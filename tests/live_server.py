@@ -53,7 +53,7 @@ def live_server(
     )
     base_url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # 4 workers on a busy 2-core machine take a while
         while True:
             if process.poll() is not None:
                 output = process.stdout.read() if process.stdout else ""
@@ -64,7 +64,7 @@ def live_server(
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError("drawdown serve did not answer /health within 30 s")
+                raise RuntimeError("drawdown serve did not answer /health within 60 s")
             time.sleep(0.1)
         yield LiveServer(base_url, database_url)
     finally:
