@@ -25,6 +25,8 @@ def test_refused_connections_are_recognised_however_wrapped() -> None:
     assert judge(_wrapped(refused)) is Fault.UNAVAILABLE
     assert judge(_wrapped(ConnectionRefusedError())) is Fault.UNAVAILABLE
     assert isinstance(domain_error(_wrapped(refused)), Unavailable)
+    waited = asyncpg.exceptions.LockNotAvailableError("canceling statement due to lock timeout")
+    assert judge(_wrapped(waited)) is Fault.UNAVAILABLE
 
 
 def test_terminated_backends_are_lost_connections() -> None:

@@ -202,3 +202,26 @@ async def test_concurrent_customers_with_one_id_get_one_201_and_409s(
     statuses = sorted(a.status_code for a in answers)
     assert statuses == [201] + [409] * 7, [a.text for a in answers]
     assert all("already exists" in a.json()["message"] for a in answers if a.status_code == 409)
+
+
+@postgresql_only
+async def test_a_row_lock_held_past_the_wait_answers_503_and_changes_nothing(
+    database_url: str, db: Database
+) -> None:
+    key = await new_key(db)
+    impatient = Database(database_url, wait_seconds=0.3)
+    try:
+        async with api(impatient, key) as http:
+            account = await make_account(http, "acc-1")
+            dsn = make_url(database_url).set(drivername="postgresql")
+            with psycopg.connect(dsn.render_as_string(hide_password=False)) as holder:
+                holder.execute(
+                    "SELECT seq FROM accounts WHERE id = %s FOR UPDATE", (account["id"],)
+                )
+                assert_unavailable(await http.post("/credits", json=grant_body("acc-1", 5)))
+                holder.rollback()
+            balance = (await http.get("/accounts/acc-1/credit_balance")).json()
+            assert balance["availableBalance"] == 0
+            assert (await http.post("/credits", json=grant_body("acc-1", 5))).status_code == 200
+    finally:
+        await impatient.dispose()

@@ -128,7 +128,11 @@ class Database:
                 # a pooled connection whose backend was terminated is replaced at checkout,
                 # never handed to a request
                 "pool_pre_ping": True,
-                "connect_args": {"timeout": wait_seconds},
+                "connect_args": {
+                    "timeout": wait_seconds,
+                    # a row lock held past the wait is "busy": 55P03, answered 503
+                    "server_settings": {"lock_timeout": str(int(wait_seconds * 1000))},
+                },
             }
         self.engine = create_async_engine(
             target, json_serializer=_json_text, json_deserializer=_json_value, **options

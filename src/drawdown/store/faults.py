@@ -27,8 +27,9 @@ class Fault(enum.Enum):
 # 40P01 deadlock_detected, 40001 serialization_failure
 _RETRY_SQLSTATES = {"40P01", "40001"}
 # 08 connection exception, 53 insufficient resources (too many connections), 57P operator
-# intervention (admin shutdown, crash shutdown, cannot connect now, database dropped)
-_UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57P")
+# intervention (admin shutdown, crash shutdown, cannot connect now, database dropped), 55P03
+# lock_not_available (a row lock held past lock_timeout)
+_UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57P", "55P03")
 _SQLITE_BUSY_CODES = {5, 6, 14}  # SQLITE_BUSY, SQLITE_LOCKED, SQLITE_CANTOPEN
 _UNIQUE_VIOLATION = "23505"
 
