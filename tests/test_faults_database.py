@@ -60,7 +60,8 @@ async def test_a_database_refusing_connections_answers_503() -> None:
             assert_unavailable(await http.get("/customers"))
             assert_unavailable(await http.post("/customers", json=customer("c")))
             assert_unavailable(await http.get("/accounts/a/credit_balance"))
-            assert (await http.get("/health")).status_code != 500
+            assert (await http.get("/health")).status_code == 200
+            assert_unavailable(await http.get("/ready"))
     finally:
         await refused.dispose()
 
