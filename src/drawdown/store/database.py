@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 import msgspec
-from sqlalchemy import event, text
+from sqlalchemy import event, exc, text
 from sqlalchemy.engine import Connection as SyncConnection
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -103,6 +103,18 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
             conn.exec_driver_sql("BEGIN")
 
 
+def _replace_closed_connections(engine: AsyncEngine) -> None:
+    """A pooled connection whose backend was terminated (or whose server went away) is
+    replaced at checkout, never handed to a request. asyncpg notices the closed socket by
+    itself, so this costs no round trip, unlike a pre-ping."""
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        raw = getattr(dbapi_connection, "_connection", None)
+        if raw is not None and raw.is_closed():
+            raise exc.DisconnectionError("the database closed this pooled connection")
+
+
 async def _keep_session(_connection: Any) -> None:
     return None
 
@@ -125,9 +137,6 @@ class Database:
                 "pool_size": pool_size,
                 "max_overflow": 0,
                 "pool_timeout": wait_seconds,
-                # a pooled connection whose backend was terminated is replaced at checkout,
-                # never handed to a request
-                "pool_pre_ping": True,
                 "connect_args": {
                     "timeout": wait_seconds,
                     # a row lock held past the wait is "busy": 55P03, answered 503
@@ -139,6 +148,8 @@ class Database:
         )
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine, int(wait_seconds * 1000))
+        else:
+            _replace_closed_connections(self.engine)
         self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._pool_size = pool_size
         self._fast: asyncpg.Pool | None = None
