@@ -20,6 +20,7 @@ from drawdown.api.schemas import (
     CreditRequest,
     ListCreditsResponse,
 )
+from drawdown.errors import BadRequest
 from drawdown.ledger.credit import CreditStatus
 from drawdown.services import credits as service
 from drawdown.services.grants import GrantRequest, grant
@@ -175,6 +176,8 @@ async def _balance(principal: Principal, ctx: Context, account_id: str) -> Respo
 
 
 def _path_id(request: Request, name: str) -> str:
+    for param in request.query_params:  # as DecimalRoute does for the FastAPI routes
+        raise BadRequest(f"{param}: is not a query parameter of this endpoint (it takes: none)")
     return check_path_id(name, str(request.path_params[name]))
 
 
