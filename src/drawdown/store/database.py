@@ -46,6 +46,12 @@ def _pause(attempt: int) -> float:
     return random.uniform(0, 0.02 * 2**attempt)
 
 
+def _first_line(error: BaseException) -> str:
+    """What a log may say of a driver error: its first line, without the statement and its
+    parameters (which can hold customers' data)."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
 @asynccontextmanager
 async def _as_domain_errors(committing: list[bool] | None = None) -> AsyncIterator[None]:
     """Driver failures leave as domain errors (503, 409); anything else unchanged."""
@@ -57,7 +63,9 @@ async def _as_domain_errors(committing: list[bool] | None = None) -> AsyncIterat
         mapped = domain_error(error, committing=bool(committing and committing[0]))
         if mapped is None:
             raise
-        log.warning("database failure answered as %s: %s", type(mapped).__name__, error)
+        log.warning(
+            "database failure answered as %s: %s", type(mapped).__name__, _first_line(error)
+        )
         raise mapped from error
 
 
@@ -210,7 +218,9 @@ class Database:
                 if not again or attempt == WRITE_ATTEMPTS:
                     async with _as_domain_errors(committing):
                         raise
-                log.info("retrying a write transaction (attempt %d): %s", attempt + 1, error)
+                log.info(
+                    "retrying a write transaction (attempt %d): %s", attempt + 1, _first_line(error)
+                )
                 await asyncio.sleep(_pause(attempt))
         raise AssertionError("unreachable")
 
