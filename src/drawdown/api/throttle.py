@@ -24,6 +24,7 @@ from drawdown.errors import Throttled
 log = logging.getLogger("drawdown.throttle")
 
 _WARN_EVERY_SECONDS = 10.0
+REDIS_TIMEOUT_SECONDS = 2.0
 
 
 def storage_for(redis_url: str | None, prefix: str = "drawdown") -> Storage:
@@ -34,8 +35,10 @@ def storage_for(redis_url: str | None, prefix: str = "drawdown") -> Storage:
         wrap_exceptions=True,
         implementation="redispy",
         key_prefix=prefix,
-        socket_connect_timeout=0.5,
-        socket_timeout=0.5,
+        # long enough for a busy server process to see Redis's answer, short enough that a
+        # Redis gone silent delays requests by at most this before they are served unthrottled
+        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+        socket_timeout=REDIS_TIMEOUT_SECONDS,
     )
 
 
