@@ -40,18 +40,20 @@ class LiveServer:
 
 
 @contextmanager
-def live_server(database_url: str, workers: int = 1) -> Iterator[LiveServer]:
+def live_server(
+    database_url: str, workers: int = 1, env: dict[str, str] | None = None
+) -> Iterator[LiveServer]:
     port = free_port()
     process = subprocess.Popen(
         [DRAWDOWN, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
-        env=server_env(database_url),
+        env={**server_env(database_url), **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
     base_url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # 4 workers on a busy 2-core machine take a while
         while True:
             if process.poll() is not None:
                 output = process.stdout.read() if process.stdout else ""
@@ -62,7 +64,7 @@ def live_server(database_url: str, workers: int = 1) -> Iterator[LiveServer]:
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError("drawdown serve did not answer /health within 30 s")
+                raise RuntimeError("drawdown serve did not answer /health within 60 s")
             time.sleep(0.1)
         yield LiveServer(base_url, database_url)
     finally:

@@ -1,16 +1,44 @@
-"""`drawdown serve | migrate | keys create | expire | verify`."""
+"""`drawdown serve | migrate | keys create | keys list | keys revoke | expire | verify`.
+
+An operator's mistake (a bad setting, an unreachable or unmigrated database, an empty
+organization name) ends the command with one line on stderr and exit status 1, never a
+traceback.
+"""
 
 import asyncio
-from typing import Annotated
+import functools
+from collections.abc import Callable
+from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 
 from drawdown.clock import SystemClock
-from drawdown.config import Settings
+from drawdown.config import Settings, SettingsError
+from drawdown.errors import DrawdownError
 
 app = typer.Typer(help="drawdown: a credits ledger for usage-based billing.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def operator_errors(command: Callable[P, T]) -> Callable[P, T]:
+    """Known failures leave as one line on stderr and exit status 1."""
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return command(*args, **kwargs)
+        except SettingsError as error:
+            message = str(error)
+        except DrawdownError as error:
+            message = error.message
+        typer.echo(f"drawdown: {message}", err=True)
+        raise typer.Exit(1)
+
+    return run
 
 
 def _settings() -> Settings:
@@ -18,6 +46,7 @@ def _settings() -> Settings:
 
 
 @app.command()
+@operator_errors
 def migrate() -> None:
     """Apply the database migrations."""
     from drawdown.store.migrate import upgrade
@@ -27,6 +56,7 @@ def migrate() -> None:
 
 
 @keys_app.command("create")
+@operator_errors
 def keys_create(
     org: Annotated[str, typer.Option(help="Organization name; created if it does not exist.")],
     read_only: Annotated[bool, typer.Option("--read-only", help="A key that may only read.")] = (
@@ -34,27 +64,94 @@ def keys_create(
     ),
 ) -> None:
     """Create an API key and print it, alone, on the last line."""
-    from drawdown.services.keys import create_key
+    from drawdown.services.keys import check_organization_name, issue_key
     from drawdown.store.database import Database
     from drawdown.store.migrate import upgrade
 
+    check_organization_name(org)
     settings = _settings()
     upgrade(settings.database_url)
 
-    async def run() -> str:
-        db = Database(settings.database_url)
+    async def run() -> tuple[str, str]:
+        db = Database(settings.database_url, wait_seconds=settings.database_wait_seconds)
         try:
             async with db.write() as conn:
-                return await create_key(conn, org, read_only, SystemClock().now())
+                issued = await issue_key(conn, org, read_only, SystemClock().now())
+                return issued.id, issued.key
         finally:
             await db.dispose()
 
-    key = asyncio.run(run())
-    typer.echo(f"created a {'read-only' if read_only else 'read-write'} key for '{org}':")
+    key_id, key = asyncio.run(run())
+    access = "read-only" if read_only else "read-write"
+    typer.echo(f"created the {access} key {key_id} for '{org}':")
     typer.echo(key)
 
 
+@keys_app.command("list")
+@operator_errors
+def keys_list() -> None:
+    """List every API key: id, organization, access, created, revoked (never the key)."""
+    from drawdown.services.keys import list_keys
+    from drawdown.store.database import Database
+    from drawdown.store.migrate import require_current
+
+    settings = _settings()
+    require_current(settings.database_url)
+
+    async def run() -> list[tuple[str, ...]]:
+        db = Database(settings.database_url, wait_seconds=settings.database_wait_seconds)
+        try:
+            async with db.read() as conn:
+                rows = await list_keys(conn)
+        finally:
+            await db.dispose()
+        return [
+            (
+                row.id,
+                row.organization,
+                "read-only" if row.read_only else "read-write",
+                row.created_at.isoformat(timespec="seconds"),
+                row.revoked_at.isoformat(timespec="seconds") if row.revoked_at else "-",
+            )
+            for row in rows
+        ]
+
+    table = [("ID", "ORGANIZATION", "ACCESS", "CREATED", "REVOKED"), *asyncio.run(run())]
+    widths = [max(len(row[i]) for row in table) for i in range(5)]
+    for row in table:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=True)]
+        typer.echo("  ".join(cells).rstrip())
+
+
+@keys_app.command("revoke")
+@operator_errors
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id, as `drawdown keys list` shows.")],
+) -> None:
+    """Revoke an API key: within a second every server answers it with 401."""
+    from drawdown.services.keys import revoke_key
+    from drawdown.store.database import Database
+    from drawdown.store.migrate import require_current
+
+    settings = _settings()
+    require_current(settings.database_url)
+
+    async def run() -> bool:
+        db = Database(settings.database_url, wait_seconds=settings.database_wait_seconds)
+        try:
+            async with db.write() as conn:
+                return await revoke_key(conn, key_id, SystemClock().now())
+        finally:
+            await db.dispose()
+
+    if asyncio.run(run()):
+        typer.echo(f"revoked {key_id}")
+    else:
+        typer.echo(f"{key_id} was already revoked")
+
+
 @app.command()
+@operator_errors
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
@@ -67,6 +164,8 @@ def serve(
 
     settings = _settings()
     prepare(settings, echo=typer.echo)
+    shown_host = f"[{host}]" if ":" in host else host
+    typer.echo(f"drawdown is listening on http://{shown_host}:{port}")
     uvicorn.run(
         "drawdown.server:create",
         factory=True,
@@ -79,15 +178,18 @@ def serve(
 
 
 @app.command()
+@operator_errors
 def expire() -> None:
     """Run the expiry sweep once: expire what is past its last day, recount balances."""
     from drawdown.jobs.expiry import sweep
     from drawdown.store.database import Database
+    from drawdown.store.migrate import require_current
 
     settings = _settings()
+    require_current(settings.database_url)
 
     async def run() -> int:
-        db = Database(settings.database_url)
+        db = Database(settings.database_url, wait_seconds=settings.database_wait_seconds)
         try:
             return await sweep(db, SystemClock())
         finally:
@@ -97,15 +199,18 @@ def expire() -> None:
 
 
 @app.command()
+@operator_errors
 def verify() -> None:
     """Recompute every credit from its ledger lines and every balance from its credits."""
     from drawdown.services.verify import verify as check
     from drawdown.store.database import Database
+    from drawdown.store.migrate import require_current
 
     settings = _settings()
+    require_current(settings.database_url)
 
     async def run() -> list[str]:
-        db = Database(settings.database_url)
+        db = Database(settings.database_url, wait_seconds=settings.database_wait_seconds)
         try:
             async with db.read() as conn:
                 return await check(conn, SystemClock().now().date())

@@ -1,9 +1,42 @@
-"""Settings, read from the environment."""
+"""Settings, read from the environment. A bad value stops the program with one clear line."""
 
 import os
 from dataclasses import dataclass
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from drawdown.store.database import DEFAULT_WAIT_SECONDS
+
 DEFAULT_DATABASE_URL = "sqlite:///./drawdown.db"
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value drawdown cannot use."""
+
+
+def _number(name: str, default: str, kind: type[int] | type[float], minimum: float) -> float:
+    raw = os.environ.get(name, default)
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, not {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, not {raw!r}")
+    return value
+
+
+def _database_url(raw: str) -> str:
+    try:
+        backend = make_url(raw).get_backend_name()
+    except ArgumentError:
+        backend = None
+    if backend not in ("sqlite", "postgresql"):
+        raise SettingsError(
+            "DRAWDOWN_DATABASE_URL must be a SQLite or PostgreSQL URL, such as "
+            "sqlite:///./drawdown.db or postgresql://user@host:5432/drawdown"
+        )
+    return raw
 
 
 @dataclass(frozen=True)
@@ -11,11 +44,26 @@ class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     expiry_interval_seconds: float = 60.0
     pool_size: int = 10
+    # how long a request waits for a database connection or SQLite's write lock before 503
+    database_wait_seconds: float = DEFAULT_WAIT_SECONDS
+    # requests per second per API key, with an equal burst; None: no limit
+    rate_limit: int | None = None
+    redis_url: str | None = None
+    redis_prefix: str = "drawdown"
 
     @classmethod
     def from_env(cls) -> "Settings":
+        rate = os.environ.get("DRAWDOWN_RATE_LIMIT", "").strip()
         return cls(
-            database_url=os.environ.get("DRAWDOWN_DATABASE_URL", DEFAULT_DATABASE_URL),
-            expiry_interval_seconds=float(os.environ.get("DRAWDOWN_EXPIRY_INTERVAL", "60")),
-            pool_size=int(os.environ.get("DRAWDOWN_POOL_SIZE", "10")),
+            database_url=_database_url(
+                os.environ.get("DRAWDOWN_DATABASE_URL") or DEFAULT_DATABASE_URL
+            ),
+            expiry_interval_seconds=_number("DRAWDOWN_EXPIRY_INTERVAL", "60", float, 0.001),
+            pool_size=int(_number("DRAWDOWN_POOL_SIZE", "10", int, 1)),
+            database_wait_seconds=_number(
+                "DRAWDOWN_DATABASE_WAIT", str(DEFAULT_WAIT_SECONDS), float, 0.001
+            ),
+            rate_limit=int(_number("DRAWDOWN_RATE_LIMIT", rate, int, 1)) if rate else None,
+            redis_url=os.environ.get("DRAWDOWN_REDIS_URL") or None,
+            redis_prefix=os.environ.get("DRAWDOWN_REDIS_PREFIX") or "drawdown",
         )

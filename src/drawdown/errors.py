@@ -7,7 +7,13 @@ DrawdownError
 ├── NotFound        404  no such thing in this organization
 ├── MethodNotAllowed 405
 ├── Conflict        409  it clashes with what exists
-└── Throttled       429
+├── TooLarge        413  the request body is over the limit
+├── Throttled       429  over the API key's rate limit (with Retry-After)
+└── Unavailable     503  the database is unreachable, refusing connections, or busy past its
+                         wait (with Retry-After); the request was not applied
+
+The store turns driver failures (asyncpg, sqlite3, the pool) into these, so nothing above it
+matches on a driver's class.
 """
 
 MAX_MESSAGE_LENGTH = 500
@@ -47,5 +53,18 @@ class Conflict(DrawdownError):
     status_code = 409
 
 
+class TooLarge(DrawdownError):
+    status_code = 413
+
+
 class Throttled(DrawdownError):
     status_code = 429
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Unavailable(DrawdownError):
+    status_code = 503
+    retry_after = 1

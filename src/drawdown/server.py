@@ -15,12 +15,12 @@ def prepare(settings: Settings, echo: Callable[[str], None]) -> None:
     """Migrate, and when the database holds no API key, create org `default` and print one."""
     from drawdown.services.keys import create_key
     from drawdown.store import parties
-    from drawdown.store.migrate import upgrade
+    from drawdown.store.migrate import shown, upgrade
 
     upgrade(settings.database_url)
 
     async def first_key() -> str | None:
-        db = Database(settings.database_url)
+        db = Database(settings.database_url, wait_seconds=settings.database_wait_seconds)
         try:
             async with db.write() as conn:
                 if await parties.count_api_keys(conn):
@@ -33,12 +33,15 @@ def prepare(settings: Settings, echo: Callable[[str], None]) -> None:
     if key:
         echo("No API key existed, so one was created for organization 'default':")
         echo(f"  export DRAWDOWN_KEY={key}")
-    echo(f"drawdown is using {settings.database_url}")
+    echo(f"drawdown is using {shown(settings.database_url)}")
 
 
 def create() -> FastAPI:
     settings = Settings.from_env()
     return create_app(
-        Database(settings.database_url, settings.pool_size),
+        Database(settings.database_url, settings.pool_size, settings.database_wait_seconds),
         sweep_every_seconds=settings.expiry_interval_seconds,
+        rate_limit=settings.rate_limit,
+        redis_url=settings.redis_url,
+        redis_prefix=settings.redis_prefix,
     )

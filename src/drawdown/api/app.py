@@ -10,15 +10,24 @@ from fastapi import FastAPI
 from drawdown import __version__
 from drawdown.api import applications, credits, documentation, errors, health, methods, parties
 from drawdown.api.auth import KeyCache
+from drawdown.api.guards import BodyLimit, LastResort, NulFreeUrl
+from drawdown.api.throttle import Throttle, storage_for
 from drawdown.clock import Clock, SystemClock
 from drawdown.jobs import expiry
 from drawdown.store.database import Database
 
 
 def create_app(
-    db: Database, clock: Clock | None = None, sweep_every_seconds: float | None = None
+    db: Database,
+    clock: Clock | None = None,
+    sweep_every_seconds: float | None = None,
+    rate_limit: int | None = None,
+    redis_url: str | None = None,
+    redis_prefix: str = "drawdown",
 ) -> FastAPI:
-    """The API on `db`; with `sweep_every_seconds`, the expiry sweep runs in the background."""
+    """The API on `db`; with `sweep_every_seconds`, the expiry sweep runs in the background;
+    with `rate_limit`, each API key may send that many requests per second (counted in Redis
+    when `redis_url` is given, so every process shares the count)."""
     the_clock = clock or SystemClock()
 
     @asynccontextmanager
@@ -54,4 +63,10 @@ def create_app(
     app.include_router(parties.routes)
     app.include_router(applications.routes)
     app.router.routes[:0] = credits.fast_routes
+    # outermost last: LastResort, Throttle, NulFreeUrl, BodyLimit, then the app
+    app.add_middleware(BodyLimit)
+    app.add_middleware(NulFreeUrl)
+    if rate_limit:
+        app.add_middleware(Throttle, rate=rate_limit, storage=storage_for(redis_url, redis_prefix))
+    app.add_middleware(LastResort)
     return app

@@ -50,8 +50,9 @@ async def apply_credits(
             for item in body.lineItems
         ),
     )
-    async with ctx.db.write() as conn:
-        application = await service.apply(conn, principal.org_seq, account_id, request, ctx.clock)
+    application = await ctx.db.transact(
+        lambda conn: service.apply(conn, principal.org_seq, account_id, request, ctx.clock)
+    )
     return JSONResponse(render.application(application))
 
 
@@ -113,10 +114,9 @@ async def capture_credit_application(
     principal: Annotated[Principal, Depends(writer)],
     ctx: Annotated[Context, Depends(context)],
 ) -> Any:
-    async with ctx.db.write() as conn:
-        application = await service.capture(
-            conn, principal.org_seq, account_id, invoice_id, ctx.clock
-        )
+    application = await ctx.db.transact(
+        lambda conn: service.capture(conn, principal.org_seq, account_id, invoice_id, ctx.clock)
+    )
     return JSONResponse(render.application(application))
 
 
@@ -134,8 +134,7 @@ async def release_credit_application(
     principal: Annotated[Principal, Depends(writer)],
     ctx: Annotated[Context, Depends(context)],
 ) -> Any:
-    async with ctx.db.write() as conn:
-        application = await service.release(
-            conn, principal.org_seq, account_id, invoice_id, ctx.clock
-        )
+    application = await ctx.db.transact(
+        lambda conn: service.release(conn, principal.org_seq, account_id, invoice_id, ctx.clock)
+    )
     return JSONResponse(render.application(application))

@@ -65,10 +65,8 @@ async def create_credit(
 ) -> Any:
     batch = isinstance(body, CreateCreditRequest)
     requests = body.creditRequests if isinstance(body, CreateCreditRequest) else [body]
-    async with ctx.db.write() as conn:
-        credits = await grant(
-            conn, principal.org_seq, [_grant_request(r) for r in requests], ctx.clock
-        )
+    grants = [_grant_request(r) for r in requests]
+    credits = await ctx.db.transact(lambda conn: grant(conn, principal.org_seq, grants, ctx.clock))
     today = ctx.now.date()
     if batch:
         return JSONResponse({"credits": [render.credit(c, today) for c in credits]})
@@ -145,8 +143,9 @@ async def void_credit(
     principal: Annotated[Principal, Depends(writer)],
     ctx: Annotated[Context, Depends(context)],
 ) -> Any:
-    async with ctx.db.write() as conn:
-        credit = await service.void_credit(conn, principal.org_seq, credit_id, ctx.clock)
+    credit = await ctx.db.transact(
+        lambda conn: service.void_credit(conn, principal.org_seq, credit_id, ctx.clock)
+    )
     return JSONResponse(render.credit(credit, ctx.now.date()))
 
 
@@ -184,6 +183,8 @@ _IDENTIFIER: TypeAdapter[str] = TypeAdapter(Identifier)
 
 def _path_id(request: Request, name: str) -> str:
     """The path's id, held to the same `Identifier` rules as the FastAPI routes' parameters."""
+    for param in request.query_params:  # as DecimalRoute does for the FastAPI routes
+        raise BadRequest(f"{param}: is not a query parameter of this endpoint (it takes: none)")
     try:
         return _IDENTIFIER.validate_python(request.path_params[name])
     except ValidationError as error:

@@ -3,15 +3,12 @@
 import logging
 from typing import Any
 
-import asyncpg
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
 from drawdown.api.jsonio import JSONResponse
-from drawdown.errors import MAX_MESSAGE_LENGTH, DrawdownError
+from drawdown.errors import MAX_MESSAGE_LENGTH, DrawdownError, Throttled, Unavailable
 
 log = logging.getLogger("drawdown")
 
@@ -22,6 +19,16 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
     if len(message) > MAX_MESSAGE_LENGTH:
         message = message[: MAX_MESSAGE_LENGTH - 3] + "..."
     return JSONResponse({"message": message}, status_code=status, headers=headers)
+
+
+def error_headers(error: DrawdownError) -> dict[str, str] | None:
+    if isinstance(error, Throttled | Unavailable):
+        return {"Retry-After": str(error.retry_after)}
+    return None
+
+
+def domain_error_response(error: DrawdownError) -> Response:
+    return error_response(error.status_code, error.message, error_headers(error))
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:
@@ -44,6 +51,8 @@ def _describe(error: dict[str, Any]) -> str:
         return "the request body is not valid JSON"
     if kind in ("model_attributes_type", "dict_type") and isinstance(error.get("input"), bytes):
         return "the request body must be a JSON object sent with Content-Type: application/json"
+    if kind in ("model_attributes_type", "dict_type", "model_type"):
+        return "must be a JSON object"
     message = str(error.get("msg", "is invalid"))
     for prefix in ("Value error, ", "Assertion failed, "):
         message = message.removeprefix(prefix)
@@ -68,36 +77,10 @@ def validation_message(errors: list[dict[str, Any]]) -> str:
     return message
 
 
-def _is_unique_violation(error: IntegrityError) -> bool:
-    sqlstate = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
-    if sqlstate is not None:
-        return bool(sqlstate == "23505")
-    return "UNIQUE constraint failed" in str(error.orig)
-
-
-_UNREACHABLE = (
-    asyncpg.exceptions.TooManyConnectionsError,
-    asyncpg.exceptions.CannotConnectNowError,
-    ConnectionRefusedError,
-)
-
-
-def _database_unreachable(error: BaseException | None) -> bool:
-    """Whether the failure, or anything it wraps, is the database refusing a connection."""
-    seen = 0
-    while error is not None and seen < 10:
-        if isinstance(error, _UNREACHABLE):
-            return True
-        error = getattr(error, "orig", None) or error.__cause__ or error.__context__
-        seen += 1
-    return False
-
-
 def install(app: FastAPI) -> None:
     @app.exception_handler(DrawdownError)
     async def drawdown_error(_request: Request, error: DrawdownError) -> Response:
-        headers = {"Retry-After": "1"} if error.status_code == 429 else None
-        return error_response(error.status_code, error.message, headers)
+        return domain_error_response(error)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, error: RequestValidationError) -> Response:
@@ -107,7 +90,7 @@ def install(app: FastAPI) -> None:
     async def http_error(request: Request, error: HTTPException) -> Response:
         cause = error.__cause__
         if isinstance(cause, DrawdownError):
-            return error_response(cause.status_code, cause.message)
+            return domain_error_response(cause)
         if error.status_code == 404:
             message = f"no such endpoint: {request.method} {request.url.path}"
         elif error.status_code == 405:
@@ -115,33 +98,3 @@ def install(app: FastAPI) -> None:
         else:
             message = str(error.detail)
         return error_response(error.status_code, message, dict(error.headers or {}) or None)
-
-    @app.exception_handler(IntegrityError)
-    async def integrity_error(_request: Request, error: IntegrityError) -> Response:
-        if not _is_unique_violation(error):
-            # a CHECK or foreign key refused a write the rules should have refused first: a bug
-            log.error("a database constraint refused a write: %s", error.orig)
-            return error_response(500, "internal error; the request was not applied")
-        log.info("unique constraint conflict: %s", error.orig)
-        return error_response(
-            409, "the request conflicts with a record written at the same time; retry it"
-        )
-
-    @app.exception_handler(PoolTimeout)
-    async def overloaded(_request: Request, _error: PoolTimeout) -> Response:
-        log.warning("no database connection became free in time")
-        return error_response(
-            503, "the service is overloaded; retry after a moment", {"Retry-After": "1"}
-        )
-
-    @app.exception_handler(Exception)
-    async def unexpected(_request: Request, error: Exception) -> Response:
-        if _database_unreachable(error):
-            log.warning("the database refused a connection: %s", error)
-            return error_response(
-                503,
-                "the database is not accepting connections; retry after a moment",
-                {"Retry-After": "1"},
-            )
-        log.exception("unhandled error", exc_info=error)
-        return error_response(500, "internal error; the request was not applied")

@@ -1,11 +1,13 @@
 """Field types shared by the request schemas: exact amounts, calendar dates, ids."""
 
+import re
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field, StrictStr, WithJsonSchema
 
+from drawdown.errors import BadRequest
 from drawdown.ledger.money import check_amount
 
 
@@ -46,5 +48,31 @@ NonNegativeAmount = Annotated[Amount, AfterValidator(_not_negative), _NUMBER_SCH
 CalendarDate = Annotated[
     date, BeforeValidator(_iso_date), WithJsonSchema({"type": "string", "format": "date"})
 ]
-Identifier = Annotated[StrictStr, Field(min_length=1, max_length=50)]
-Text = Annotated[StrictStr, Field(min_length=1, max_length=255)]
+# Every id a caller chooses (customer, account, invoice, idempotency key): 1 to 50 visible
+# characters without "/", whitespace, control characters or NUL, so that it can always be
+# addressed again in a path (credits.md, "Errors").
+IDENTIFIER_PATTERN = r"^[^\s/\x00-\x1f\x7f-\x9f]+$"
+IDENTIFIER_MAX_LENGTH = 50
+Identifier = Annotated[
+    StrictStr,
+    Field(min_length=1, max_length=IDENTIFIER_MAX_LENGTH, pattern=IDENTIFIER_PATTERN),
+]
+# Free text: anything but NUL, which PostgreSQL cannot store in text.
+Text = Annotated[StrictStr, Field(min_length=1, max_length=255, pattern=r"^[^\x00]+$")]
+
+_IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
+
+
+def is_identifier(value: str) -> bool:
+    """Whether `value` follows the id rule; an id that does not can never exist."""
+    return len(value) <= IDENTIFIER_MAX_LENGTH and _IDENTIFIER.fullmatch(value) is not None
+
+
+def check_path_id(name: str, value: str) -> str:
+    """A path segment that must be an id: 400 naming it when it breaks the rule."""
+    if not is_identifier(value):
+        raise BadRequest(
+            f"{name}: must be 1 to {IDENTIFIER_MAX_LENGTH} visible characters without '/', "
+            "whitespace or control characters"
+        )
+    return value

@@ -4,10 +4,11 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 
-from drawdown.api.errors import error_response
+from drawdown.api.errors import domain_error_response, error_response
 from drawdown.api.jsonio import JSONResponse
 from drawdown.api.routing import errors
 from drawdown.api.schemas import Out
+from drawdown.errors import Unavailable
 
 routes = APIRouter(default_response_class=JSONResponse)
 
@@ -27,6 +28,8 @@ async def health() -> Any:
 async def ready(request: Request) -> Any:
     try:
         await request.app.state.db.ping()
+    except Unavailable as error:
+        return domain_error_response(error)
     except Exception as error:  # any failure to reach the database means "not ready"
         return error_response(
             503, f"the database is not reachable: {type(error).__name__}", {"Retry-After": "1"}

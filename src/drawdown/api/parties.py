@@ -51,10 +51,10 @@ async def create_customer(
     principal: Annotated[Principal, Depends(writer)],
     ctx: Annotated[Context, Depends(context)],
 ) -> Any:
-    async with ctx.db.write() as conn:
-        created = await service.create_customer(
-            conn, principal.org_seq, body.model_dump(exclude_none=True), ctx.now
-        )
+    fields = body.model_dump(exclude_none=True)
+    created = await ctx.db.transact(
+        lambda conn: service.create_customer(conn, principal.org_seq, fields, ctx.now)
+    )
     return JSONResponse(render.created_customer(created.customer, created.account), 201)
 
 
@@ -112,10 +112,10 @@ async def create_account(
     principal: Annotated[Principal, Depends(writer)],
     ctx: Annotated[Context, Depends(context)],
 ) -> Any:
-    async with ctx.db.write() as conn:
-        account = await service.create_account(
-            conn, principal.org_seq, body.model_dump(exclude_none=True), ctx.now
-        )
+    fields = body.model_dump(exclude_none=True)
+    account = await ctx.db.transact(
+        lambda conn: service.create_account(conn, principal.org_seq, fields, ctx.now)
+    )
     return JSONResponse(render.account(account), 201)
 
 

@@ -74,7 +74,7 @@ def _whole_number(value: Any) -> Any:
 Priority = Annotated[StrictInt, Field(ge=0, le=1_000_000), BeforeValidator(_whole_number)]
 NetTermDays = Annotated[StrictInt, Field(ge=0), BeforeValidator(_whole_number)]
 # An invoice id in a body and in a path are the same kind of value.
-InvoiceIdentifier = Text
+InvoiceIdentifier = Identifier
 
 # Requests ------------------------------------------------------------------------------------
 
@@ -112,7 +112,7 @@ class CreditRequest(Body):
     creditAmount: CreditAmount
     priority: Priority
     grantorId: Text | None = None
-    idempotencyKey: Text | None = None
+    idempotencyKey: Identifier | None = None
 
 
 class CreateCreditRequest(Body):
@@ -378,7 +378,7 @@ class CreditApplicationRequest(Body):
         }
     )
 
-    invoiceId: InvoiceIdentifier
+    invoiceId: Identifier
     mode: Literal["HOLD", "DEBIT"]
     asOf: CalendarDate | None = None
     lineItems: list[LineItemRequest] = Field(min_length=1, max_length=500)

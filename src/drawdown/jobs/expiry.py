@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 from drawdown.clock import Clock
+from drawdown.errors import Unavailable
 from drawdown.services.credits import bring_accounts_to_today
 from drawdown.store import ledger
 from drawdown.store.database import Database
@@ -27,6 +28,8 @@ async def run_periodically(db: Database, clock: Clock, interval_seconds: float) 
             swept = await sweep(db, clock)
             if swept:
                 log.info("expiry sweep brought %d accounts up to date", swept)
+        except Unavailable as error:  # the database is down or busy: one line, not a trace
+            log.warning("expiry sweep skipped this round: %s", error.message)
         except Exception:  # the sweep must keep running; the next round retries
             log.exception("expiry sweep failed")
         await asyncio.sleep(interval_seconds)

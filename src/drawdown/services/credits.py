@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
-import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from drawdown.clock import Clock
@@ -16,7 +15,7 @@ from drawdown.services.book import Book
 from drawdown.services.paging import decode_token, encode_token
 from drawdown.store import json_reads
 from drawdown.store import ledger as store
-from drawdown.store.database import Database
+from drawdown.store.database import Database, FastReads
 from drawdown.store.json_reads import JsonAnswer
 from drawdown.store.records import AccountRecord, CreditRecord, TransactionRecord
 
@@ -64,7 +63,7 @@ async def _read_fresh(
 async def _fresh_json(
     db: Database,
     clock: Clock,
-    read: Callable[[asyncpg.Pool], Awaitable[JsonAnswer | None]],
+    read: Callable[[FastReads], Awaitable[JsonAnswer | None]],
     missing: str,
 ) -> str:
     async def attempt() -> tuple[str, int | None]:

@@ -92,8 +92,9 @@ async def _grant_under_account_locks(
             raise NotFound(f"account '{account_id}' was not found")
         books[account_id] = await Book.open(conn, account, clock)
 
-    granted = []
-    for request in requests:
+    granted: dict[int, CreditRecord] = {}
+    for index in _in_key_order(requests):
+        request = requests[index]
         book = books[request.account_id]
         fingerprint = request.fingerprint()
         if request.idempotency_key is not None:
@@ -101,16 +102,16 @@ async def _grant_under_account_locks(
                 conn, org_seq, request.idempotency_key
             )
             if earlier is not None:
-                granted.append(_same_request(earlier, request, fingerprint))
+                granted[index] = _same_request(earlier, request, fingerprint)
                 continue
         credit, values = _new_credit(book.account, request, fingerprint, book.now)
         credit.seq = await store.insert_credit(conn, values)
         await _credited(conn, credit, book.now)
         book.added(credit)
-        granted.append(credit)
+        granted[index] = credit
     for book in books.values():
         await book.save()
-    return granted
+    return [granted[index] for index in range(len(requests))]
 
 
 async def _grant_adding_to_balances(
@@ -133,9 +134,10 @@ async def _grant_adding_to_balances(
             return None
         accounts[account_id] = account
 
-    granted = []
+    granted: dict[int, CreditRecord] = {}
     added: dict[str, list[CreditRecord]] = {}
-    for request in requests:
+    for index in _in_key_order(requests):
+        request = requests[index]
         fingerprint = request.fingerprint()
         credit, values = _new_credit(accounts[request.account_id], request, fingerprint, now)
         seq = await store.insert_credit_unless_key_taken(conn, values)
@@ -145,12 +147,12 @@ async def _grant_adding_to_balances(
                 conn, org_seq, request.idempotency_key
             )
             assert earlier is not None, "a conflicting idempotency key must belong to a credit"
-            granted.append(_same_request(earlier, request, fingerprint))
+            granted[index] = _same_request(earlier, request, fingerprint)
             continue
         credit.seq = seq
         await _credited(conn, credit, now)
         added.setdefault(request.account_id, []).append(credit)
-        granted.append(credit)
+        granted[index] = credit
 
     for account_id in sorted(added):
         delta, through = NO_TOTALS, None
@@ -179,7 +181,17 @@ async def _grant_adding_to_balances(
             locked = await store.lock_account_by_seq(conn, account.seq)
             book = await Book.open(conn, locked, clock, recount=True)
             await book.save()
-    return granted
+    return [granted[index] for index in range(len(requests))]
+
+
+def _in_key_order(requests: list[GrantRequest]) -> list[int]:
+    """The order to insert a batch's credits in: by idempotency key, so that two batches
+    sharing keys take their locks in the same order and never deadlock (answers keep the
+    request order)."""
+    return sorted(
+        range(len(requests)),
+        key=lambda i: (requests[i].idempotency_key is None, requests[i].idempotency_key or ""),
+    )
 
 
 def _holds_on(account: AccountRecord, day: date) -> bool:

@@ -1,16 +1,72 @@
 """Engines and transactions. A request owns one transaction; writes take the writer's lock."""
 
-from collections.abc import AsyncIterator
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from decimal import Decimal
+from typing import Any, TypeVar
 
 import asyncpg
-from sqlalchemy import event, text
+import msgspec
+from sqlalchemy import event, exc, text
 from sqlalchemy.engine import Connection as SyncConnection
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+from drawdown.errors import DrawdownError
+from drawdown.store.faults import Fault, domain_error, is_unique_violation, judge
+
+log = logging.getLogger("drawdown.store")
+
+T = TypeVar("T")
+
+DEFAULT_WAIT_SECONDS = 30.0
+# a deadlock, a serialization failure or a connection lost before COMMIT runs the whole
+# transaction again, this many times in all, after a short random pause
+WRITE_ATTEMPTS = 4
+
+
+# JSON columns (a customer's settings) keep decimals exactly: written as the number literal
+# they came as, read back as Decimal, never through a float
+_json_encoder = msgspec.json.Encoder(decimal_format="number")
+_json_decoder = msgspec.json.Decoder(float_hook=Decimal)
+
+
+def _json_text(value: Any) -> str:
+    return _json_encoder.encode(value).decode()
+
+
+def _json_value(text: str | bytes) -> Any:
+    return _json_decoder.decode(text)
+
+
+def _pause(attempt: int) -> float:
+    return random.uniform(0, 0.02 * 2**attempt)
+
+
+def _first_line(error: BaseException) -> str:
+    """What a log may say of a driver error: its first line, without the statement and its
+    parameters (which can hold customers' data)."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+@asynccontextmanager
+async def _as_domain_errors(committing: list[bool] | None = None) -> AsyncIterator[None]:
+    """Driver failures leave as domain errors (503, 409); anything else unchanged."""
+    try:
+        yield
+    except DrawdownError:
+        raise
+    except Exception as error:
+        mapped = domain_error(error, committing=bool(committing and committing[0]))
+        if mapped is None:
+            raise
+        log.warning(
+            "database failure answered as %s: %s", type(mapped).__name__, _first_line(error)
+        )
+        raise mapped from error
 
 
 def async_url(url: str) -> str:
@@ -34,7 +90,7 @@ def sync_url(url: str) -> str:
     return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
     """One writer at a time: writes begin IMMEDIATE and wait their turn; reads use WAL."""
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -42,7 +98,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
@@ -55,22 +111,53 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
             conn.exec_driver_sql("BEGIN")
 
 
+def _replace_closed_connections(engine: AsyncEngine) -> None:
+    """A pooled connection whose backend was terminated (or whose server went away) is
+    replaced at checkout, never handed to a request. asyncpg notices the closed socket by
+    itself, so this costs no round trip, unlike a pre-ping."""
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        raw = getattr(dbapi_connection, "_connection", None)
+        if raw is not None and raw.is_closed():
+            raise exc.DisconnectionError("the database closed this pooled connection")
+
+
 async def _keep_session(_connection: Any) -> None:
     return None
 
 
 class Database:
-    def __init__(self, url: str, pool_size: int = 10) -> None:
+    """`wait_seconds` bounds how long a request waits for a pooled connection, a new
+    connection, or SQLite's write lock before it answers 503."""
+
+    def __init__(
+        self, url: str, pool_size: int = 10, wait_seconds: float = DEFAULT_WAIT_SECONDS
+    ) -> None:
         self.url = url
         target = async_url(url)
         self.dialect = make_url(target).get_backend_name()
+        self.wait_seconds = wait_seconds
         options: dict[str, Any] = {}
         if self.dialect == "postgresql":
             # A fixed pool: connections that overflow and close cost a backend start each.
-            options = {"pool_size": pool_size, "max_overflow": 0, "pool_timeout": 60}
-        self.engine = create_async_engine(target, **options)
+            options = {
+                "pool_size": pool_size,
+                "max_overflow": 0,
+                "pool_timeout": wait_seconds,
+                "connect_args": {
+                    "timeout": wait_seconds,
+                    # a row lock held past the wait is "busy": 55P03, answered 503
+                    "server_settings": {"lock_timeout": str(int(wait_seconds * 1000))},
+                },
+            }
+        self.engine = create_async_engine(
+            target, json_serializer=_json_text, json_deserializer=_json_value, **options
+        )
         if self.dialect == "sqlite":
-            _configure_sqlite(self.engine)
+            _configure_sqlite(self.engine, int(wait_seconds * 1000))
+        else:
+            _replace_closed_connections(self.engine)
         self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._pool_size = pool_size
         self._fast: asyncpg.Pool | None = None
@@ -84,36 +171,76 @@ class Database:
         """A connection for reading. On PostgreSQL each statement is its own snapshot, with no
         BEGIN/COMMIT round trips (reads there are single statements); on SQLite the whole
         block reads one snapshot."""
-        if self.is_postgresql:
-            async with self._autocommit.connect() as conn:
+        async with _as_domain_errors():
+            if self.is_postgresql:
+                async with self._autocommit.connect() as conn:
+                    yield conn
+                return
+            async with self.engine.connect() as conn, conn.begin():
                 yield conn
-            return
-        async with self.engine.connect() as conn, conn.begin():
-            yield conn
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
-        """A transaction that may move money; commits when the block ends without error."""
-        async with self.engine.connect() as conn:
+        """A transaction that may move money; commits when the block ends without error.
+        Requests use `transact`, which also retries."""
+        committing = [False]
+        async with _as_domain_errors(committing), self.engine.connect() as conn:
             await conn.execution_options(drawdown_write=True)
             async with conn.begin():
                 yield conn
+                committing[0] = True
 
-    async def fast_pool(self) -> "asyncpg.Pool":
+    async def transact(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """Run `work` in one write transaction and commit. A deadlock or serialization
+        failure, or a connection lost before COMMIT, runs it again on a fresh connection
+        (the database rolled the first try back); the caller never sees them unless they
+        persist. `work` must therefore only touch the database through `conn`."""
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            committing = [False]
+            try:
+                async with self.engine.connect() as conn:
+                    await conn.execution_options(drawdown_write=True)
+                    async with conn.begin():
+                        result = await work(conn)
+                        committing[0] = True
+                return result
+            except DrawdownError:
+                raise
+            except Exception as error:
+                fault = judge(error)
+                # a unique key taken by a transaction that committed meanwhile: run again, and
+                # the work now finds that row (an idempotent answer, or a clear 409)
+                again = (
+                    fault is Fault.RETRY
+                    or (fault is Fault.LOST and not committing[0])
+                    or is_unique_violation(error)
+                )
+                if not again or attempt == WRITE_ATTEMPTS:
+                    async with _as_domain_errors(committing):
+                        raise
+                log.info(
+                    "retrying a write transaction (attempt %d): %s", attempt + 1, _first_line(error)
+                )
+                await asyncio.sleep(_pause(attempt))
+        raise AssertionError("unreachable")
+
+    async def fast_pool(self) -> "FastReads":
         """PostgreSQL only: a bare asyncpg pool for the hottest single-statement reads, which
         skip SQLAlchemy altogether."""
         if self._fast is None:
-            self._fast = await asyncpg.create_pool(
-                asyncpg_dsn(self.url),
-                min_size=1,
-                max_size=self._pool_size,
-                # these reads change no session state, so skip the reset round trip
-                reset=_keep_session,
-            )
-        return self._fast
+            async with _as_domain_errors():
+                self._fast = await asyncpg.create_pool(
+                    asyncpg_dsn(self.url),
+                    min_size=1,
+                    max_size=self._pool_size,
+                    timeout=self.wait_seconds,
+                    # these reads change no session state, so skip the reset round trip
+                    reset=_keep_session,
+                )
+        return FastReads(self._fast)
 
     async def ping(self) -> None:
-        async with self.engine.connect() as conn:
+        async with self.read() as conn:
             await conn.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
@@ -121,3 +248,23 @@ class Database:
             await self._fast.close()
             self._fast = None
         await self.engine.dispose()
+
+
+class FastReads:
+    """Single-statement reads on the bare asyncpg pool, with driver failures mapped. A read
+    changes nothing, so one that lost its connection runs once more on a fresh one."""
+
+    def __init__(self, pool: "asyncpg.Pool") -> None:
+        self._pool = pool
+
+    async def fetchrow(self, query: str, *args: Any) -> Any:
+        for attempt in range(2):
+            try:
+                return await self._pool.fetchrow(query, *args)
+            except Exception as error:
+                if attempt == 0 and judge(error) is Fault.LOST:
+                    self._pool.expire_connections()
+                    continue
+                async with _as_domain_errors():
+                    raise
+        raise AssertionError("unreachable")

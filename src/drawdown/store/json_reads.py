@@ -11,7 +11,7 @@ and asks again.
 from dataclasses import dataclass
 from datetime import date
 
-import asyncpg
+from drawdown.store.database import FastReads
 
 
 def _stamp(column: str) -> str:
@@ -89,14 +89,12 @@ class JsonAnswer:
 
 
 async def credit_details(
-    pool: asyncpg.Pool, org_seq: int, credit_id: str, today: date
+    pool: FastReads, org_seq: int, credit_id: str, today: date
 ) -> JsonAnswer | None:
     row = await pool.fetchrow(CREDIT_DETAILS, credit_id, org_seq, today)
     return JsonAnswer(row["account_seq"], bool(row["stale"]), row["body"]) if row else None
 
 
-async def balance(
-    pool: asyncpg.Pool, org_seq: int, account_id: str, today: date
-) -> JsonAnswer | None:
+async def balance(pool: FastReads, org_seq: int, account_id: str, today: date) -> JsonAnswer | None:
     row = await pool.fetchrow(BALANCE, account_id, org_seq, today)
     return JsonAnswer(row["account_seq"], bool(row["stale"]), row["body"]) if row else None

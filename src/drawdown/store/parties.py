@@ -22,13 +22,40 @@ async def find_or_create_organization(conn: AsyncConnection, name: str, now: dat
 
 
 async def insert_api_key(
-    conn: AsyncConnection, org_seq: int, key_hash: str, read_only: bool, now: datetime
+    conn: AsyncConnection, org_seq: int, key_id: str, key_hash: str, read_only: bool, now: datetime
 ) -> None:
     await conn.execute(
         api_keys.insert().values(
-            org_seq=org_seq, key_hash=key_hash, read_only=read_only, created_at=now
+            id=key_id, org_seq=org_seq, key_hash=key_hash, read_only=read_only, created_at=now
         )
     )
+
+
+async def list_api_keys(conn: AsyncConnection) -> list[Row[Any]]:
+    query = (
+        select(
+            api_keys.c.id,
+            organizations.c.name.label("organization"),
+            api_keys.c.read_only,
+            api_keys.c.created_at,
+            api_keys.c.revoked_at,
+        )
+        .join(organizations, organizations.c.seq == api_keys.c.org_seq)
+        .order_by(api_keys.c.seq)
+    )
+    return list((await conn.execute(query)).all())
+
+
+async def revoke_api_key(conn: AsyncConnection, key_id: str, now: datetime) -> bool | None:
+    """True when revoked now, False when it already was, None when there is no such key."""
+    found = await conn.execute(select(api_keys.c.revoked_at).where(api_keys.c.id == key_id))
+    row = found.first()
+    if row is None:
+        return None
+    if row.revoked_at is not None:
+        return False
+    await conn.execute(api_keys.update().where(api_keys.c.id == key_id).values(revoked_at=now))
+    return True
 
 
 async def count_api_keys(conn: AsyncConnection) -> int:
@@ -37,7 +64,9 @@ async def count_api_keys(conn: AsyncConnection) -> int:
 
 
 async def find_api_key(conn: AsyncConnection, key_hash: str) -> Row[Any] | None:
-    query = select(api_keys.c.org_seq, api_keys.c.read_only).where(api_keys.c.key_hash == key_hash)
+    query = select(api_keys.c.org_seq, api_keys.c.read_only).where(
+        api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None)
+    )
     return (await conn.execute(query)).first()
 
 

@@ -48,6 +48,9 @@ api_keys = Table(
     Column("key_hash", String(64), nullable=False, unique=True),
     Column("read_only", Boolean, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    # the key's public name, for `drawdown keys list` and `revoke`; the key itself is never kept
+    Column("id", String(50), nullable=False, unique=True),
+    Column("revoked_at", UtcDateTime, nullable=True),
 )
 
 customers = Table(
