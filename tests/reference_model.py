@@ -141,9 +141,7 @@ class Application:
                     "amount": amount(item.units),
                     "appliedAmount": amount(applied),
                     "remainingAmount": amount(item.units - applied),
-                    "allocations": [
-                        {"creditId": cid, "amount": amount(u)} for cid, u in paid
-                    ],
+                    "allocations": [{"creditId": cid, "amount": amount(u)} for cid, u in paid],
                 }
             )
         applied_total = sum(u for paid in self.allocations for _, u in paid)
@@ -198,9 +196,7 @@ class Account:
     ) -> Credit:
         if count <= 0 or not fits(count):
             raise ValueError("the caller must not ask the model for an invalid grant")
-        credit = Credit(
-            credit_id, count, priority, effective_from, effective_until, scope, now
-        )
+        credit = Credit(credit_id, count, priority, effective_from, effective_until, scope, now)
         credit.lines.append(Line("CREDITED", count))
         self.credits[credit_id] = credit
         self.move_to(self.today)  # a back-dated grant expires at once

@@ -118,9 +118,7 @@ class History:
         scope: list[str] | None,
     ) -> None:
         effective_from = self.today + timedelta(days=start)
-        effective_until = (
-            None if until is None else self.today + timedelta(days=max(start, until))
-        )
+        effective_until = None if until is None else self.today + timedelta(days=max(start, until))
         body: dict[str, Any] = {
             "accountId": ACCOUNT,
             "purpose": "PROMOTIONAL",
@@ -148,9 +146,7 @@ class History:
             credit_id, count, priority, effective_from, effective_until, scope, self.clock.now()
         )
 
-    async def apply(
-        self, mode: str, invoice: str, items: list[Any], as_of: int | None
-    ) -> None:
+    async def apply(self, mode: str, invoice: str, items: list[Any], as_of: int | None) -> None:
         as_of_day = None if as_of is None else self.today + timedelta(days=as_of)
         lines = ",".join(
             f'{{"entityId":"{e}","entityType":"{t}","amount":{a}}}' for (e, t), a in items
