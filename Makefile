@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 INSTALLED = $(VENV)/.installed
 
-.PHONY: run test lint bench
+.PHONY: run test lint bench mutation
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,3 +27,10 @@ lint: $(INSTALLED)
 
 bench: $(INSTALLED)
 	$(BIN)/python bench/run.py
+
+## Mutation testing of ledger/ and services/book.py against the fast tests (SQLite); see
+## [tool.mutmut] in pyproject.toml. Prints the surviving mutants; `mutmut show NAME` shows one.
+mutation: $(INSTALLED)
+	rm -rf mutants
+	DRAWDOWN_TEST_DATABASE=sqlite $(BIN)/mutmut run --max-children 2
+	$(BIN)/mutmut results

@@ -363,7 +363,7 @@ async def test_kill9_loses_nothing_acknowledged(
             asyncio.create_task(w.run(http, up, figures, stop, big_credit["id"])) for w in sharers
         ]
         for _ in range(CYCLES):
-            await asyncio.sleep(chaos.uniform(0.3, 1.5))
+            await asyncio.sleep(chaos.uniform(0.2, 1.2))
             up.event.clear()  # new requests wait; those in flight die with the server
             server.kill()
             await asyncio.to_thread(server.start)
