@@ -286,6 +286,16 @@ class SharedWriter:
                 self.debited[invoice] = value
 
 
+async def _under_load(figures: Figures, acks: int, extra: float) -> None:
+    """Wait until the restarted server has acknowledged `acks` more writes (at most 10 s),
+    then a moment more, so each kill lands in the middle of writes."""
+    target = figures.acknowledged + acks
+    deadline = time.monotonic() + 10
+    while figures.acknowledged < target and time.monotonic() < deadline:
+        await asyncio.sleep(0.005)
+    await asyncio.sleep(extra)
+
+
 def _application_view(response: httpx.Response, expected: dict[str, Any]) -> dict[str, Any]:
     body = decimal_json(response)
     got = {key: body[key] for key in expected if key != "lineItems"}
@@ -363,7 +373,7 @@ async def test_kill9_loses_nothing_acknowledged(
             asyncio.create_task(w.run(http, up, figures, stop, big_credit["id"])) for w in sharers
         ]
         for _ in range(CYCLES):
-            await asyncio.sleep(chaos.uniform(0.2, 1.2))
+            await _under_load(figures, chaos.randint(5, 40), chaos.uniform(0, 0.05))
             up.event.clear()  # new requests wait; those in flight die with the server
             server.kill()
             await asyncio.to_thread(server.start)
