@@ -4,6 +4,8 @@ contribution to the balance on each side of its days, eligibility and the drawdo
 These are the tests `make mutation` leans on: each pins one comparison, sign or branch so that
 changing it fails a test."""
 
+import string
+import time
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -34,7 +36,8 @@ from drawdown.ledger.credit import (
     status_after_change,
     void_refusal,
 )
-from drawdown.ledger.money import ZERO
+from drawdown.ledger.ids import new_id
+from drawdown.ledger.money import ZERO, canonical
 
 TODAY = date(2026, 11, 24)
 YESTERDAY = TODAY - timedelta(days=1)
@@ -303,3 +306,25 @@ def test_allocation_is_exact_at_the_smallest_and_largest_amounts() -> None:
 def test_an_empty_line_allocation_applies_nothing() -> None:
     line = LineAllocation(USAGE)
     assert (line.applied, line.remaining) == (ZERO, D(10))
+
+
+# -- formatting and ids ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "text"), [("1E+2", "100"), ("0.30", "0.3"), ("0E-10", "0"), ("123.4500", "123.45")]
+)
+def test_canonical_amounts_print_plainly(value: str, text: str) -> None:
+    assert str(canonical(D(value))) == text
+    assert canonical(D(value)) == D(value)
+
+
+def test_ids_carry_their_creation_time_in_microseconds() -> None:
+    digits = string.digits + string.ascii_uppercase + string.ascii_lowercase
+    before = time.time_ns() // 1000
+    stamp = new_id("cred").split(".")[1]
+    after = time.time_ns() // 1000
+    value = 0
+    for char in stamp:
+        value = value * len(digits) + digits.index(char)
+    assert before <= value <= after
