@@ -80,3 +80,25 @@ async def test_a_later_grant_without_expiry_keeps_the_earlier_credits_last_day(
     later = await _balance(client)
     assert (later["availableBalance"], later["inapplicableCredits"]) == (12, 0)
     await assert_books_balance(db, clock, org_name)
+
+
+async def test_each_recount_keeps_the_next_day_a_credit_changes_class(
+    client: httpx.AsyncClient, db: Database, clock: FixedClock, org_name: str
+) -> None:
+    """Only balance reads, so nothing but the account's kept day can trigger each recount."""
+    await make_account(client)
+    await grant(client, amount=7, effectiveFrom="2026-12-24")
+    await grant(client, amount=10, effectiveUntil="2026-11-25")
+    await grant(client, amount=3, effectiveUntil="2026-11-30")
+    await grant(client, amount=5)
+    expected = [
+        (2, (15, 8, 7)),  # 2026-11-26: the 10 has expired
+        (5, (12, 5, 7)),  # 2026-12-01: the 3 has expired
+        (30, (12, 12, 0)),  # 2026-12-31: the 7 is in effect
+    ]
+    for days, (active, available, inapplicable) in expected:
+        clock.advance(timedelta(days=days))
+        balance = await _balance(client)
+        got = (balance["activeCredits"], balance["availableBalance"])
+        assert (*got, balance["inapplicableCredits"]) == (active, available, inapplicable)
+        await assert_books_balance(db, clock, org_name)

@@ -37,7 +37,7 @@ from drawdown.ledger.credit import (
     void_refusal,
 )
 from drawdown.ledger.ids import new_id
-from drawdown.ledger.money import ZERO, canonical
+from drawdown.ledger.money import ZERO, AmountError, canonical, check_amount
 
 TODAY = date(2026, 11, 24)
 YESTERDAY = TODAY - timedelta(days=1)
@@ -328,3 +328,17 @@ def test_ids_carry_their_creation_time_in_microseconds() -> None:
     for char in stamp:
         value = value * len(digits) + digits.index(char)
     assert before <= value <= after
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("NaN", "finite"),
+        ("Infinity", "finite"),
+        ("0.12345678901", "10 digits after the decimal point"),
+        ("1234567890123456789", "18 digits before the decimal point"),
+    ],
+)
+def test_refused_amounts_say_what_is_allowed(value: str, words: str) -> None:
+    with pytest.raises(AmountError, match=words):
+        check_amount(D(value))
