@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 INSTALLED = $(VENV)/.installed
 
-.PHONY: run test lint bench fuzz
+.PHONY: run test lint bench fuzz mutation
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,3 +32,10 @@ bench: $(INSTALLED)
 FUZZ_EXAMPLES ?= 500
 fuzz: $(INSTALLED)
 	DRAWDOWN_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/test_fuzz.py -s
+
+## Mutation testing of ledger/ and services/book.py against the fast tests (SQLite); see
+## [tool.mutmut] in pyproject.toml. Prints the surviving mutants; `mutmut show NAME` shows one.
+mutation: $(INSTALLED)
+	rm -rf mutants
+	DRAWDOWN_TEST_DATABASE=sqlite $(BIN)/mutmut run --max-children 2
+	$(BIN)/mutmut results

@@ -277,8 +277,8 @@ async def apply(
                 f"invoice '{request.invoice_id}' is already debited; a debited application "
                 "cannot be changed"
             )
-        if existing.status is ApplicationStatus.HELD and existing.request_hash == fingerprint:
-            return existing
+        # A held invoice applied again is replaced, even by the same request (credits.md): its
+        # credits may have been voided, expired or outranked since.
         if existing.status is ApplicationStatus.HELD:
             await _release_held(conn, changes, existing)
 

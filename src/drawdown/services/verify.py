@@ -5,14 +5,15 @@ from collections import defaultdict
 from dataclasses import asdict
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from drawdown.ledger.application import ApplicationStatus
 from drawdown.ledger.balance import NO_TOTALS, BalanceTotals, contribution
-from drawdown.ledger.credit import CreditStatus, TransactionType
-from drawdown.ledger.money import ZERO, add, format_amount
+from drawdown.ledger.credit import CreditStatus, TransactionType, is_past_until
+from drawdown.ledger.money import ZERO, add, format_amount, sub
 from drawdown.store.records import AccountRecord, CreditRecord
 from drawdown.store.tables import accounts, credit_applications, credit_transactions, credits
 
@@ -23,45 +24,120 @@ async def verify(conn: AsyncConnection, today: date, org_seq: int | None = None)
     With `org_seq`, only that organization's books are checked.
     """
     problems: list[str] = []
-    line_totals: dict[int, dict[TransactionType, Decimal]] = defaultdict(dict)
-    lines_query = select(credit_transactions)
     credits_query = select(credits).order_by(credits.c.seq)
     accounts_query = select(accounts).order_by(accounts.c.seq)
-    held_query = select(credit_applications.c.line_items).where(
-        credit_applications.c.status == ApplicationStatus.HELD.value
+    lines_query = select(credit_transactions, credits.c.id.label("credit_id")).join(
+        credits, credits.c.seq == credit_transactions.c.credit_seq
     )
+    applications_query = select(credit_applications).order_by(credit_applications.c.seq)
     if org_seq is not None:
-        lines_query = lines_query.join(
-            credits, credits.c.seq == credit_transactions.c.credit_seq
-        ).where(credits.c.org_seq == org_seq)
         credits_query = credits_query.where(credits.c.org_seq == org_seq)
         accounts_query = accounts_query.where(accounts.c.org_seq == org_seq)
-        held_query = held_query.where(credit_applications.c.org_seq == org_seq)
-    for row in await conn.execute(lines_query):
-        of_credit = line_totals[row.credit_seq]
-        kind = TransactionType(row.transaction_type)
-        of_credit[kind] = add(of_credit.get(kind, ZERO), row.amount)
+        lines_query = lines_query.where(credits.c.org_seq == org_seq)
+        applications_query = applications_query.where(credit_applications.c.org_seq == org_seq)
 
-    held: dict[str, Decimal] = {}
-    for (line_items,) in await conn.execute(held_query):
-        for item in line_items:
-            for allocation in item["allocations"]:
-                credit_id = allocation["creditId"]
-                held[credit_id] = add(held.get(credit_id, ZERO), Decimal(allocation["amount"]))
+    owned_credits = [CreditRecord.from_row(row) for row in await conn.execute(credits_query)]
+    by_id = {credit.id: credit for credit in owned_credits}
+
+    line_totals: dict[int, dict[TransactionType, Decimal]] = defaultdict(
+        lambda: defaultdict(Decimal)
+    )
+    debited_lines: dict[_DebitKey, Decimal] = defaultdict(Decimal)
+    for row in await conn.execute(lines_query):
+        kind = TransactionType(row.transaction_type)
+        totals_of = line_totals[row.credit_seq]
+        totals_of[kind] = add(totals_of[kind], row.amount)
+        if kind is TransactionType.DEBITED:
+            key = (row.credit_id, row.invoice_id, row.entity_id)
+            debited_lines[key] = add(debited_lines[key], row.amount)
+
+    held: dict[str, Decimal] = defaultdict(Decimal)
+    debited_by_applications: dict[_DebitKey, Decimal] = defaultdict(Decimal)
+    for row in await conn.execute(applications_query):
+        problems += _check_application(row, by_id, held, debited_by_applications)
+    problems += _check_debits(debited_lines, debited_by_applications)
 
     by_account: dict[int, list[CreditRecord]] = defaultdict(list)
-    for row in await conn.execute(credits_query):
-        credit = CreditRecord.from_row(row)
+    for credit in owned_credits:
         by_account[credit.account_seq].append(credit)
-        problems += _check_credit(credit, line_totals[credit.seq], held.get(credit.id, ZERO))
+        problems += _check_credit(credit, line_totals[credit.seq], held[credit.id], today)
 
     for row in await conn.execute(accounts_query):
-        problems += _check_account(AccountRecord.from_row(row), by_account[row.seq], today)
+        account = AccountRecord.from_row(row)
+        problems += _check_ownership(account, by_account[row.seq])
+        problems += _check_account(account, by_account[row.seq], today)
     return problems
 
 
+# A credit, an invoice and a line item's entity: DEBITED lines and debited allocations meet here.
+_DebitKey = tuple[str, str | None, str | None]
+
+
+def _check_application(
+    row: Any,
+    by_id: dict[str, CreditRecord],
+    held: dict[str, Decimal],
+    debited: dict[_DebitKey, Decimal],
+) -> list[str]:
+    """An application's sums, and that it allocates only its own account's credits; gathers
+    what held applications hold and what debited ones debited, per credit."""
+    name = f"application for invoice '{row.invoice_id}'"
+    problems = []
+    status = ApplicationStatus(row.status)
+    owed = applied = ZERO
+    for item in row.line_items:
+        item_applied = ZERO
+        for allocation in item["allocations"]:
+            credit_id, share = allocation["creditId"], Decimal(allocation["amount"])
+            item_applied = add(item_applied, share)
+            credit = by_id.get(credit_id)
+            if credit is None or credit.account_seq != row.account_seq:
+                problems.append(f"{name}: allocates credit {credit_id} of another account")
+            if status is ApplicationStatus.HELD:
+                held[credit_id] = add(held[credit_id], share)
+            elif status is ApplicationStatus.DEBITED:
+                key = (credit_id, row.invoice_id, item["entityId"])
+                debited[key] = add(debited[key], share)
+        if item_applied > Decimal(item["amount"]):
+            problems.append(
+                f"{name}: line item {item['entityId']} is paid {format_amount(item_applied)}, "
+                f"more than its amount {item['amount']}"
+            )
+        owed = add(owed, Decimal(item["amount"]))
+        applied = add(applied, item_applied)
+    if (row.applied_amount, row.remaining_amount) != (applied, sub(owed, applied)):
+        problems.append(
+            f"{name}: appliedAmount {format_amount(row.applied_amount)} and remainingAmount "
+            f"{format_amount(row.remaining_amount)} but its line items apply "
+            f"{format_amount(applied)} of {format_amount(owed)}"
+        )
+    return problems
+
+
+def _check_debits(
+    lines: dict[_DebitKey, Decimal], allocated: dict[_DebitKey, Decimal]
+) -> list[str]:
+    return [
+        f"credit {credit_id}: DEBITED lines for invoice '{invoice_id}' and entity '{entity_id}' "
+        f"total {format_amount(lines.get(key, ZERO))} but debited applications allocate "
+        f"{format_amount(allocated.get(key, ZERO))}"
+        for key in sorted(set(lines) | set(allocated), key=str)
+        for credit_id, invoice_id, entity_id in [key]
+        if lines.get(key, ZERO) != allocated.get(key, ZERO)
+    ]
+
+
+def _check_ownership(account: AccountRecord, owned: list[CreditRecord]) -> list[str]:
+    return [
+        f"credit {credit.id}: belongs to account {account.id} but names account "
+        f"{credit.account_id} or another organization"
+        for credit in owned
+        if credit.account_id != account.id or credit.org_seq != account.org_seq
+    ]
+
+
 def _check_credit(
-    credit: CreditRecord, lines: dict[TransactionType, Decimal], held: Decimal
+    credit: CreditRecord, lines: dict[TransactionType, Decimal], held: Decimal, today: date
 ) -> list[str]:
     amounts = credit.amounts
     name = f"credit {credit.id}"
@@ -93,6 +169,8 @@ def _check_credit(
         problems.append(
             f"{name}: {credit.status.value} but {format_amount(amounts.available)} is available"
         )
+    if credit.status is CreditStatus.EXPIRED and not is_past_until(credit.effective_until, today):
+        problems.append(f"{name}: EXPIRED before the day after its effectiveUntil")
     return problems
 
 
