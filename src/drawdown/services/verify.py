@@ -57,15 +57,19 @@ async def verify(conn: AsyncConnection, today: date, org_seq: int | None = None)
         problems += _check_application(row, by_id, held, debited_by_applications)
     problems += _check_debits(debited_lines, debited_by_applications)
 
+    owning = [AccountRecord.from_row(row) for row in await conn.execute(accounts_query)]
+    # A write computes as of the later of its clock's day and its account's balance day, so a
+    # credit may rightly be expired on a day this process's clock has not reached yet.
+    account_day = {account.seq: max(today, account.as_of) for account in owning}
     by_account: dict[int, list[CreditRecord]] = defaultdict(list)
     for credit in owned_credits:
         by_account[credit.account_seq].append(credit)
-        problems += _check_credit(credit, line_totals[credit.seq], held[credit.id], today)
+        day = account_day.get(credit.account_seq, today)
+        problems += _check_credit(credit, line_totals[credit.seq], held[credit.id], day)
 
-    for row in await conn.execute(accounts_query):
-        account = AccountRecord.from_row(row)
-        problems += _check_ownership(account, by_account[row.seq])
-        problems += _check_account(account, by_account[row.seq], today)
+    for account in owning:
+        problems += _check_ownership(account, by_account[account.seq])
+        problems += _check_account(account, by_account[account.seq], today)
     return problems
 
 
