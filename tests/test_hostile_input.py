@@ -109,8 +109,8 @@ async def test_invalid_utf8_and_wrong_content_types_are_400(client: httpx.AsyncC
 
 
 BAD_CUSTOMER_FIELDS: list[tuple[dict[str, Any], tuple[str, ...]]] = [
-    ({"id": "a/b"}, ("id",)),
-    ({"id": "a\tb"}, ("id",)),
+    ({"id": "a/b"}, ("id", "without '/', whitespace or control characters")),
+    ({"id": "a\tb"}, ("id", "visible characters")),
     ({"id": "\u0085"}, ("id",)),
     ({"name": "Nul\u0000Name"}, ("name", "NUL")),
     ({"address": {"city": "x\u0000"}}, ("address.city", "NUL")),
@@ -119,7 +119,7 @@ BAD_CUSTOMER_FIELDS: list[tuple[dict[str, Any], tuple[str, ...]]] = [
     ({"settings": [{"k\u0000": 1}]}, ("settings[0]", "NUL")),
     ({"settings": {"k": 1}}, ("settings",)),
     ({"settings": [{"k": 1e308 * 10}]}, ("settings",)),
-    ({"account": {"id": "a b", "name": "Acc"}}, ("account.id",)),
+    ({"account": {"id": "a b", "name": "Acc"}}, ("account.id", "visible characters")),
     ({"account": {"id": "ok", "name": "Acc", "metadata": {"k": 1}}}, ("metadata",)),
 ]
 

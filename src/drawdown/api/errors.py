@@ -7,6 +7,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
+from drawdown.api.fields import IDENTIFIER_PATTERN, IDENTIFIER_RULE
 from drawdown.api.jsonio import JSONResponse
 from drawdown.errors import MAX_MESSAGE_LENGTH, DrawdownError, Throttled, Unavailable
 
@@ -53,6 +54,10 @@ def _describe(error: dict[str, Any]) -> str:
         return "the request body must be a JSON object sent with Content-Type: application/json"
     if kind in ("model_attributes_type", "dict_type", "model_type"):
         return "must be a JSON object"
+    if kind == "string_pattern_mismatch" and error.get("ctx", {}).get("pattern") == (
+        IDENTIFIER_PATTERN
+    ):
+        return IDENTIFIER_RULE
     message = str(error.get("msg", "is invalid"))
     for prefix in ("Value error, ", "Assertion failed, "):
         message = message.removeprefix(prefix)

@@ -68,11 +68,14 @@ def is_identifier(value: str) -> bool:
     return len(value) <= IDENTIFIER_MAX_LENGTH and _IDENTIFIER.fullmatch(value) is not None
 
 
+IDENTIFIER_RULE = (
+    f"must be 1 to {IDENTIFIER_MAX_LENGTH} visible characters without '/', "
+    "whitespace or control characters"
+)
+
+
 def check_path_id(name: str, value: str) -> str:
     """A path segment that must be an id: 400 naming it when it breaks the rule."""
     if not is_identifier(value):
-        raise BadRequest(
-            f"{name}: must be 1 to {IDENTIFIER_MAX_LENGTH} visible characters without '/', "
-            "whitespace or control characters"
-        )
+        raise BadRequest(f"{name}: {IDENTIFIER_RULE}")
     return value
