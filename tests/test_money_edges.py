@@ -14,10 +14,12 @@ import pytest
 from sqlalchemy import select, update
 
 from drawdown.api import render
+from drawdown.api.app import create_app
 from drawdown.clock import FixedClock
 from drawdown.errors import Conflict
 from drawdown.ledger.balance import BalanceTotals
 from drawdown.ledger.credit import CreditAmounts, CreditStatus
+from drawdown.ledger.money import add
 from drawdown.services import credits as service
 from drawdown.services.book import Book
 from drawdown.store import ledger
@@ -279,3 +281,20 @@ def test_the_book_refuses_a_total_past_28_digits() -> None:
     with pytest.raises(Conflict, match="28 digits before the decimal point"):
         book.added(credit)
     assert account.totals.active_amount == Decimal(WIDEST_TOTAL)
+
+
+async def test_a_total_overflow_outside_the_book_is_a_409(db: Database, clock: FixedClock) -> None:
+    """Any money arithmetic that cannot be exact ends as a 409 `{"message"}`, never a 500."""
+    app = create_app(db, clock)
+
+    async def overflowing() -> None:
+        add(Decimal(WIDEST_TOTAL), Decimal(LARGEST))
+
+    app.add_api_route("/overflow", overflowing)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://drawdown.test") as http:
+        response = await http.get("/overflow")
+    assert response.status_code == 409
+    assert response.json() == {
+        "message": "a total would exceed 28 digits before the decimal point; nothing was changed"
+    }

@@ -10,6 +10,7 @@ from starlette.exceptions import HTTPException
 from drawdown.api.fields import IDENTIFIER_PATTERN, IDENTIFIER_RULE
 from drawdown.api.jsonio import JSONResponse
 from drawdown.errors import MAX_MESSAGE_LENGTH, DrawdownError, Throttled, Unavailable
+from drawdown.ledger.money import TotalOverflow
 
 log = logging.getLogger("drawdown")
 
@@ -86,6 +87,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(DrawdownError)
     async def drawdown_error(_request: Request, error: DrawdownError) -> Response:
         return domain_error_response(error)
+
+    @app.exception_handler(TotalOverflow)
+    async def total_overflow(_request: Request, error: TotalOverflow) -> Response:
+        # The book names the account; elsewhere (an application's own totals) this says enough.
+        return error_response(409, f"{error}; nothing was changed")
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, error: RequestValidationError) -> Response:

@@ -93,16 +93,20 @@ def check_amount(value: Decimal) -> Decimal:
     return exact
 
 
+_TOO_LARGE = f"a total would exceed {MAX_TOTAL_INTEGER_DIGITS} digits before the decimal point"
+
+
 def _exact_total(compute: Callable[[], Decimal]) -> Decimal:
     try:
         result = compute()
+    except (Inexact, Rounded, Overflow):
+        # Amounts carry at most 10 decimals, so only a result too large can need rounding.
+        raise TotalOverflow(_TOO_LARGE) from None
     except DecimalException as error:
         reason = type(error).__name__
         raise TotalOverflow(f"money arithmetic could not be exact ({reason})") from None
     if result.copy_abs() >= _TOTAL_LIMIT:  # copy_abs, unlike abs(), consults no context
-        raise TotalOverflow(
-            f"a total would exceed {MAX_TOTAL_INTEGER_DIGITS} digits before the decimal point"
-        )
+        raise TotalOverflow(_TOO_LARGE)
     return result
 
 
