@@ -88,3 +88,17 @@ def number_literal(text: str, key: str) -> str:
     found = re.search(rf'"{key}"\s*:\s*(-?[0-9][0-9.eE+-]*)', text)
     assert found, f"no number for {key} in {text}"
     return found.group(1)
+
+
+def credit_as_seen(body: dict[str, Any]) -> dict[str, Any]:
+    """What a reference model's `credit_view` describes, read off a credit's details."""
+    return {
+        "status": body["status"],
+        "creditAmount": body["creditAmount"],
+        "consumedAmount": body["consumedAmount"],
+        "holdAmount": body["holdAmount"],
+        "transactions": [
+            (t["transactionType"], t["amount"], t["invoiceId"], t["entityId"])
+            for t in body["transactions"]
+        ],
+    }

@@ -32,7 +32,7 @@ import pytest
 from drawdown.clock import FixedClock
 from drawdown.store.database import Database
 from tests.conftest import ENGINE
-from tests.helpers import decimal_json
+from tests.helpers import credit_as_seen, decimal_json
 from tests.live_server import DRAWDOWN, create_key, free_port, server_env
 from tests.oracle import books_problems
 from tests.reference_model import Account, Item, units
@@ -408,16 +408,7 @@ async def _compare_with_model(http: httpx.AsyncClient, writer: OwnWriter) -> Non
     }
     for credit_id in model.credits:
         body = decimal_json(await http.get(f"/credits/{credit_id}"))
-        got = {
-            "status": body["status"],
-            "creditAmount": body["creditAmount"],
-            "consumedAmount": body["consumedAmount"],
-            "holdAmount": body["holdAmount"],
-            "transactions": [
-                (t["transactionType"], t["amount"], t["invoiceId"], t["entityId"])
-                for t in body["transactions"]
-            ],
-        }
+        got = credit_as_seen(body)
         assert got == model.credit_view(credit_id), credit_id
     path = f"/accounts/{writer.account_id}/credit_applications"
     applications = await _all(http, path, {})

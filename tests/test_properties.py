@@ -21,7 +21,7 @@ from drawdown.clock import FixedClock
 from drawdown.jobs.expiry import sweep
 from drawdown.store.database import Database
 from tests.conftest import new_key
-from tests.helpers import decimal_json, post_raw
+from tests.helpers import credit_as_seen, decimal_json, post_raw
 from tests.oracle import books_problems
 from tests.reference_model import Account, Item, units
 
@@ -210,16 +210,7 @@ class History:
             response = await self.http.get(f"/credits/{credit_id}")
             assert response.status_code == 200, response.text
             body = decimal_json(response)
-            got = {
-                "status": body["status"],
-                "creditAmount": body["creditAmount"],
-                "consumedAmount": body["consumedAmount"],
-                "holdAmount": body["holdAmount"],
-                "transactions": [
-                    (t["transactionType"], t["amount"], t["invoiceId"], t["entityId"])
-                    for t in body["transactions"]
-                ],
-            }
+            got = credit_as_seen(body)
             assert got == self.model.credit_view(credit_id), credit_id
         response = await self.http.get(f"/accounts/{ACCOUNT}/credit_balance")
         assert response.status_code == 200, response.text
