@@ -5,7 +5,14 @@ import pytest
 
 from drawdown.api.render import timestamp
 from drawdown.ledger.ids import new_id
-from drawdown.ledger.money import AmountError, check_amount, format_amount
+from drawdown.ledger.money import (
+    AmountError,
+    TotalOverflow,
+    add,
+    check_amount,
+    format_amount,
+    sub,
+)
 
 
 @pytest.mark.parametrize(
@@ -80,3 +87,30 @@ def test_ids_have_togais_shape_and_are_unique() -> None:
 )
 def test_timestamps_are_utc_with_a_trimmed_fraction(moment: datetime, text: str) -> None:
     assert timestamp(moment) == text
+
+
+@pytest.mark.parametrize("value", [Decimal("NaN"), Decimal("sNaN"), Decimal("Infinity")])
+def test_non_finite_values_are_refused_in_words(value: Decimal) -> None:
+    with pytest.raises(AmountError) as refused:
+        check_amount(value)
+    assert str(refused.value) == "must be a finite number"
+    with pytest.raises(AmountError) as unwritable:
+        format_amount(value)
+    assert str(unwritable.value) == "must be a finite number"
+
+
+def test_trailing_zeros_of_any_amount_are_dropped_exactly() -> None:
+    assert check_amount(Decimal("100.0000000000")).as_tuple() == Decimal("1E+2").as_tuple()
+    assert check_amount(Decimal("0.5000")).as_tuple() == Decimal("0.5").as_tuple()
+    assert check_amount(Decimal("-20.10")).as_tuple() == Decimal("-20.1").as_tuple()
+
+
+def test_arithmetic_that_cannot_be_exact_says_why() -> None:
+    with pytest.raises(TotalOverflow) as invalid:
+        add(Decimal("sNaN"), Decimal(1))
+    assert str(invalid.value) == "money arithmetic could not be exact (InvalidOperation)"
+    widest = Decimal("9999999999999999999999999999.9999999999")
+    for overflowing in (lambda: add(widest, Decimal("0.0000000001")), lambda: sub(-widest, widest)):
+        with pytest.raises(TotalOverflow) as too_large:
+            overflowing()
+        assert str(too_large.value) == "a total would exceed 28 digits before the decimal point"

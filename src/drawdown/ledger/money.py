@@ -67,13 +67,10 @@ def _without_trailing_zeros(value: Decimal) -> Decimal:
     nothing. Sums of such values never carry more digits than the amounts need."""
     sign, digits, exponent = value.as_tuple()
     assert isinstance(exponent, int)
-    end = len(digits)
+    end = len(digits)  # a Decimal's digits never start with 0, so only the end needs trimming
     while digits[end - 1] == 0:
         end -= 1
-    start = 0
-    while digits[start] == 0:
-        start += 1
-    return Decimal((sign, digits[start:end], exponent + len(digits) - end))
+    return Decimal((sign, digits[:end], exponent + len(digits) - end))
 
 
 def check_amount(value: Decimal) -> Decimal:
