@@ -110,7 +110,12 @@ def test_arithmetic_that_cannot_be_exact_says_why() -> None:
         add(Decimal("sNaN"), Decimal(1))
     assert str(invalid.value) == "money arithmetic could not be exact (InvalidOperation)"
     widest = Decimal("9999999999999999999999999999.9999999999")
-    for overflowing in (lambda: add(widest, Decimal("0.0000000001")), lambda: sub(-widest, widest)):
+    just_past = (
+        lambda: add(widest, Decimal("0.0000000001")),
+        lambda: sub(-widest, widest),
+        lambda: add(Decimal(10**28 - 1), Decimal(1)),  # exactly 10^28: representable, too large
+    )
+    for overflowing in just_past:
         with pytest.raises(TotalOverflow) as too_large:
             overflowing()
         assert str(too_large.value) == "a total would exceed 28 digits before the decimal point"
