@@ -138,10 +138,7 @@ def format_amount(value: Decimal) -> str:
         raise AmountError("must be a finite number")
     if value.is_zero():
         return "0"
-    text = format(value, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text
+    return format(_without_trailing_zeros(value), "f")
 
 
 def canonical(value: Decimal) -> Decimal:
