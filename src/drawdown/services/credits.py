@@ -4,6 +4,7 @@ ACTIVE: when one is found, its account is brought up to today first (the sweep's
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -39,12 +40,16 @@ def _is_stale(credit: CreditRecord, now: datetime) -> bool:
 
 
 async def bring_accounts_to_today(db: Database, account_seqs: list[int], clock: Clock) -> None:
-    """Expire what is due and recount balances, one account per transaction."""
+    """Expire what is due and recount balances, one account per transaction (retried like
+    any write)."""
+
+    async def bring(conn: AsyncConnection, account_seq: int) -> None:
+        account = await store.lock_account_by_seq(conn, account_seq)
+        book = await Book.open(conn, account, clock)
+        await book.save()
+
     for account_seq in sorted(set(account_seqs)):
-        async with db.write() as conn:
-            account = await store.lock_account_by_seq(conn, account_seq)
-            book = await Book.open(conn, account, clock)
-            await book.save()
+        await db.transact(partial(bring, account_seq=account_seq))
 
 
 async def _read_fresh(

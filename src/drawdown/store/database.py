@@ -184,7 +184,14 @@ class Database:
         """A transaction that may move money; commits when the block ends without error.
         Requests use `transact`, which also retries."""
         committing = [False]
-        async with _as_domain_errors(committing), self.engine.connect() as conn:
+        async with _as_domain_errors(committing), self._transaction(committing) as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def _transaction(self, committing: list[bool]) -> AsyncIterator[AsyncConnection]:
+        """A write transaction with driver errors left as they are; `committing[0]` turns
+        True once the block is done and COMMIT is about to be sent."""
+        async with self.engine.connect() as conn:
             await conn.execution_options(drawdown_write=True)
             async with conn.begin():
                 yield conn
@@ -198,11 +205,8 @@ class Database:
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             committing = [False]
             try:
-                async with self.engine.connect() as conn:
-                    await conn.execution_options(drawdown_write=True)
-                    async with conn.begin():
-                        result = await work(conn)
-                        committing[0] = True
+                async with self._transaction(committing) as conn:
+                    result = await work(conn)
                 return result
             except DrawdownError:
                 raise
