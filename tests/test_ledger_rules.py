@@ -37,7 +37,7 @@ from drawdown.ledger.credit import (
     void_refusal,
 )
 from drawdown.ledger.ids import new_id
-from drawdown.ledger.money import ZERO, AmountError, canonical, check_amount
+from drawdown.ledger.money import ZERO, AmountError, check_amount
 
 TODAY = date(2026, 11, 24)
 YESTERDAY = TODAY - timedelta(days=1)
@@ -309,14 +309,6 @@ def test_an_empty_line_allocation_applies_nothing() -> None:
 
 
 # -- formatting and ids ---------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("value", "text"), [("1E+2", "100"), ("0.30", "0.3"), ("0E-10", "0"), ("123.4500", "123.45")]
-)
-def test_canonical_amounts_print_plainly(value: str, text: str) -> None:
-    assert str(canonical(D(value))) == text
-    assert canonical(D(value)) == D(value)
 
 
 def test_ids_carry_their_creation_time_in_microseconds() -> None:

@@ -1,13 +1,11 @@
 """Field types shared by the request schemas: exact amounts, calendar dates, ids."""
 
-import re
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field, StrictStr, WithJsonSchema
 
-from drawdown.errors import BadRequest
 from drawdown.ledger.money import check_amount
 
 
@@ -60,22 +58,7 @@ Identifier = Annotated[
 # Free text: anything but NUL, which PostgreSQL cannot store in text.
 Text = Annotated[StrictStr, Field(min_length=1, max_length=255, pattern=r"^[^\x00]+$")]
 
-_IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
-
-
-def is_identifier(value: str) -> bool:
-    """Whether `value` follows the id rule; an id that does not can never exist."""
-    return len(value) <= IDENTIFIER_MAX_LENGTH and _IDENTIFIER.fullmatch(value) is not None
-
-
 IDENTIFIER_RULE = (
     f"must be 1 to {IDENTIFIER_MAX_LENGTH} visible characters without '/', "
     "whitespace or control characters"
 )
-
-
-def check_path_id(name: str, value: str) -> str:
-    """A path segment that must be an id: 400 naming it when it breaks the rule."""
-    if not is_identifier(value):
-        raise BadRequest(f"{name}: {IDENTIFIER_RULE}")
-    return value

@@ -139,8 +139,3 @@ def format_amount(value: Decimal) -> str:
     if value.is_zero():
         return "0"
     return format(_without_trailing_zeros(value), "f")
-
-
-def canonical(value: Decimal) -> Decimal:
-    """The same amount in a form whose str() is its plain notation."""
-    return Decimal(format_amount(value))
