@@ -21,6 +21,7 @@ from pydantic import (
     Tag,
     WithJsonSchema,
 )
+from pydantic.config import JsonDict
 
 from drawdown.api.fields import (
     CalendarDate,
@@ -86,23 +87,21 @@ EntityIds = Annotated[
 ]
 
 
+# The README's grant, the example of a single request and of a batch of one.
+_GRANT_EXAMPLE: JsonDict = {
+    "accountId": "acme-main",
+    "purpose": "PREPAID_CREDIT",
+    "effectiveFrom": "2026-01-01",
+    "creditAmount": 100.1,
+    "priority": 1,
+    "idempotencyKey": "acme-prepaid-1",
+}
+
+
 class CreditRequest(Body):
     """Payload to grant Credits."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "accountId": "acme-main",
-                    "purpose": "PREPAID_CREDIT",
-                    "effectiveFrom": "2026-01-01",
-                    "creditAmount": 100.1,
-                    "priority": 1,
-                    "idempotencyKey": "acme-prepaid-1",
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [_GRANT_EXAMPLE]})
 
     accountId: Identifier
     purpose: Text
@@ -119,22 +118,7 @@ class CreateCreditRequest(Body):
     """payload to create credits"""
 
     model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "creditRequests": [
-                        {
-                            "accountId": "acme-main",
-                            "purpose": "PREPAID_CREDIT",
-                            "effectiveFrom": "2026-01-01",
-                            "creditAmount": 100.1,
-                            "priority": 1,
-                            "idempotencyKey": "acme-prepaid-1",
-                        }
-                    ]
-                }
-            ]
-        }
+        json_schema_extra={"examples": [{"creditRequests": [_GRANT_EXAMPLE]}]}
     )
 
     creditRequests: list[CreditRequest] = Field(min_length=1, max_length=50)
