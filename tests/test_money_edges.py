@@ -20,11 +20,11 @@ from drawdown.errors import Conflict
 from drawdown.ledger.balance import BalanceTotals
 from drawdown.ledger.credit import CreditAmounts, CreditStatus
 from drawdown.ledger.money import add
+from drawdown.ledger.records import AccountRecord, CreditRecord
 from drawdown.services import credits as service
 from drawdown.services.book import Book
 from drawdown.store import ledger
 from drawdown.store.database import Database
-from drawdown.store.records import AccountRecord, CreditRecord
 from drawdown.store.tables import accounts, organizations
 from tests.conftest import ENGINE, NOW
 from tests.helpers import apply, details, grant, grant_body, make_account, number_literal, post_raw

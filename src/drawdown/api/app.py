@@ -14,6 +14,7 @@ from drawdown.api.guards import BodyLimit, LastResort, NulFreeUrl
 from drawdown.api.throttle import Throttle, storage_for
 from drawdown.clock import Clock, SystemClock
 from drawdown.jobs import expiry
+from drawdown.services.writes import Writes
 from drawdown.store.database import Database
 
 
@@ -55,6 +56,7 @@ def create_app(
     )
     app.state.db = db
     app.state.clock = the_clock
+    app.state.writes = Writes(db, the_clock)
     app.state.keys = KeyCache()
     errors.install(app)
     methods.install(app)

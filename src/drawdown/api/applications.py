@@ -17,6 +17,7 @@ from drawdown.api.schemas import (
 )
 from drawdown.ledger.allocation import EntityType, LineItem
 from drawdown.ledger.application import ApplicationMode
+from drawdown.ledger.requests import ApplicationRequest
 from drawdown.services import applications as service
 from drawdown.services.keys import Principal
 
@@ -41,7 +42,7 @@ async def apply_credits(
     principal: Annotated[Principal, Depends(writer)],
     ctx: Annotated[Context, Depends(context)],
 ) -> Any:
-    request = service.ApplicationRequest(
+    request = ApplicationRequest(
         invoice_id=body.invoiceId,
         mode=ApplicationMode(body.mode),
         as_of=body.asOf,
@@ -50,9 +51,7 @@ async def apply_credits(
             for item in body.lineItems
         ),
     )
-    application = await ctx.db.transact(
-        lambda conn: service.apply(conn, principal.org_seq, account_id, request, ctx.clock)
-    )
+    application = await ctx.writes.apply(principal.org_seq, account_id, request)
     return JSONResponse(render.application(application))
 
 
@@ -114,9 +113,7 @@ async def capture_credit_application(
     principal: Annotated[Principal, Depends(writer)],
     ctx: Annotated[Context, Depends(context)],
 ) -> Any:
-    application = await ctx.db.transact(
-        lambda conn: service.capture(conn, principal.org_seq, account_id, invoice_id, ctx.clock)
-    )
+    application = await ctx.writes.capture(principal.org_seq, account_id, invoice_id)
     return JSONResponse(render.application(application))
 
 
@@ -134,7 +131,5 @@ async def release_credit_application(
     principal: Annotated[Principal, Depends(writer)],
     ctx: Annotated[Context, Depends(context)],
 ) -> Any:
-    application = await ctx.db.transact(
-        lambda conn: service.release(conn, principal.org_seq, account_id, invoice_id, ctx.clock)
-    )
+    application = await ctx.writes.release(principal.org_seq, account_id, invoice_id)
     return JSONResponse(render.application(application))

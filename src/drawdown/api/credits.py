@@ -24,8 +24,8 @@ from drawdown.api.schemas import (
 )
 from drawdown.errors import BadRequest
 from drawdown.ledger.credit import CreditStatus
+from drawdown.ledger.requests import GrantRequest
 from drawdown.services import credits as service
-from drawdown.services.grants import GrantRequest, grant
 from drawdown.services.keys import Principal
 
 routes = router()
@@ -66,7 +66,7 @@ async def create_credit(
     batch = isinstance(body, CreateCreditRequest)
     requests = body.creditRequests if isinstance(body, CreateCreditRequest) else [body]
     grants = [_grant_request(r) for r in requests]
-    credits = await ctx.db.transact(lambda conn: grant(conn, principal.org_seq, grants, ctx.clock))
+    credits = await ctx.writes.grant(principal.org_seq, grants)
     today = ctx.now.date()
     if batch:
         return JSONResponse({"credits": [render.credit(c, today) for c in credits]})
@@ -143,9 +143,7 @@ async def void_credit(
     principal: Annotated[Principal, Depends(writer)],
     ctx: Annotated[Context, Depends(context)],
 ) -> Any:
-    credit = await ctx.db.transact(
-        lambda conn: service.void_credit(conn, principal.org_seq, credit_id, ctx.clock)
-    )
+    credit = await ctx.writes.void(principal.org_seq, credit_id)
     return JSONResponse(render.credit(credit, ctx.now.date()))
 
 

@@ -18,11 +18,11 @@ from drawdown.api.schemas import (
     Customer,
     CustomerPaginatedResponse,
 )
+from drawdown.ledger.records import AccountRecord
 from drawdown.services import parties as service
 from drawdown.services.keys import Principal
 from drawdown.services.paging import decode_token, encode_token
 from drawdown.store import parties as store
-from drawdown.store.records import AccountRecord
 
 routes = router()
 

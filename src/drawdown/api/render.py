@@ -7,8 +7,12 @@ from sqlalchemy import Row
 
 from drawdown.api.jsonio import money
 from drawdown.ledger.credit import effective_status
-from drawdown.services.applications import Application
-from drawdown.store.records import AccountRecord, CreditRecord, TransactionRecord
+from drawdown.ledger.records import (
+    AccountRecord,
+    ApplicationRecord,
+    CreditRecord,
+    TransactionRecord,
+)
 
 
 def timestamp(value: datetime) -> str:
@@ -114,7 +118,7 @@ def created_customer(row: Row[Any], created_account: AccountRecord | None) -> di
     return out
 
 
-def application(record: Application) -> dict[str, Any]:
+def application(record: ApplicationRecord) -> dict[str, Any]:
     return {
         "accountId": record.account_id,
         "invoiceId": record.invoice_id,

@@ -10,6 +10,7 @@ from fastapi.security import HTTPBearer
 from drawdown.api.jsonio import DecimalRoute, JSONResponse
 from drawdown.api.schemas import ErrorResponse
 from drawdown.clock import Clock
+from drawdown.services.writes import Writes
 from drawdown.store.database import Database
 
 # Declares the key for the document (and for /docs' "Authorize"); `auth.caller` checks it.
@@ -71,10 +72,11 @@ class Context:
     db: Database
     now: datetime  # when the request arrived
     clock: Clock  # writes read it again once they hold their account's lock
+    writes: Writes
 
 
 async def context(request: Request) -> Context:
     # async on purpose: FastAPI runs a plain `def` dependency in a thread pool
     state = request.app.state
     clock: Clock = state.clock
-    return Context(state.db, clock.now(), clock)
+    return Context(state.db, clock.now(), clock, state.writes)

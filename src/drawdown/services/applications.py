@@ -1,137 +1,36 @@
 """Applying credits to invoices: hold, capture, release, debit. Every step runs under the
 account's lock, through the account's book, so nothing is spent twice or lost."""
 
-import hashlib
-import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
 
-from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from drawdown.clock import Clock
 from drawdown.errors import Conflict, NotFound
-from drawdown.ledger.allocation import Candidate, EntityType, LineAllocation, LineItem, allocate
+from drawdown.ledger.allocation import Candidate, LineAllocation, allocate
 from drawdown.ledger.application import ApplicationMode, ApplicationStatus
 from drawdown.ledger.credit import CreditAmounts, CreditStatus, TransactionType
-from drawdown.ledger.money import add, format_amount, sub, total
+from drawdown.ledger.money import add, sub
+from drawdown.ledger.records import (
+    AccountRecord,
+    Allocation,
+    ApplicationRecord,
+    AppliedLine,
+    CreditRecord,
+    TransactionRecord,
+)
+from drawdown.ledger.requests import ApplicationRequest
 from drawdown.services.book import Book
 from drawdown.services.paging import decode_token, encode_token
 from drawdown.store import applications as store
 from drawdown.store import ledger
-from drawdown.store.records import AccountRecord, CreditRecord, TransactionRecord
-
-
-@dataclass(frozen=True)
-class ApplicationRequest:
-    invoice_id: str
-    mode: ApplicationMode
-    as_of: date | None
-    line_items: tuple[LineItem, ...]
-
-    def fingerprint(self) -> str:
-        canonical = {
-            "mode": self.mode.value,
-            "asOf": self.as_of.isoformat() if self.as_of else None,
-            "lineItems": [
-                [item.entity_id, item.entity_type.value, format_amount(item.amount)]
-                for item in self.line_items
-            ],
-        }
-        encoded = json.dumps(canonical, separators=(",", ":"))
-        return hashlib.sha256(encoded.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class Allocation:
-    credit_id: str
-    amount: Decimal
-
-
-@dataclass(frozen=True)
-class AppliedLine:
-    entity_id: str
-    entity_type: EntityType
-    amount: Decimal
-    allocations: tuple[Allocation, ...]
-
-    @property
-    def applied(self) -> Decimal:
-        return total(a.amount for a in self.allocations)
-
-    @property
-    def remaining(self) -> Decimal:
-        return sub(self.amount, self.applied)
-
-
-@dataclass
-class Application:
-    account_id: str
-    invoice_id: str
-    status: ApplicationStatus
-    mode: ApplicationMode
-    as_of: date
-    lines: list[AppliedLine]
-    created_at: datetime
-    updated_at: datetime
-    request_hash: str = ""
-    seq: int = 0
-    changed: bool = field(default=False, compare=False)
-
-    @property
-    def applied(self) -> Decimal:
-        return total(line.applied for line in self.lines)
-
-    @property
-    def remaining(self) -> Decimal:
-        return total(line.remaining for line in self.lines)
-
-    @classmethod
-    def from_row(cls, row: Row[Any], account_id: str) -> "Application":
-        lines = [
-            AppliedLine(
-                entity_id=item["entityId"],
-                entity_type=EntityType(item["entityType"]),
-                amount=Decimal(item["amount"]),
-                allocations=tuple(
-                    Allocation(a["creditId"], Decimal(a["amount"])) for a in item["allocations"]
-                ),
-            )
-            for item in row.line_items
-        ]
-        return cls(
-            account_id=account_id,
-            invoice_id=row.invoice_id,
-            status=ApplicationStatus(row.status),
-            mode=ApplicationMode(row.mode),
-            as_of=row.as_of,
-            lines=lines,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-            request_hash=row.request_hash,
-            seq=row.seq,
-        )
-
-    def stored_lines(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "entityId": line.entity_id,
-                "entityType": line.entity_type.value,
-                "amount": format_amount(line.amount),
-                "allocations": [
-                    {"creditId": a.credit_id, "amount": format_amount(a.amount)}
-                    for a in line.allocations
-                ],
-            }
-            for line in self.lines
-        ]
 
 
 @dataclass(frozen=True)
 class ApplicationPage:
-    applications: list[Application]
+    applications: list[ApplicationRecord]
     next_token: str | None
 
 
@@ -142,13 +41,15 @@ async def _open_book(conn: AsyncConnection, org_seq: int, account_id: str, clock
     return await Book.open(conn, account, clock)
 
 
-async def _find(conn: AsyncConnection, account: AccountRecord, invoice_id: str) -> Application:
+async def _find(
+    conn: AsyncConnection, account: AccountRecord, invoice_id: str
+) -> ApplicationRecord:
     row = await store.find_application(conn, account.seq, invoice_id)
     if row is None:
         raise NotFound(
             f"no credit application for invoice '{invoice_id}' on account '{account.id}'"
         )
-    return Application.from_row(row, account.id)
+    return ApplicationRecord.from_row(row, account.id)
 
 
 class _Changes:
@@ -183,14 +84,16 @@ class _Changes:
             self.book.record(credit, status, amounts, self.lines[credit_id])
 
 
-async def _load_credits(conn: AsyncConnection, changes: _Changes, application: Application) -> None:
+async def _load_credits(
+    conn: AsyncConnection, changes: _Changes, application: ApplicationRecord
+) -> None:
     ids = {a.credit_id for line in application.lines for a in line.allocations}
     for credit in (await ledger.credits_by_id(conn, changes.book.account.seq, ids)).values():
         changes.track(credit)
 
 
 def _debit(
-    changes: _Changes, application: Application, line: AppliedLine, allocation: Allocation
+    changes: _Changes, application: ApplicationRecord, line: AppliedLine, allocation: Allocation
 ) -> None:
     credit = changes.credits[allocation.credit_id]
     credit.amounts.held = sub(credit.amounts.held, allocation.amount)
@@ -216,7 +119,9 @@ def _give_back(changes: _Changes, allocation: Allocation) -> None:
         changes.add_line(credit, TransactionType.EXPIRED, allocation.amount)
 
 
-async def _release_held(conn: AsyncConnection, changes: _Changes, application: Application) -> None:
+async def _release_held(
+    conn: AsyncConnection, changes: _Changes, application: ApplicationRecord
+) -> None:
     await _load_credits(conn, changes, application)
     for line in application.lines:
         for allocation in line.allocations:
@@ -262,12 +167,12 @@ async def apply(
     account_id: str,
     request: ApplicationRequest,
     clock: Clock,
-) -> Application:
+) -> ApplicationRecord:
     book = await _open_book(conn, org_seq, account_id, clock)
     now = book.now
     fingerprint = request.fingerprint()
     row = await store.find_application(conn, book.account.seq, request.invoice_id)
-    existing = Application.from_row(row, account_id) if row else None
+    existing = ApplicationRecord.from_row(row, account_id) if row else None
     changes = _Changes(book)
     if existing is not None:
         if existing.status is ApplicationStatus.DEBITED:
@@ -294,7 +199,7 @@ async def apply(
         for allocation in allocations:
             amounts = changes.credits[allocation.credit_id].amounts
             amounts.held = add(amounts.held, allocation.amount)
-    application = Application(
+    application = ApplicationRecord(
         account_id=account_id,
         invoice_id=request.invoice_id,
         status=ApplicationStatus.DEBITED if debit else ApplicationStatus.HELD,
@@ -339,14 +244,14 @@ async def apply(
 
 async def capture(
     conn: AsyncConnection, org_seq: int, account_id: str, invoice_id: str, clock: Clock
-) -> Application:
+) -> ApplicationRecord:
     """Debit what the invoice holds; a debited one is returned unchanged."""
     return await _settle(conn, org_seq, account_id, invoice_id, clock, ApplicationStatus.DEBITED)
 
 
 async def release(
     conn: AsyncConnection, org_seq: int, account_id: str, invoice_id: str, clock: Clock
-) -> Application:
+) -> ApplicationRecord:
     """Give back what the invoice holds; a released one is returned unchanged."""
     return await _settle(conn, org_seq, account_id, invoice_id, clock, ApplicationStatus.RELEASED)
 
@@ -364,7 +269,7 @@ async def _settle(
     invoice_id: str,
     clock: Clock,
     target: ApplicationStatus,
-) -> Application:
+) -> ApplicationRecord:
     book = await _open_book(conn, org_seq, account_id, clock)
     application = await _find(conn, book.account, invoice_id)
     if application.status is target:
@@ -385,8 +290,8 @@ async def _settle(
 
 
 async def _set_status(
-    conn: AsyncConnection, application: Application, status: ApplicationStatus, now: datetime
-) -> Application:
+    conn: AsyncConnection, application: ApplicationRecord, status: ApplicationStatus, now: datetime
+) -> ApplicationRecord:
     application.status = status
     application.updated_at = now
     await store.update_application(
@@ -395,7 +300,9 @@ async def _set_status(
     return application
 
 
-async def get(conn: AsyncConnection, org_seq: int, account_id: str, invoice_id: str) -> Application:
+async def get(
+    conn: AsyncConnection, org_seq: int, account_id: str, invoice_id: str
+) -> ApplicationRecord:
     account = await ledger.find_account(conn, org_seq, account_id)
     if account is None:
         raise NotFound(f"account '{account_id}' was not found")
@@ -416,4 +323,6 @@ async def list_page(
     after = decode_token("applications", next_token)
     rows = await store.page_of_applications(conn, account.seq, after, page_size + 1)
     token = encode_token("applications", rows[page_size - 1].seq) if len(rows) > page_size else None
-    return ApplicationPage([Application.from_row(r, account_id) for r in rows[:page_size]], token)
+    return ApplicationPage(
+        [ApplicationRecord.from_row(r, account_id) for r in rows[:page_size]], token
+    )

@@ -32,8 +32,8 @@ from drawdown.ledger.credit import (
 )
 from drawdown.ledger.ids import TRANSACTION_PREFIX, new_id
 from drawdown.ledger.money import MAX_TOTAL_INTEGER_DIGITS, TotalOverflow, add
+from drawdown.ledger.records import AccountRecord, CreditRecord, TransactionRecord
 from drawdown.store import ledger as store
-from drawdown.store.records import AccountRecord, CreditRecord, TransactionRecord
 
 
 def ledger_line(

@@ -12,13 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from drawdown.clock import Clock
 from drawdown.errors import BadRequest, NotFound
 from drawdown.ledger.credit import CreditStatus, effective_status, void_refusal
+from drawdown.ledger.records import AccountRecord, CreditRecord, TransactionRecord
 from drawdown.services.book import Book
 from drawdown.services.paging import decode_token, encode_token
 from drawdown.store import json_reads
 from drawdown.store import ledger as store
 from drawdown.store.database import Database, FastReads
 from drawdown.store.json_reads import JsonAnswer
-from drawdown.store.records import AccountRecord, CreditRecord, TransactionRecord
 
 T = TypeVar("T")
 

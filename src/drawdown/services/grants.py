@@ -1,10 +1,6 @@
 """Granting credits: batches all or nothing, idempotency keys, back-dated grants."""
 
-import hashlib
-import json
-from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -14,38 +10,11 @@ from drawdown.errors import BadRequest, Conflict, NotFound
 from drawdown.ledger.balance import NO_TOTALS, contribution, earliest, last_stable_day
 from drawdown.ledger.credit import CreditAmounts, CreditStatus, TransactionType, is_past_until
 from drawdown.ledger.ids import CREDIT_PREFIX, new_id
-from drawdown.ledger.money import ZERO, format_amount
+from drawdown.ledger.money import ZERO
+from drawdown.ledger.records import AccountRecord, CreditRecord
+from drawdown.ledger.requests import GrantRequest
 from drawdown.services.book import Book, add_totals, ledger_line
 from drawdown.store import ledger as store
-from drawdown.store.records import AccountRecord, CreditRecord
-
-
-@dataclass(frozen=True)
-class GrantRequest:
-    account_id: str
-    purpose: str
-    applicable_entity_ids: tuple[str, ...] | None
-    effective_from: date
-    effective_until: date | None
-    credit_amount: Decimal
-    priority: int
-    grantor_id: str | None
-    idempotency_key: str | None
-
-    def fingerprint(self) -> str:
-        """What makes two requests with one idempotency key the same request."""
-        canonical = {
-            "accountId": self.account_id,
-            "purpose": self.purpose,
-            "applicableEntityIds": sorted(self.applicable_entity_ids or []),
-            "effectiveFrom": self.effective_from.isoformat(),
-            "effectiveUntil": self.effective_until.isoformat() if self.effective_until else None,
-            "creditAmount": format_amount(self.credit_amount),
-            "priority": self.priority,
-            "grantorId": self.grantor_id,
-        }
-        encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(encoded.encode()).hexdigest()
 
 
 def _check_batch(requests: list[GrantRequest]) -> None:

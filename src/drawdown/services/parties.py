@@ -8,8 +8,8 @@ from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from drawdown.errors import Conflict, NotFound
+from drawdown.ledger.records import AccountRecord
 from drawdown.store import ledger, parties
-from drawdown.store.records import AccountRecord
 
 ACCOUNT_DETAIL_FIELDS = (
     "primaryEmail",

@@ -14,7 +14,7 @@ from drawdown.ledger.application import ApplicationStatus
 from drawdown.ledger.balance import NO_TOTALS, BalanceTotals, contribution
 from drawdown.ledger.credit import CreditStatus, TransactionType, is_past_until
 from drawdown.ledger.money import ZERO, add, format_amount, sub
-from drawdown.store.records import AccountRecord, CreditRecord
+from drawdown.ledger.records import AccountRecord, CreditRecord
 from drawdown.store.tables import accounts, credit_applications, credit_transactions, credits
 
 

@@ -8,7 +8,7 @@ from sqlalchemy import Row, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from drawdown.ledger.credit import CreditStatus
-from drawdown.store.records import CreditRecord
+from drawdown.ledger.records import CreditRecord
 from drawdown.store.tables import credit_applications, credits
 
 # Most invoices are paid by the first credit or two: read a few, then more as needed.

@@ -12,8 +12,8 @@ from sqlalchemy.sql.elements import ColumnElement
 from drawdown.ledger.balance import BalanceTotals
 from drawdown.ledger.credit import CreditStatus, TransactionType
 from drawdown.ledger.money import MAX_TOTAL_INTEGER_DIGITS
+from drawdown.ledger.records import AccountRecord, CreditRecord, TransactionRecord
 from drawdown.store.column_types import MoneyTotal, UtcDateTime
-from drawdown.store.records import AccountRecord, CreditRecord, TransactionRecord
 from drawdown.store.tables import accounts, credit_transactions, credits
 
 # The statements of the hot paths are built once; building them per call cost more than

@@ -1,12 +1,16 @@
-"""Rows as plain objects, so services never handle SQLAlchemy rows directly."""
+"""The ledger's state as plain objects: accounts, credits, ledger lines and applications. The
+stores read rows into these and write them back; the rules in `ledger/` work on them only."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from drawdown.ledger.allocation import EntityType
+from drawdown.ledger.application import ApplicationMode, ApplicationStatus
 from drawdown.ledger.balance import BalanceTotals
 from drawdown.ledger.credit import CreditAmounts, CreditStatus, TransactionType
+from drawdown.ledger.money import format_amount, sub, total
 
 
 @dataclass
@@ -115,3 +119,88 @@ class TransactionRecord:
     created_at: datetime
     invoice_id: str | None = None
     entity_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Allocation:
+    credit_id: str
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class AppliedLine:
+    entity_id: str
+    entity_type: EntityType
+    amount: Decimal
+    allocations: tuple[Allocation, ...]
+
+    @property
+    def applied(self) -> Decimal:
+        return total(a.amount for a in self.allocations)
+
+    @property
+    def remaining(self) -> Decimal:
+        return sub(self.amount, self.applied)
+
+
+@dataclass
+class ApplicationRecord:
+    account_id: str
+    invoice_id: str
+    status: ApplicationStatus
+    mode: ApplicationMode
+    as_of: date
+    lines: list[AppliedLine]
+    created_at: datetime
+    updated_at: datetime
+    request_hash: str = ""
+    seq: int = 0
+    changed: bool = field(default=False, compare=False)
+
+    @property
+    def applied(self) -> Decimal:
+        return total(line.applied for line in self.lines)
+
+    @property
+    def remaining(self) -> Decimal:
+        return total(line.remaining for line in self.lines)
+
+    @classmethod
+    def from_row(cls, row: Any, account_id: str) -> "ApplicationRecord":
+        lines = [
+            AppliedLine(
+                entity_id=item["entityId"],
+                entity_type=EntityType(item["entityType"]),
+                amount=Decimal(item["amount"]),
+                allocations=tuple(
+                    Allocation(a["creditId"], Decimal(a["amount"])) for a in item["allocations"]
+                ),
+            )
+            for item in row.line_items
+        ]
+        return cls(
+            account_id=account_id,
+            invoice_id=row.invoice_id,
+            status=ApplicationStatus(row.status),
+            mode=ApplicationMode(row.mode),
+            as_of=row.as_of,
+            lines=lines,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            request_hash=row.request_hash,
+            seq=row.seq,
+        )
+
+    def stored_lines(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "entityId": line.entity_id,
+                "entityType": line.entity_type.value,
+                "amount": format_amount(line.amount),
+                "allocations": [
+                    {"creditId": a.credit_id, "amount": format_amount(a.amount)}
+                    for a in line.allocations
+                ],
+            }
+            for line in self.lines
+        ]

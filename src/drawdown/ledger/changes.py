@@ -1,0 +1,114 @@
+"""What a group of writes has read, and what its decisions change.
+
+A write has one shape: the store loads what the decision needs (`Loaded`, in one call), a pure
+function in `ledger/` decides and returns `Changes`, and the store saves them (one call). The
+coalescer runs many writes in one transaction: each decision reads `Loaded` as the earlier
+decisions of the group left it (`Loaded.apply`), and the group's changes are saved together.
+
+Decisions never mutate what they are given: they copy a record before changing it
+(`dataclasses.replace`, a new `CreditAmounts`) and return the copies in `Changes`.
+"""
+
+from dataclasses import dataclass, field
+from datetime import date
+
+from drawdown.ledger.records import (
+    AccountRecord,
+    ApplicationRecord,
+    CreditRecord,
+    TransactionRecord,
+)
+
+FIRST_CANDIDATES = 8
+
+
+class NeedCandidates(Exception):
+    """A decision needs more of an account's candidates (or a list for another day) than were
+    loaded: the coalescer loads them (`WriteTransaction.candidates`) and decides again."""
+
+    def __init__(self, account_seq: int, as_of: date, have: int) -> None:
+        super().__init__(f"account {account_seq} needs candidates on {as_of} past {have}")
+        self.account_seq = account_seq
+        self.as_of = as_of
+        self.have = have
+
+
+@dataclass
+class Changes:
+    """Everything one decision (or a group of them, merged) writes."""
+
+    # credits granted now (seq 0 until saved); their CREDITED lines are in `lines`
+    new_credits: list[CreditRecord] = field(default_factory=list)
+    # existing credits with new amounts or status, by credit id, as they now stand
+    credits: dict[str, CreditRecord] = field(default_factory=dict)
+    # new ledger lines in the order they happened; each names its credit by id
+    lines: list[TransactionRecord] = field(default_factory=list)
+    # accounts whose kept balance changed (totals, as_of, valid_through, balance_updated_at)
+    accounts: dict[int, AccountRecord] = field(default_factory=dict)
+    # applications inserted (seq 0) or updated, by (account_seq, invoice_id)
+    applications: dict[tuple[int, str], ApplicationRecord] = field(default_factory=dict)
+
+    def merge(self, later: "Changes") -> None:
+        """Add a later decision's changes; where both touch a record, the later one wins."""
+        new_ids = {credit.id: n for n, credit in enumerate(self.new_credits)}
+        for credit in later.new_credits:
+            self.new_credits.append(credit)
+        for credit_id, credit in later.credits.items():
+            if credit_id in new_ids:  # a credit granted earlier in the group changed again
+                self.new_credits[new_ids[credit_id]] = credit
+            else:
+                self.credits[credit_id] = credit
+        self.lines += later.lines
+        self.accounts.update(later.accounts)
+        for key, application in later.applications.items():
+            earlier = self.applications.get(key)
+            if earlier is not None and earlier.seq == 0:
+                application.seq = 0  # still to be inserted
+            self.applications[key] = application
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.new_credits or self.credits or self.lines or self.accounts or self.applications
+        )
+
+
+@dataclass
+class Loaded:
+    """What the store read for a group, under the locks of every account in it, and how the
+    group's decisions so far have changed it."""
+
+    # every locked account, by seq and by (org_seq, account id)
+    accounts: dict[int, AccountRecord] = field(default_factory=dict)
+    account_ids: dict[tuple[int, str], int] = field(default_factory=dict)
+    # every credit read, by id (credit ids are unique across organizations)
+    credits: dict[str, CreditRecord] = field(default_factory=dict)
+    # (org_seq, idempotency key) -> credit id, for the keys asked for that exist
+    by_key: dict[tuple[int, str], str] = field(default_factory=dict)
+    # (account_seq, invoice_id) -> its application, for the invoices asked for that exist;
+    # the credits their allocations name are in `credits`
+    applications: dict[tuple[int, str], ApplicationRecord] = field(default_factory=dict)
+    # (account_seq, as_of) -> ids of the active credits in effect on as_of, in drawdown order:
+    # the first ones only, unless `complete` says the list is whole
+    candidates: dict[tuple[int, date], list[str]] = field(default_factory=dict)
+    complete: dict[tuple[int, date], bool] = field(default_factory=dict)
+    # account_seq -> ids of all its ACTIVE credits, for accounts whose kept balance does not
+    # hold on the day asked for (they must be brought up to date first)
+    active: dict[int, list[str]] = field(default_factory=dict)
+
+    def account(self, org_seq: int, account_id: str) -> AccountRecord | None:
+        seq = self.account_ids.get((org_seq, account_id))
+        return self.accounts[seq] if seq is not None else None
+
+    def apply(self, changes: Changes) -> None:
+        """Make a decision's changes visible to the next decision of the group. Credits
+        granted in the group are found by id and idempotency key, but are not candidates: the
+        group's applications are taken to come before its grants (they were all in flight at
+        once, so either order is a valid one)."""
+        for credit in changes.new_credits:
+            self.credits[credit.id] = credit
+            if credit.idempotency_key is not None:
+                self.by_key[(credit.org_seq, credit.idempotency_key)] = credit.id
+        self.credits.update(changes.credits)
+        for seq, account in changes.accounts.items():
+            self.accounts[seq] = account
+        self.applications.update(changes.applications)

@@ -1,0 +1,67 @@
+"""The one interface every store implements for writes: open a write transaction, load what a
+group of writes needs in one call, save what its decisions changed in one call.
+
+`store/postgres.py` implements it on asyncpg prepared statements; `store/sqlite.py` on the
+embedded database. No service or router knows which one it has.
+"""
+
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Protocol
+
+from drawdown.ledger.changes import Changes, Loaded
+from drawdown.ledger.records import CreditRecord
+
+
+@dataclass
+class Wants:
+    """What a group of writes needs read, with every account it touches locked."""
+
+    # the day the clock showed before locking: accounts whose kept balance does not hold on
+    # it (bal_as_of > day or bal_valid_through < day) come with all their ACTIVE credits
+    today: date
+    # accounts to lock, by (org_seq, account id) and by seq (the sweep)
+    accounts: set[tuple[int, str]] = field(default_factory=set)
+    account_seqs: set[int] = field(default_factory=set)
+    # credits to read by (org_seq, credit id); their accounts are locked too (void)
+    credits: set[tuple[int, str]] = field(default_factory=set)
+    # credits to find by (org_seq, idempotency key) (grants)
+    idempotency_keys: set[tuple[int, str]] = field(default_factory=set)
+    # applications to read by (org_seq, account id, invoice id), with the credits their
+    # allocations name
+    invoices: set[tuple[int, str, str]] = field(default_factory=set)
+    # first candidates (ledger.changes.FIRST_CANDIDATES) by (org_seq, account id, as_of)
+    candidates: set[tuple[int, str, date]] = field(default_factory=set)
+
+
+class WriteTransaction(Protocol):
+    async def load(self, wants: Wants) -> Loaded:
+        """Lock the accounts (in seq order, so groups never deadlock) and read what `wants`
+        names, all of it current as of the locks."""
+        ...
+
+    async def candidates(
+        self, account_seq: int, as_of: date, offset: int, limit: int
+    ) -> list[CreditRecord]:
+        """More of a locked account's candidates on `as_of`, in drawdown order, as stored."""
+        ...
+
+    async def active_credits(self, account_seq: int) -> list[CreditRecord]:
+        """All ACTIVE credits of a locked account, as stored."""
+        ...
+
+    async def save(self, changes: Changes) -> None:
+        """Write the changes; new credits get their seq set. One statement where the engine
+        allows it."""
+        ...
+
+
+class WriteStore(Protocol):
+    def transaction(self) -> AbstractAsyncContextManager[WriteTransaction]:
+        """A write transaction: committed when the block ends without error, rolled back
+        otherwise. Driver failures leave as they are, for the caller to judge
+        (`store.faults.judge`): retry, lost, unavailable."""
+        ...
+
+    async def close(self) -> None: ...
