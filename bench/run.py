@@ -593,6 +593,11 @@ def summary(results: dict[str, Measurement], rss_mb: float) -> dict[str, float]:
     for kind in ("balance", "debit"):
         large, small = results[f"{kind}_large"].p50_ms, results[f"{kind}_small"].p50_ms
         figures[f"{kind}_10k_vs_10"] = ratio(large, small, f"{kind}_10k_vs_10")
+    for name in ("debit_spread", "debit_hot"):
+        p99 = results[name].p99_ms
+        if p99 is None:
+            raise RuntimeError(f"no p99 latency for {name}")
+        figures[f"{name}_p99_ms"] = round(p99, 1)
     figures["rss_mb_per_worker"] = round(rss_mb, 1)
     return figures
 

@@ -20,6 +20,8 @@ KEYS = {
     "debit_spread_vs_pgbench",
     "balance_10k_vs_10",
     "debit_10k_vs_10",
+    "debit_spread_p99_ms",
+    "debit_hot_p99_ms",
     "rss_mb_per_worker",
 }
 

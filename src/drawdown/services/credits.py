@@ -1,4 +1,4 @@
-"""Reading credits and balances, and voiding. Reads never show a credit past its last day as
+"""Reading credits and balances. Reads never show a credit past its last day as
 ACTIVE: when one is found, its account is brought up to today first (the sweep's work, early)."""
 
 from collections.abc import Awaitable, Callable
@@ -13,14 +13,17 @@ from drawdown.clock import Clock
 from drawdown.errors import BadRequest, NotFound
 from drawdown.ledger.credit import CreditStatus, effective_status, void_refusal
 from drawdown.ledger.records import AccountRecord, CreditRecord, TransactionRecord
-from drawdown.services.book import Book
 from drawdown.services.paging import decode_token, encode_token
+from drawdown.services.writes import Writes
 from drawdown.store import json_reads
 from drawdown.store import ledger as store
 from drawdown.store.database import Database, FastReads
 from drawdown.store.json_reads import JsonAnswer
 
 T = TypeVar("T")
+
+# the sweep locks this many accounts at a time, so it never holds thousands of locks at once
+ACCOUNTS_PER_SWEEP_GROUP = 100
 
 
 @dataclass(frozen=True)
@@ -40,16 +43,12 @@ def _is_stale(credit: CreditRecord, now: datetime) -> bool:
 
 
 async def bring_accounts_to_today(db: Database, account_seqs: list[int], clock: Clock) -> None:
-    """Expire what is due and recount balances, one account per transaction (retried like
-    any write)."""
-
-    async def bring(conn: AsyncConnection, account_seq: int) -> None:
-        account = await store.lock_account_by_seq(conn, account_seq)
-        book = await Book.open(conn, account, clock)
-        await book.save()
-
-    for account_seq in sorted(set(account_seqs)):
-        await db.transact(partial(bring, account_seq=account_seq))
+    """Expire what is due and recount balances, a bounded number of accounts per transaction
+    (each group retried like any write)."""
+    writes = Writes(db.write_store(), clock)
+    ordered = sorted(set(account_seqs))
+    for start in range(0, len(ordered), ACCOUNTS_PER_SWEEP_GROUP):
+        await writes.bring_to_today(ordered[start : start + ACCOUNTS_PER_SWEEP_GROUP])
 
 
 async def _read_fresh(
@@ -148,24 +147,6 @@ async def list_credits(
     more = len(page) > page_size
     page = page[:page_size]
     return CreditPage(page, encode_token("credits", page[-1].seq) if more else None)
-
-
-async def void_credit(
-    conn: AsyncConnection, org_seq: int, credit_id: str, clock: Clock
-) -> CreditRecord:
-    found = await store.find_credit(conn, org_seq, credit_id)
-    if found is None:
-        raise NotFound(f"credit '{credit_id}' was not found")
-    account = await store.lock_account_by_seq(conn, found.account_seq)
-    book = await Book.open(conn, account, clock)
-    credit = await store.find_credit(conn, org_seq, credit_id)
-    assert credit is not None
-    refusal = void_refusal(effective_status(credit.status, credit.effective_until, book.today))
-    if refusal:
-        raise BadRequest(f"credit '{credit_id}' cannot be voided: {refusal}")
-    book.void(credit)
-    await book.save()
-    return credit
 
 
 async def account_balance(

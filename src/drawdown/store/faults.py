@@ -114,6 +114,6 @@ def domain_error(error: BaseException, *, committing: bool = False) -> Exception
             "the request kept meeting concurrent writes to the same records and was not "
             "applied; retry it"
         )
-    if isinstance(error, exc.IntegrityError) and is_unique_violation(error):
+    if is_unique_violation(error):
         return Conflict("the request conflicts with a record written at the same time; retry it")
     return None

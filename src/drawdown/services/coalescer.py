@@ -1,0 +1,205 @@
+"""Coalescing: the money writes that arrive while a transaction is in flight run together in
+the next one.
+
+Each write names what it needs (`Wants`) and how it decides (a pure function from
+`ledger/`). A group takes every write waiting, up to `max_group`: one transaction locks all
+their accounts in seq order and reads what they need in one store call, the clock is read
+under the locks, accounts behind the day are brought up to it, each write is decided in
+arrival order against the state the earlier ones left, and the group's changes are saved in
+one store call. Only after the commit does any write get its answer.
+
+Each write keeps its own result and its own error: a decision that refuses (a 4xx) changes
+nothing and the others go on. A deadlock, a serialization failure, a unique key taken by a
+concurrent commit or a connection lost before COMMIT runs the whole group again (decisions are
+pure, so they simply run again on what the new transaction reads). Any other failure of the
+transaction splits the group and runs each write alone, so one write the database refuses
+fails only itself.
+"""
+
+import asyncio
+import logging
+import random
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from drawdown.clock import Clock
+from drawdown.errors import DrawdownError
+from drawdown.ledger.changes import Changes, Loaded, NeedCandidates
+from drawdown.ledger.decisions import bring_to_today, needs_bringing
+from drawdown.store.faults import Fault, domain_error, is_unique_violation, judge
+from drawdown.store.interface import Wants, WriteStore, WriteTransaction
+
+log = logging.getLogger("drawdown.coalescer")
+
+T = TypeVar("T")
+
+ATTEMPTS = 4
+MAX_GROUP = 64
+# NeedCandidates asks for more of an account's credits; each round reads this many times more
+MORE_CANDIDATES_FACTOR = 8
+MAX_CANDIDATE_ROUNDS = 64
+
+Decide = Callable[[Loaded, datetime], tuple[T, Changes]]
+
+
+@dataclass
+class Write(Generic[T]):
+    """One request's write: what to load for it, and its decision."""
+
+    wants: Callable[[Wants], None]
+    decide: Decide[T]
+    future: "asyncio.Future[T]" = field(init=False)
+
+
+@dataclass
+class _Outcome:
+    result: Any = None
+    error: BaseException | None = None
+
+
+class Coalescer:
+    def __init__(
+        self, store: WriteStore, clock: Clock, *, max_group: int = MAX_GROUP, in_flight: int = 1
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.max_group = max_group
+        self._waiting: deque[Write[Any]] = deque()
+        self._slots = in_flight
+        self._running: set[asyncio.Task[None]] = set()
+        # for tests and the bench: how many transactions ran, and how many writes they held
+        self.groups = 0
+        self.writes = 0
+
+    async def submit(self, decide: Decide[T], wants: Callable[[Wants], None]) -> T:
+        """Run one write in the next group; its result or its error, after the commit."""
+        write: Write[T] = Write(wants, decide)
+        write.future = asyncio.get_running_loop().create_future()
+        self._waiting.append(write)
+        self._start_groups()
+        # shield: a caller that goes away (a dropped connection) must not cancel a write that
+        # may already be part of a group; the group finishes and the answer is dropped
+        return await asyncio.shield(write.future)
+
+    def _start_groups(self) -> None:
+        while self._waiting and len(self._running) < self._slots:
+            group = [self._waiting.popleft() for _ in range(min(self.max_group, len(self._waiting)))]
+            task = asyncio.get_running_loop().create_task(self._run(group))
+            self._running.add(task)
+            task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("a write group failed unexpectedly", exc_info=task.exception())
+        self._start_groups()
+
+    async def _run(self, group: list[Write[Any]]) -> None:
+        try:
+            outcomes = await self._run_group(group)
+        except BaseException as error:  # noqa: BLE001 - every waiting write must hear of it
+            outcomes = [_Outcome(error=error)] * len(group)
+        for write, outcome in zip(group, outcomes, strict=True):
+            if write.future.done():
+                continue
+            if outcome.error is not None:
+                write.future.set_exception(outcome.error)
+            else:
+                write.future.set_result(outcome.result)
+
+    async def _run_group(self, group: list[Write[Any]]) -> list[_Outcome]:
+        for attempt in range(1, ATTEMPTS + 1):
+            committing = False
+            try:
+                async with self.store.transaction() as tx:
+                    outcomes = await self._decide_and_save(tx, group)
+                    committing = True
+                self.groups += 1
+                self.writes += len(group)
+                return outcomes
+            except DrawdownError as error:
+                return [_Outcome(error=error)] * len(group)
+            except Exception as error:
+                fault = judge(error)
+                again = (
+                    fault is Fault.RETRY
+                    or (fault is Fault.LOST and not committing)
+                    or is_unique_violation(error)
+                )
+                if again and attempt < ATTEMPTS:
+                    log.info("running a group of %d writes again: %s", len(group), error)
+                    await asyncio.sleep(random.uniform(0, 0.02 * 2**attempt))
+                    continue
+                if fault is None and not is_unique_violation(error) and len(group) > 1:
+                    log.warning("a group of %d writes failed; running each alone", len(group))
+                    return [(await self._run_group([write]))[0] for write in group]
+                mapped = domain_error(error, committing=committing)
+                if mapped is None:
+                    raise
+                return [_Outcome(error=mapped)] * len(group)
+        raise AssertionError("unreachable")
+
+    async def _decide_and_save(
+        self, tx: WriteTransaction, group: list[Write[Any]]
+    ) -> list[_Outcome]:
+        wants = Wants(today=self.clock.now().date())
+        for write in group:
+            write.wants(wants)
+        loaded = await tx.load(wants)
+        now = self.clock.now()  # under the locks: no write computes with an earlier day
+        changes = Changes()
+        for seq in sorted(loaded.accounts):
+            if needs_bringing(loaded.accounts[seq], now):
+                if seq not in loaded.active:
+                    active = await tx.active_credits(seq)
+                    _merge_credits(loaded, active)
+                    loaded.active[seq] = [credit.id for credit in active]
+                brought = bring_to_today(loaded, seq, now)
+                loaded.apply(brought)
+                changes.merge(brought)
+        outcomes = []
+        for write in group:
+            outcome = await self._decide(tx, loaded, write, now)
+            if outcome.error is None:
+                result, decided = outcome.result
+                loaded.apply(decided)
+                changes.merge(decided)
+                outcome = _Outcome(result=result)
+            outcomes.append(outcome)
+        if changes:
+            await tx.save(changes)
+        return outcomes
+
+    async def _decide(
+        self, tx: WriteTransaction, loaded: Loaded, write: Write[Any], now: datetime
+    ) -> _Outcome:
+        for _ in range(MAX_CANDIDATE_ROUNDS):
+            try:
+                return _Outcome(result=write.decide(loaded, now))
+            except NeedCandidates as need:
+                await _load_candidates(tx, loaded, need)
+            except DrawdownError as error:
+                return _Outcome(error=error)
+            except Exception as error:  # a bug in one decision fails that write alone
+                log.exception("a write's decision failed")
+                return _Outcome(error=error)
+        raise AssertionError("a decision kept asking for more candidates")
+
+
+def _merge_credits(loaded: Loaded, credits: list[Any]) -> None:
+    """Add credits read from the store, keeping the group's own newer versions."""
+    for credit in credits:
+        loaded.credits.setdefault(credit.id, credit)
+
+
+async def _load_candidates(tx: WriteTransaction, loaded: Loaded, need: NeedCandidates) -> None:
+    key = (need.account_seq, need.as_of)
+    have = loaded.candidates.setdefault(key, [])
+    limit = max(len(have) * MORE_CANDIDATES_FACTOR, 64)
+    more = await tx.candidates(need.account_seq, need.as_of, len(have), limit)
+    _merge_credits(loaded, more)
+    have += [credit.id for credit in more]
+    loaded.complete[key] = len(more) < limit
