@@ -50,6 +50,8 @@ class Settings:
     rate_limit: int | None = None
     redis_url: str | None = None
     redis_prefix: str = "drawdown"
+    # write transactions one worker runs at once; each holds every write that arrived meanwhile
+    write_groups: int = 2
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -66,4 +68,5 @@ class Settings:
             rate_limit=int(_number("DRAWDOWN_RATE_LIMIT", rate, int, 1)) if rate else None,
             redis_url=os.environ.get("DRAWDOWN_REDIS_URL") or None,
             redis_prefix=os.environ.get("DRAWDOWN_REDIS_PREFIX") or "drawdown",
+            write_groups=int(_number("DRAWDOWN_WRITE_GROUPS", "2", int, 1)),
         )

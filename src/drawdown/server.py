@@ -44,4 +44,5 @@ def create() -> FastAPI:
         rate_limit=settings.rate_limit,
         redis_url=settings.redis_url,
         redis_prefix=settings.redis_prefix,
+        write_groups=settings.write_groups,
     )

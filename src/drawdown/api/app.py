@@ -25,6 +25,7 @@ def create_app(
     rate_limit: int | None = None,
     redis_url: str | None = None,
     redis_prefix: str = "drawdown",
+    write_groups: int = 2,
 ) -> FastAPI:
     """The API on `db`; with `sweep_every_seconds`, the expiry sweep runs in the background;
     with `rate_limit`, each API key may send that many requests per second (counted in Redis
@@ -56,7 +57,7 @@ def create_app(
     )
     app.state.db = db
     app.state.clock = the_clock
-    app.state.writes = Writes(db, the_clock)
+    app.state.writes = Writes(db.write_store(), the_clock, in_flight=write_groups)
     app.state.keys = KeyCache()
     errors.install(app)
     methods.install(app)
