@@ -26,6 +26,7 @@ from drawdown.ledger.records import (
 from drawdown.ledger.requests import ApplicationRequest, GrantRequest
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+EPOCH_DAY = EPOCH.date()
 
 
 def drawdown_order(credit: CreditRecord) -> tuple[Any, ...]:
@@ -59,7 +60,7 @@ class MemoryLedger:
         account_id: str,
         *,
         totals: BalanceTotals = NO_TOTALS,
-        as_of: date = EPOCH.date(),
+        as_of: date = EPOCH_DAY,
         valid_through: date | None = None,
         updated_at: datetime = EPOCH,
     ) -> AccountRecord:
@@ -245,9 +246,7 @@ def decide(loaded: Loaded, org_seq: int, write: Write, now: datetime) -> tuple[A
     return decisions.void(loaded, org_seq, write.credit_id, now)
 
 
-def wants_of(
-    org_seq: int, writes: list[Write], today: date
-) -> dict[str, set[Any]]:
+def wants_of(org_seq: int, writes: list[Write], today: date) -> dict[str, set[Any]]:
     wants: dict[str, set[Any]] = {
         "accounts": set(),
         "credits": set(),

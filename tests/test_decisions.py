@@ -9,24 +9,38 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from drawdown.errors import BadRequest, Conflict, NotFound
+from drawdown.errors import BadRequest, Conflict, DrawdownError, NotFound
 from drawdown.ledger import decisions
 from drawdown.ledger.allocation import EntityType, LineItem
 from drawdown.ledger.application import ApplicationMode, ApplicationStatus
 from drawdown.ledger.balance import BalanceTotals
 from drawdown.ledger.changes import Changes, Loaded, NeedCandidates
 from drawdown.ledger.credit import CreditStatus, TransactionType
-from drawdown.ledger.records import ApplicationRecord, CreditRecord
+from drawdown.ledger.records import AccountRecord, ApplicationRecord, CreditRecord
 from drawdown.ledger.requests import ApplicationRequest, GrantRequest
-from tests.memory_ledger import Apply, Grant, MemoryLedger, Settle, Void, run_group
+from tests.memory_ledger import Apply, Grant, MemoryLedger, Settle, Void, Write, run_group
+from tests.reference_model import Account, Answer, Item, units
+from tests.reference_model import Application as ModelApplication
+from tests.reference_model import amount as reference_amount
+from tests.test_properties import (
+    ENTITIES,
+    INVOICES,
+    LARGEST,
+    SCOPES,
+    SMALLEST,
+    amounts,
+    days,
+    line_items,
+)
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 TODAY = NOW.date()
 ORG = 1
 ACC = "acc"
 D = Decimal
-LARGEST = D("999999999999999999.9999999999")
 USAGE = EntityType.USAGE_METER_RATE_CARD
 
 
@@ -100,7 +114,7 @@ def load_for(store: MemoryLedger, *, as_of: date = TODAY, invoices: tuple[str, .
     )
 
 
-def account(store: MemoryLedger, account_id: str = ACC) -> object:
+def account(store: MemoryLedger, account_id: str = ACC) -> AccountRecord:
     return next(a for a in store.accounts.values() if a.id == account_id)
 
 
@@ -213,9 +227,7 @@ def test_a_decision_on_a_stale_account_brings_it_first() -> None:
         ),
     ],
 )
-def test_a_bad_batch_is_refused_with_todays_words(
-    batch: list[GrantRequest], message: str
-) -> None:
+def test_a_bad_batch_is_refused_with_todays_words(batch: list[GrantRequest], message: str) -> None:
     store = ledger_with()
     loaded = store.load(today=TODAY, accounts={(ORG, ACC)})
     with pytest.raises(BadRequest) as refused:
@@ -300,7 +312,7 @@ def test_a_key_granted_earlier_in_the_group_is_replayed_in_the_group() -> None:
     first, again, different = run_group(
         store,
         ORG,
-        [Grant((request(5, key="k"),)), Grant((request(5, key="k"),)), Grant((request(6, key="k"),))],
+        [Grant((request(amount, key="k"),)) for amount in (5, 5, 6)],
         NOW,
     )
     assert first[0].id == again[0].id
@@ -416,7 +428,7 @@ def test_a_hold_then_its_capture_in_one_group() -> None:
     assert isinstance(held, ApplicationRecord) and held.status is ApplicationStatus.HELD
     assert isinstance(captured, ApplicationRecord)
     assert captured.status is ApplicationStatus.DEBITED and captured.updated_at == NOW
-    [(key, stored)] = store.applications.items()
+    [stored] = store.applications.values()
     assert stored.status is ApplicationStatus.DEBITED and stored.seq > 0
     assert [(a.credit_id, a.amount) for line in stored.lines for a in line.allocations] == [
         (first, D(4)),
@@ -426,7 +438,7 @@ def test_a_hold_then_its_capture_in_one_group() -> None:
     assert lines_of(store, first) == [("CREDITED", D(10)), ("DEBITED", D(4)), ("DEBITED", D(6))]
     assert store.credits[first].status is CreditStatus.CONSUMED
     assert store.credits[second].amounts.consumed == D(2)
-    assert account(store).totals == BalanceTotals(D(10), D(8), D(0), D(0))  # type: ignore[attr-defined]
+    assert account(store).totals == BalanceTotals(D(10), D(8), D(0), D(0))
 
 
 def test_two_debits_eating_one_credit_in_one_group() -> None:
@@ -478,7 +490,7 @@ def test_a_held_invoice_applied_again_is_replaced() -> None:
     ]
     assert store.credits[first].amounts.held == D(10)
     assert store.credits[second].amounts.held == D(2)
-    assert account(store).totals.applicable_held == D(12)  # type: ignore[attr-defined]
+    assert account(store).totals.applicable_held == D(12)
 
 
 def test_a_hold_replaced_after_a_void_gives_the_voided_share_back() -> None:
@@ -518,12 +530,13 @@ def test_release_after_void_or_expiry_closes_what_was_held(closing: str) -> None
     kind = "VOIDED" if closing == "void" else "EXPIRED"
     assert lines_of(store, credit_id) == [("CREDITED", D(10)), (kind, D(6)), (kind, D(4))]
     assert store.credits[credit_id].amounts.held == 0
-    assert account(store).totals == BalanceTotals()  # type: ignore[attr-defined]
+    assert account(store).totals == BalanceTotals()
 
 
 def test_capture_and_release_edges() -> None:
     store = ledger_with(request(10))
-    run_group(store, ORG, [Apply(ACC, application("held", 1)), Apply(ACC, debit("debited", 1))], NOW)
+    writes = [Apply(ACC, application("held", 1)), Apply(ACC, debit("debited", 1))]
+    run_group(store, ORG, list(writes), NOW)
     loaded = load_for(store, invoices=("held", "debited", "none"))
     seq = loaded.account_ids[(ORG, ACC)]
     with pytest.raises(NotFound) as missing:
@@ -542,9 +555,7 @@ def test_capture_and_release_edges() -> None:
     assert again.status is ApplicationStatus.RELEASED and not unchanged
     with pytest.raises(Conflict) as refused:
         decisions.capture(loaded, ORG, ACC, "held", NOW)
-    assert refused.value.message == (
-        "invoice 'held' was released; apply it again to hold credits"
-    )
+    assert refused.value.message == ("invoice 'held' was released; apply it again to hold credits")
     assert released.seq == again.seq > 0
 
 
@@ -586,7 +597,7 @@ def test_a_void_after_a_hold_keeps_the_hold_and_a_credit_granted_in_the_group_vo
     held, voided = run_group(store, ORG, [Apply(ACC, application("inv", 4)), Void(credit_id)], NOW)
     assert isinstance(voided, CreditRecord)
     assert (voided.amounts.held, voided.amounts.voided) == (D(4), D(6))
-    assert account(store).totals == BalanceTotals()  # type: ignore[attr-defined]
+    assert account(store).totals == BalanceTotals()
     loaded = store.load(today=TODAY, accounts={(ORG, ACC)})
     [fresh], changes = decisions.grant(loaded, ORG, [request(2)], NOW)
     loaded.apply(changes)
@@ -597,3 +608,377 @@ def test_a_void_after_a_hold_keeps_the_hold_and_a_credit_granted_in_the_group_vo
     assert merged.new_credits == [gone] and not merged.credits
     assert gone.status is CreditStatus.VOIDED and fresh.status is CreditStatus.ACTIVE
     assert held is not None
+
+
+# -- random histories against the reference model --------------------------------------------
+
+ACCOUNTS = ["acc", "acc-2"]
+KEYS = [None, None, "k1", "k2", "k3"]
+START = datetime(2026, 11, 20, 12, tzinfo=UTC)
+
+# mostly the first account, so that captures and releases find what was applied
+account_index = st.sampled_from([0, 0, 0, 1])
+grant_request = st.tuples(
+    account_index,
+    amounts,
+    st.integers(0, 3),  # priority
+    days,  # effectiveFrom, in days from today
+    st.one_of(st.none(), st.integers(-1, 10)),  # effectiveUntil, in days from effectiveFrom
+    st.sampled_from(range(len(SCOPES))),
+    st.sampled_from(KEYS),
+)
+apply_op = st.tuples(
+    st.sampled_from(["HOLD", "DEBIT"]),
+    account_index,
+    st.sampled_from(INVOICES),
+    line_items,
+    st.one_of(st.none(), st.integers(-2, 3)),
+)
+settle_op = st.tuples(
+    st.sampled_from(["capture", "release"]), account_index, st.sampled_from(INVOICES)
+)
+history_op = st.one_of(
+    st.tuples(st.just("grant"), st.lists(grant_request, min_size=1, max_size=3)),
+    st.tuples(st.just("grant"), st.lists(grant_request, min_size=1, max_size=1)),
+    st.tuples(st.just("many_maximal"), account_index, st.integers(2, 12)),
+    apply_op,
+    apply_op,
+    settle_op,
+    settle_op,
+    st.tuples(st.just("void"), st.integers(0, 30)),
+    st.tuples(st.just("advance"), st.integers(1, 6 * 24), st.booleans()),
+)
+
+
+class DecisionHistory:
+    """Two accounts of one organization, run through the decisions (groups of writes on an
+    in-memory store) and through the reference model side by side."""
+
+    def __init__(self, first: int, more: int) -> None:
+        self.store = MemoryLedger(first=first, more=more)
+        for account_id in ACCOUNTS:
+            self.store.add_account(ORG, account_id, as_of=START.date(), updated_at=START)
+        self.now = START
+        self.models = {account_id: Account(today=START.date()) for account_id in ACCOUNTS}
+        self.owner: dict[str, str] = {}  # credit id -> account id
+        self.keys: dict[str, tuple[tuple[object, ...], str]] = {}
+
+    @property
+    def today(self) -> date:
+        return self.now.date()
+
+    # -- building a group's writes ---------------------------------------------------------
+
+    def grant_of(self, spec: tuple[object, ...]) -> GrantRequest:
+        account, value, priority, start, until, scope, key = spec
+        assert isinstance(start, int) and isinstance(value, Decimal)
+        effective_from = self.today + timedelta(days=start)
+        scope_ids = SCOPES[scope]
+        return GrantRequest(
+            account_id=ACCOUNTS[account],
+            purpose="PROMOTIONAL",
+            applicable_entity_ids=tuple(scope_ids) if scope_ids is not None else None,
+            effective_from=effective_from,
+            effective_until=None if until is None else effective_from + timedelta(days=until),
+            credit_amount=value,
+            priority=priority,
+            grantor_id=None,
+            idempotency_key=key,
+        )
+
+    def write_of(self, op: tuple[object, ...]) -> Write:
+        kind = op[0]
+        if kind == "grant":
+            return Grant(tuple(self.grant_of(spec) for spec in op[1]))
+        if kind == "many_maximal":
+            one = (op[1], LARGEST, 1, 0, None, 0, None)
+            return Grant(tuple(self.grant_of(one) for _ in range(op[2])))
+        if kind in ("HOLD", "DEBIT"):
+            _, account, invoice, items, as_of = op
+            request = ApplicationRequest(
+                invoice_id=invoice,
+                mode=ApplicationMode(kind),
+                as_of=None if as_of is None else self.today + timedelta(days=as_of),
+                line_items=tuple(
+                    LineItem(entity, EntityType(kind_), value) for (entity, kind_), value in items
+                ),
+            )
+            return Apply(ACCOUNTS[account], request)
+        if kind in ("capture", "release"):
+            return Settle(kind, ACCOUNTS[op[1]], op[2])
+        assert kind == "void"
+        known = [c.id for c in sorted(self.store.credits.values(), key=lambda c: c.seq)]
+        pick = op[1]
+        assert isinstance(pick, int)
+        if pick == 30 or not known:
+            return Void("cred.00000000000.none0")
+        return Void(known[pick % len(known)])
+
+    # -- running a group and checking each answer -------------------------------------------
+
+    def run(self, ops: list[tuple[object, ...]]) -> None:
+        writes = [self.write_of(op) for op in ops]
+        for model in self.models.values():
+            model.move_to(self.today)
+        outcomes = run_group(self.store, ORG, writes, self.now)
+        for write, outcome in zip(writes, outcomes, strict=True):
+            self.expect(write, outcome)
+
+    def expect(self, write: Write, outcome: object) -> None:
+        if isinstance(write, Grant):
+            self.expect_grant(write, outcome)
+        elif isinstance(write, Apply):
+            request = write.request
+            items = tuple(
+                Item(i.entity_id, i.entity_type.value, units(i.amount)) for i in request.line_items
+            )
+            answer = self.models[write.account_id].apply(
+                request.invoice_id, request.mode.value, request.as_of, items
+            )
+            self.same_answer(answer, outcome)
+        elif isinstance(write, Settle):
+            model = self.models[write.account_id]
+            settle = model.capture if write.action == "capture" else model.release
+            self.same_answer(settle(write.invoice_id), outcome)
+        else:
+            owner = self.owner.get(write.credit_id, ACCOUNTS[0])
+            answer = self.models[owner].void(write.credit_id)
+            self.same_status(answer.status, outcome)
+            if answer.status == 200:
+                assert isinstance(outcome, CreditRecord)
+                self.same_credit(outcome, owner)
+
+    def expect_grant(self, write: Grant, outcome: object) -> None:
+        requests = write.requests
+        keys = [r.idempotency_key for r in requests if r.idempotency_key is not None]
+        if any(r.effective_until and r.effective_until < r.effective_from for r in requests):
+            self.same_status(400, outcome)
+            return
+        if len(set(keys)) != len(keys):
+            self.same_status(400, outcome)
+            return
+        replays: dict[int, str] = {}
+        for index, r in enumerate(requests):
+            if r.idempotency_key in self.keys:
+                asked, credit_id = self.keys[r.idempotency_key]
+                if asked != self.asked(r):
+                    self.same_status(409, outcome)
+                    return
+                replays[index] = credit_id
+        assert isinstance(outcome, list), outcome
+        for index, (r, credit) in enumerate(zip(requests, outcome, strict=True)):
+            if index in replays:
+                assert credit.id == replays[index]
+                continue
+            self.owner[credit.id] = r.account_id
+            self.models[r.account_id].grant(
+                credit.id,
+                units(r.credit_amount),
+                r.priority,
+                r.effective_from,
+                r.effective_until,
+                list(r.applicable_entity_ids) if r.applicable_entity_ids is not None else None,
+                self.now,
+            )
+            if r.idempotency_key is not None:
+                self.keys[r.idempotency_key] = (self.asked(r), credit.id)
+            self.same_credit(credit, r.account_id)
+
+    @staticmethod
+    def asked(r: GrantRequest) -> tuple[object, ...]:
+        """What makes two grants with one key the same ask (credits.md), from the fields."""
+        return (
+            r.account_id,
+            r.purpose,
+            sorted(r.applicable_entity_ids or []),
+            r.effective_from,
+            r.effective_until,
+            units(r.credit_amount),
+            r.priority,
+            r.grantor_id,
+        )
+
+    @staticmethod
+    def same_status(status: int, outcome: object) -> None:
+        if status == 200:
+            assert not isinstance(outcome, DrawdownError), outcome
+        else:
+            assert isinstance(outcome, DrawdownError), outcome
+            assert outcome.status_code == status, outcome
+
+    def same_answer(self, answer: Answer, outcome: object) -> None:
+        self.same_status(answer.status, outcome)
+        if answer.application is not None:
+            assert isinstance(outcome, ApplicationRecord)
+            same_application(outcome, answer.application)
+
+    def same_credit(self, credit: CreditRecord, account_id: str) -> None:
+        view = self.models[account_id].credit_view(credit.id)
+        assert (
+            credit.status.value,
+            credit.amounts.credit_amount,
+            credit.amounts.consumed,
+            credit.amounts.held,
+        ) == (view["status"], view["creditAmount"], view["consumedAmount"], view["holdAmount"])
+
+    # -- the whole state -------------------------------------------------------------------
+
+    def compare_everything(self) -> None:
+        """The store, as a read would show it (brought up to today, not saved), equals the
+        models: every credit's status, amounts and lines, every application, the balances."""
+        loaded = self.store.load(
+            today=self.today, accounts={(ORG, account_id) for account_id in ACCOUNTS}
+        )
+        credits = dict(self.store.credits)
+        lines = {credit_id: list(found) for credit_id, found in self.store.lines.items()}
+        for account_id in ACCOUNTS:
+            model = self.models[account_id]
+            model.move_to(self.today)
+            model.check_invariants()
+            seq = loaded.account_ids[(ORG, account_id)]
+            if seq not in loaded.active:
+                self.store.load_active(loaded, seq)
+            brought = decisions.bring_to_today(loaded, seq, self.now)
+            credits.update(brought.credits)
+            for line in brought.lines:
+                lines[line.credit_id].append(line)
+            kept = brought.accounts.get(seq, loaded.accounts[seq])
+            assert not decisions.needs_bringing(kept, self.now)
+            totals = kept.totals
+            assert model.balance_view() == {
+                "activeCredits": totals.active_amount,
+                "availableBalance": totals.available_balance,
+                "runningBalance": totals.running_balance,
+                "inapplicableCredits": totals.inapplicable_left,
+            }
+            mine = {c.id: c for c in credits.values() if c.account_seq == seq}
+            assert set(mine) == set(model.credits)
+            for credit_id, credit in mine.items():
+                view = model.credit_view(credit_id)
+                got = {
+                    "status": credit.status.value,
+                    "creditAmount": credit.amounts.credit_amount,
+                    "consumedAmount": credit.amounts.consumed,
+                    "holdAmount": credit.amounts.held,
+                    "transactions": [
+                        (x.transaction_type.value, x.amount, x.invoice_id, x.entity_id)
+                        for x in lines[credit_id]
+                    ],
+                }
+                assert got == view, credit_id
+                expected = model.credits[credit_id]
+                assert (credit.amounts.expired, credit.amounts.voided) == (
+                    amount_of(expected.expired),
+                    amount_of(expected.voided),
+                )
+            stored = {
+                invoice: app
+                for (account_seq, invoice), app in self.store.applications.items()
+                if account_seq == seq
+            }
+            assert set(stored) == set(model.applications)
+            for invoice, app in stored.items():
+                same_application(app, model.applications[invoice])
+
+
+def amount_of(count: int) -> Decimal:
+    return reference_amount(count)
+
+
+def same_application(record: ApplicationRecord, expected: ModelApplication) -> None:
+    view = expected.view()
+    assert record.invoice_id == view["invoiceId"]
+    assert record.status.value == view["status"]
+    assert record.as_of.isoformat() == view["asOf"]
+    assert (record.applied, record.remaining) == (view["appliedAmount"], view["remainingAmount"])
+    got = [
+        {
+            "amount": line.amount,
+            "appliedAmount": line.applied,
+            "remainingAmount": line.remaining,
+            "allocations": [
+                {"creditId": a.credit_id, "amount": a.amount} for a in line.allocations
+            ],
+        }
+        for line in record.lines
+    ]
+    want = [
+        {key: line[key] for key in ("amount", "appliedAmount", "remainingAmount", "allocations")}
+        for line in view["lineItems"]
+    ]
+    assert got == want
+
+
+def run_decision_history(
+    ops: list[tuple[tuple[object, ...], bool]], first: int = 8, more: int = 8
+) -> None:
+    history = DecisionHistory(first, more)
+    group: list[tuple[object, ...]] = []
+
+    def flush() -> None:
+        if group:
+            history.run(list(group))
+            group.clear()
+            history.compare_everything()
+
+    for op, joins in ops:
+        if op[0] == "advance":
+            flush()
+            history.now += timedelta(hours=op[1])
+            if op[2]:  # the sweep
+                for account_id in ACCOUNTS:
+                    history.models[account_id].move_to(history.today)
+                sweep_all(history.store, history.now)
+            history.compare_everything()
+            continue
+        # a group's grants are not candidates for its applications: a grant then an
+        # application go to separate groups, as they could have arrived in either order
+        granted = any(g[0] in ("grant", "many_maximal") for g in group)
+        if not joins or (op[0] in ("HOLD", "DEBIT") and granted):
+            flush()
+        group.append(op)
+    flush()
+
+
+def sweep_all(store: MemoryLedger, now: datetime) -> None:
+    """The expiry sweep: one group per account that needs it."""
+    for seq in sorted(store.accounts):
+        if decisions.needs_bringing(store.accounts[seq], now):
+            loaded = store.load(today=now.date(), accounts={(ORG, store.accounts[seq].id)})
+            changes = decisions.bring_to_today(loaded, seq, now)
+            assert changes
+            store.save(changes)
+
+
+@settings(
+    max_examples=settings().max_examples * 8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(
+    st.lists(st.tuples(history_op, st.booleans()), min_size=1, max_size=25),
+    st.integers(1, 8),
+    st.integers(1, 8),
+)
+def test_random_histories_through_the_decisions_match_the_reference_model(
+    ops: list[tuple[tuple[object, ...], bool]], first: int, more: int
+) -> None:
+    run_decision_history(ops, first, more)
+
+
+def test_many_maximal_credits_held_debited_voided_and_released_in_groups() -> None:
+    items = [(ENTITIES[0], LARGEST), (ENTITIES[1], LARGEST), (ENTITIES[0], SMALLEST)]
+    run_decision_history(
+        [
+            (("many_maximal", 0, 12), False),
+            (("grant", [(0, SMALLEST, 0, 0, None, 0, "k1")]), True),
+            (("HOLD", 0, "inv-a", items, None), False),
+            (("DEBIT", 0, "inv-b", items, None), True),
+            (("void", 3), True),
+            (("release", 0, "inv-a"), True),
+            (("grant", [(0, SMALLEST, 0, 0, None, 0, "k1")]), True),
+            (("advance", 24, True), False),
+        ],
+        first=2,
+        more=1,
+    )
