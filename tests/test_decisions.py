@@ -4,6 +4,7 @@ without a database: each edge on its own, then random histories through an in-me
 independent reference model."""
 
 import copy
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -612,6 +613,7 @@ def test_a_void_after_a_hold_keeps_the_hold_and_a_credit_granted_in_the_group_vo
 
 # -- random histories against the reference model --------------------------------------------
 
+Op = tuple[object, ...]
 ACCOUNTS = ["acc", "acc-2"]
 KEYS = [None, None, "k1", "k2", "k3"]
 START = datetime(2026, 11, 20, 12, tzinfo=UTC)
@@ -654,10 +656,9 @@ class DecisionHistory:
     """Two accounts of one organization, run through the decisions (groups of writes on an
     in-memory store) and through the reference model side by side."""
 
-    def __init__(self, first: int, more: int) -> None:
-        self.store = MemoryLedger(first=first, more=more)
-        for account_id in ACCOUNTS:
-            self.store.add_account(ORG, account_id, as_of=START.date(), updated_at=START)
+    def __init__(self, store: MemoryLedger) -> None:
+        """`store` holds the accounts (ACCOUNTS, of organization ORG) new, as of START."""
+        self.store = store
         self.now = START
         self.models = {account_id: Account(today=START.date()) for account_id in ACCOUNTS}
         self.owner: dict[str, str] = {}  # credit id -> account id
@@ -716,13 +717,17 @@ class DecisionHistory:
 
     # -- running a group and checking each answer -------------------------------------------
 
-    def run(self, ops: list[tuple[object, ...]]) -> None:
-        writes = [self.write_of(op) for op in ops]
+    def run(self, ops: list[Op]) -> None:
+        self.run_writes([self.write_of(op) for op in ops])
+
+    def run_writes(self, writes: list[Write]) -> list[object]:
+        """One group through the decisions; each answer checked with the model."""
         for model in self.models.values():
             model.move_to(self.today)
         outcomes = run_group(self.store, ORG, writes, self.now)
         for write, outcome in zip(writes, outcomes, strict=True):
             self.expect(write, outcome)
+        return outcomes
 
     def expect(self, write: Write, outcome: object) -> None:
         if isinstance(write, Grant):
@@ -821,6 +826,15 @@ class DecisionHistory:
             credit.amounts.held,
         ) == (view["status"], view["creditAmount"], view["consumedAmount"], view["holdAmount"])
 
+    def advance(self, op: Op) -> None:
+        _, hours, run_sweep = op
+        assert isinstance(hours, int)
+        self.now += timedelta(hours=hours)
+        if run_sweep:
+            for model in self.models.values():
+                model.move_to(self.today)
+            sweep_all(self.store, self.now)
+
     # -- the whole state -------------------------------------------------------------------
 
     def compare_everything(self) -> None:
@@ -909,35 +923,39 @@ def same_application(record: ApplicationRecord, expected: ModelApplication) -> N
     assert got == want
 
 
-def run_decision_history(
-    ops: list[tuple[tuple[object, ...], bool]], first: int = 8, more: int = 8
-) -> None:
-    history = DecisionHistory(first, more)
-    group: list[tuple[object, ...]] = []
-
-    def flush() -> None:
-        if group:
-            history.run(list(group))
-            group.clear()
-            history.compare_everything()
-
+def steps(ops: list[tuple[Op, bool]]) -> Iterator[tuple[str, list[Op]]]:
+    """The history as the coalescer would see it: ("group", writes applied together) and
+    ("advance", [clock move]). An op joins the group before it when it says so, except that
+    a group's grants are not candidates for its applications: a grant then an application go
+    to separate groups (they could have arrived in either order)."""
+    group: list[Op] = []
     for op, joins in ops:
         if op[0] == "advance":
-            flush()
-            history.now += timedelta(hours=op[1])
-            if op[2]:  # the sweep
-                for account_id in ACCOUNTS:
-                    history.models[account_id].move_to(history.today)
-                sweep_all(history.store, history.now)
-            history.compare_everything()
+            if group:
+                yield "group", group
+                group = []
+            yield "advance", [op]
             continue
-        # a group's grants are not candidates for its applications: a grant then an
-        # application go to separate groups, as they could have arrived in either order
         granted = any(g[0] in ("grant", "many_maximal") for g in group)
-        if not joins or (op[0] in ("HOLD", "DEBIT") and granted):
-            flush()
+        if group and (not joins or (op[0] in ("HOLD", "DEBIT") and granted)):
+            yield "group", group
+            group = []
         group.append(op)
-    flush()
+    if group:
+        yield "group", group
+
+
+def run_decision_history(ops: list[tuple[Op, bool]], first: int = 8, more: int = 8) -> None:
+    store = MemoryLedger(first=first, more=more)
+    for account_id in ACCOUNTS:
+        store.add_account(ORG, account_id, as_of=START.date(), updated_at=START)
+    history = DecisionHistory(store)
+    for kind, group in steps(ops):
+        if kind == "group":
+            history.run(group)
+        else:
+            history.advance(group[0])
+        history.compare_everything()
 
 
 def sweep_all(store: MemoryLedger, now: datetime) -> None:
