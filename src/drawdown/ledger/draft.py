@@ -1,0 +1,99 @@
+"""One decision's working copy of what its group loaded. A record is copied the first time the
+decision changes it, so `Loaded` stays exactly as it was (a decision that raises leaves no
+trace), and `changes()` gives what the decision wrote."""
+
+from dataclasses import replace
+from datetime import datetime
+
+from drawdown.errors import NotFound
+from drawdown.ledger.book import Book, ledger_line, needs_bringing
+from drawdown.ledger.changes import Changes, Loaded
+from drawdown.ledger.credit import CreditStatus, TransactionType
+from drawdown.ledger.records import ApplicationRecord, CreditRecord, TransactionRecord
+
+
+class Draft:
+    def __init__(self, loaded: Loaded, now: datetime) -> None:
+        self.loaded = loaded
+        self.now = now
+        self.books: dict[int, Book] = {}
+        self.new_credits: dict[str, CreditRecord] = {}
+        # copies of credits that existed before this decision, as it changed them
+        self.edited: dict[str, CreditRecord] = {}
+        self.lines: list[TransactionRecord] = []
+        self.applications: dict[tuple[int, str], ApplicationRecord] = {}
+
+    def account_seq(self, org_seq: int, account_id: str) -> int:
+        seq = self.loaded.account_ids.get((org_seq, account_id))
+        if seq is None:
+            raise NotFound(f"account '{account_id}' was not found")
+        return seq
+
+    def book(self, account_seq: int, *, recount: bool = False) -> Book:
+        """The account's book, brought up to its book day when a day boundary passed (or
+        counted again, with `recount`): what a write does first, once it holds the lock."""
+        book = self.books.get(account_seq)
+        if book is None:
+            book = Book(self.loaded.accounts[account_seq], self.now)
+            if recount or needs_bringing(book.account, self.now):
+                book.bring_to_today(self._active(account_seq), self.edit, force=recount)
+                self.lines += book.take_lines()
+            self.books[account_seq] = book
+        return book
+
+    def _active(self, account_seq: int) -> list[CreditRecord]:
+        """The account's ACTIVE credits as they stand now: those loaded as active (in seq
+        order), then any granted earlier in the group."""
+        listed = self.loaded.active.get(account_seq)
+        if listed is None:
+            raise LookupError(
+                f"account {account_seq} must be brought up to date, but its active credits "
+                "were not loaded (Loaded.active)"
+            )
+        ids = list(listed)
+        seen = set(ids)
+        ids += [
+            credit.id
+            for credit in self.loaded.credits.values()
+            if credit.account_seq == account_seq and credit.id not in seen
+        ]
+        current = (self.credit(credit_id) for credit_id in ids)
+        return [c for c in current if c is not None and c.status is CreditStatus.ACTIVE]
+
+    def credit(self, credit_id: str) -> CreditRecord | None:
+        """A credit as this decision sees it now (read only: change it through `edit`)."""
+        for source in (self.new_credits, self.edited, self.loaded.credits):
+            if credit_id in source:
+                return source[credit_id]
+        return None
+
+    def edit(self, credit: CreditRecord) -> CreditRecord:
+        """The decision's own copy of `credit`, to change."""
+        if credit.id in self.new_credits:
+            return self.new_credits[credit.id]
+        if credit.id not in self.edited:
+            self.edited[credit.id] = replace(credit, amounts=replace(credit.amounts))
+        return self.edited[credit.id]
+
+    def credit_by_key(self, org_seq: int, key: str) -> CreditRecord | None:
+        credit_id = self.loaded.by_key.get((org_seq, key))
+        return self.credit(credit_id) if credit_id is not None else None
+
+    def grant(self, credit: CreditRecord) -> None:
+        """A new credit and its CREDITED line."""
+        self.new_credits[credit.id] = credit
+        self.lines.append(
+            ledger_line(credit, TransactionType.CREDITED, credit.amounts.credit_amount, self.now)
+        )
+
+    def changes(self) -> Changes:
+        lines = list(self.lines)
+        for book in self.books.values():
+            lines += book.lines
+        return Changes(
+            new_credits=list(self.new_credits.values()),
+            credits=dict(self.edited),
+            lines=lines,
+            accounts={seq: book.account for seq, book in self.books.items() if book.dirty},
+            applications=dict(self.applications),
+        )
