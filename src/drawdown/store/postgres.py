@@ -114,7 +114,7 @@ SELECT
         l.bal_applicable_left, l.bal_applicable_held, l.bal_inapplicable_left, l.bal_as_of,
         l.bal_valid_through, l.bal_updated_at,
         l.version <> s.version,
-        l.bal_as_of > $1 OR l.bal_valid_through < $1))
+        l.bal_as_of > $1 OR coalesce(l.bal_valid_through < $1, false)))
      FROM locked l JOIN seen s ON s.seq = l.seq)::text AS accounts,
     (SELECT json_agg({_CREDIT_JSON})
      FROM credits c WHERE c.seq IN (SELECT seq FROM wanted))::text AS credits,
