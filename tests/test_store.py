@@ -795,3 +795,29 @@ async def test_groups_locking_the_same_accounts_in_any_order_never_deadlock(db: 
     await asyncio.gather(*(group(members) for members in groups))
     for name in names:
         assert await version_of(db, acc[name].seq) == sum(name in g for g in groups)
+
+
+@pytest.mark.parametrize("missing", ["credit", "application", "account"])
+async def test_a_save_naming_a_row_that_is_not_there_fails_whole(
+    db: Database, missing: str
+) -> None:
+    org = await new_org(db)
+    account = await new_account(db, org)
+    moved = dataclasses.replace(account, totals=BalanceTotals(Decimal(5), Decimal(5)))
+    ghost_credit = dataclasses.replace(credit_record(account), seq=10**12)
+    ghost_application = ApplicationRecord(
+        account.id, "inv-ghost", ApplicationStatus.HELD, ApplicationMode.HOLD, TODAY, [], NOW, NOW
+    )
+    ghost_application.seq = 10**12
+    changes = Changes(accounts={account.seq: moved})
+    if missing == "credit":
+        changes.credits[ghost_credit.id] = ghost_credit
+    elif missing == "application":
+        changes.applications[(account.seq, "inv-ghost")] = ghost_application
+    else:
+        changes.accounts[10**12] = dataclasses.replace(account, seq=10**12)
+    with pytest.raises(RuntimeError, match="the save"):
+        async with db.write_store().transaction() as tx:
+            await tx.load(Wants(today=TODAY, accounts={(org, account.id)}))
+            await tx.save(changes)
+    assert await version_of(db, account.seq) == 0

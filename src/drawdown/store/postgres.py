@@ -548,19 +548,25 @@ class PostgresTransaction:
             [a.updated_at for a in updated],
         )
         row = await self._conn.fetchrow(_SAVE, *args)
-        counts = (row["changed"], row["lines"], row["written"], row["updated"])
-        expected = (len(changed), len(lines), len(written), len(updated))
+        new_seqs = _new_seqs.decode(row["credit_seqs"] or "[]")
+        application_seqs = _new_application_seqs.decode(row["application_seqs"] or "[]")
+        counts = (
+            len(new_seqs),
+            row["changed"],
+            row["lines"],
+            row["written"],
+            len(application_seqs),
+            row["updated"],
+        )
+        expected = (len(new), len(changed), len(lines), len(written), len(inserted), len(updated))
         if counts != expected:
-            # a credit, account or application that is not there: roll the whole save back
+            # a credit, account or application that is not there: the whole save rolls back
             raise RuntimeError(f"the save wrote {counts} rows, meant {expected}")
-        seqs = dict(_new_seqs.decode(row["credit_seqs"])) if row["credit_seqs"] else {}
+        seqs = dict(new_seqs)
         for credit in new:
             credit.seq = seqs[credit.id]
-        if row["application_seqs"]:
-            for account_seq, invoice_id, seq in _new_application_seqs.decode(
-                row["application_seqs"]
-            ):
-                changes.applications[(account_seq, invoice_id)].seq = seq
+        for account_seq, invoice_id, seq in application_seqs:
+            changes.applications[(account_seq, invoice_id)].seq = seq
 
 
 def _loaded(wants: Wants, row: Any, accounts: list[_AccountRow]) -> Loaded:

@@ -40,7 +40,33 @@ _BUMP_VERSION = (
     .where(accounts.c.seq == bindparam("b_seq"))
     .values(version=accounts.c.version + 1)
 )
+_SAVE_CREDIT = (
+    update(credits)
+    .where(credits.c.seq == bindparam("b_seq"))
+    .values(
+        status=bindparam("b_status"),
+        consumed_amount=bindparam("b_consumed"),
+        hold_amount=bindparam("b_held"),
+        expired_amount=bindparam("b_expired"),
+        voided_amount=bindparam("b_voided"),
+        updated_at=bindparam("b_updated_at"),
+    )
+)
 _INSERT_APPLICATION = credit_applications.insert().returning(credit_applications.c.seq)
+_UPDATE_APPLICATION = (
+    update(credit_applications)
+    .where(credit_applications.c.seq == bindparam("b_seq"))
+    .values(
+        mode=bindparam("b_mode"),
+        status=bindparam("b_status"),
+        as_of=bindparam("b_as_of"),
+        request_hash=bindparam("b_request_hash"),
+        applied_amount=bindparam("b_applied"),
+        remaining_amount=bindparam("b_remaining"),
+        line_items=bindparam("b_line_items"),
+        updated_at=bindparam("b_updated_at"),
+    )
+)
 
 
 def _behind(account: AccountRecord, today: date) -> bool:
@@ -163,17 +189,31 @@ class SqliteTransaction:
             credit.seq = await ledger.insert_credit(conn, _credit_values(credit))
             seq_of[credit.id] = credit.seq
         for credit in changes.credits.values():
-            await ledger.save_credit(conn, credit)
+            amounts = credit.amounts
+            await _one_row(
+                conn,
+                _SAVE_CREDIT,
+                {
+                    "b_seq": credit.seq,
+                    "b_status": credit.status.value,
+                    "b_consumed": amounts.consumed,
+                    "b_held": amounts.held,
+                    "b_expired": amounts.expired,
+                    "b_voided": amounts.voided,
+                    "b_updated_at": credit.updated_at,
+                },
+            )
         await ledger.insert_transactions(
             conn, [(seq_of[line.credit_id], line) for line in changes.lines]
         )
         for seq in sorted(accounts_written(changes)):
             account = changes.accounts.get(seq)
             if account is None:
-                await conn.execute(_BUMP_VERSION, {"b_seq": seq})
+                await _one_row(conn, _BUMP_VERSION, {"b_seq": seq})
                 continue
             totals = account.totals
-            await conn.execute(
+            await _one_row(
+                conn,
                 _WRITE_ACCOUNT,
                 {
                     "b_seq": seq,
@@ -187,6 +227,23 @@ class SqliteTransaction:
                 },
             )
         for (account_seq, invoice_id), application in changes.applications.items():
+            if application.seq != 0:
+                await _one_row(
+                    conn,
+                    _UPDATE_APPLICATION,
+                    {
+                        "b_seq": application.seq,
+                        "b_mode": application.mode.value,
+                        "b_status": application.status.value,
+                        "b_as_of": application.as_of,
+                        "b_request_hash": application.request_hash,
+                        "b_applied": application.applied,
+                        "b_remaining": application.remaining,
+                        "b_line_items": application.stored_lines(),
+                        "b_updated_at": application.updated_at,
+                    },
+                )
+                continue
             values = {
                 "mode": application.mode.value,
                 "status": application.status.value,
@@ -197,9 +254,6 @@ class SqliteTransaction:
                 "line_items": application.stored_lines(),
                 "updated_at": application.updated_at,
             }
-            if application.seq != 0:
-                await stored_applications.update_application(conn, application.seq, values)
-                continue
             org_seq = (
                 await conn.execute(select(accounts.c.org_seq).where(accounts.c.seq == account_seq))
             ).scalar_one()
@@ -214,6 +268,14 @@ class SqliteTransaction:
                 },
             )
             application.seq = int(result.scalar_one())
+
+
+async def _one_row(conn: AsyncConnection, statement: Any, params: dict[str, Any]) -> None:
+    """Run an UPDATE that must change exactly one row: one that is not there fails the save,
+    and the whole transaction rolls back."""
+    result = await conn.execute(statement, params)
+    if result.rowcount != 1:
+        raise RuntimeError(f"the save changed {result.rowcount} rows where it meant one")
 
 
 def _keep(loaded: Loaded, found: Iterable[CreditRecord]) -> None:
