@@ -240,8 +240,10 @@ class Database:
     async def _bare_pool(self) -> asyncpg.Pool:
         """PostgreSQL only: the process's bare asyncpg pool, made on first use. It serves the
         hottest single-statement reads and the write store, which skip SQLAlchemy altogether.
-        Sessions carry `lock_timeout` (a row lock held past the wait is 55P03, answered 503)
-        and UTC, the zone the write store's JSON reads its timestamps in."""
+        Sessions carry `lock_timeout` (a row lock held past the wait is 55P03, answered 503),
+        UTC (the zone the write store's JSON reads its timestamps in), and generic plans: left
+        to choose, PostgreSQL planned the write store's load afresh on every run (its array
+        parameters make the generic plan look dearer), which cost more than running it."""
         async with self._pool_lock:
             if self._fast is None:
                 self._fast = await asyncpg.create_pool(
@@ -253,6 +255,7 @@ class Database:
                     server_settings={
                         "lock_timeout": str(int(self.wait_seconds * 1000)),
                         "TimeZone": "UTC",
+                        "plan_cache_mode": "force_generic_plan",
                     },
                 )
         return self._fast
