@@ -127,9 +127,6 @@ SELECT
      FROM apps p)::text AS applications
 """
 
-# Wanted lists that name no account still return the accounts named in the invoices and
-# candidates; the caller adds those to $2/$3.
-
 _CANDIDATES = f"""
 SELECT {_CREDIT_JSON}::text FROM credits c
 WHERE c.account_seq = $1 AND {_IN_EFFECT.format(day="$2")}
