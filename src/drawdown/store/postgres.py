@@ -7,9 +7,14 @@ back from the insert), changed credits, ledger lines, balances with the accounts
 bumps, and applications. Statements are text that asyncpg prepares once per connection and
 keeps in its statement cache.
 
-BEGIN and COMMIT cost one round trip each: asyncpg has no public pipelining, and the
-extended protocol (parameters, prepared statements) carries one statement per message, so
-neither can ride with the load or the save (see the module's report in the branch notes).
+BEGIN and COMMIT cost one round trip each. asyncpg has no public pipelining, and a statement
+with parameters goes through the extended protocol, one statement per Parse, so BEGIN cannot
+ride with the load nor COMMIT with the save. The simple protocol would carry "BEGIN; <load>" in
+one message, but only with the values written into the text as literals, planned afresh every
+time, which costs more than the round trip it saves. Measured on a 2-core machine (median of
+400, one connection): BEGIN 70-85 us, the same as SELECT 1; a grant-shaped load 750 us, its
+save 1.1 ms, and COMMIT 1.6 ms, nearly all of it the WAL flush, which no pipelining removes.
+Coalescing spreads BEGIN and COMMIT over every write of a group.
 """
 
 from collections.abc import AsyncIterator, Awaitable, Callable
