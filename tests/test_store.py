@@ -821,3 +821,51 @@ async def test_a_save_naming_a_row_that_is_not_there_fails_whole(
             await tx.load(Wants(today=TODAY, accounts={(org, account.id)}))
             await tx.save(changes)
     assert await version_of(db, account.seq) == 0
+
+
+async def test_postgresql_loads_and_saves_in_one_statement_each(db: Database) -> None:
+    if not db.is_postgresql:
+        pytest.skip("SQLite takes several statements, as it may")
+    org = await new_org(db)
+    account = await new_account(db, org, valid_through=TODAY - timedelta(days=1))
+    credit = await seed_credit(db, account, key="k")
+    await seed_application(db, account, "inv-1", credit, Decimal(1))
+    sent: list[str] = []
+    wants = Wants(
+        today=TODAY,
+        accounts={(org, account.id)},
+        credits={(org, credit.id)},
+        idempotency_keys={(org, "k")},
+        invoices={(org, account.id, "inv-1")},
+        candidates={(org, account.id, TODAY)},
+    )
+
+    def changes(loaded: Any, n: int) -> Changes:
+        new = credit_record(account, key=f"new-{n}")
+        changed = dataclasses.replace(credit, updated_at=NOW + timedelta(seconds=n))
+        application = dataclasses.replace(
+            loaded.applications[(account.seq, "inv-1")], status=ApplicationStatus.RELEASED
+        )
+        return Changes(
+            new_credits=[new],
+            credits={changed.id: changed},
+            lines=[line_on(new, TransactionType.CREDITED, Decimal(100))],
+            accounts={account.seq: loaded.accounts[account.seq]},
+            applications={(account.seq, "inv-1"): application},
+        )
+
+    async with db.write_store().transaction() as tx:
+        conn = tx._conn  # type: ignore[attr-defined]
+        conn.add_query_logger(lambda record: sent.append(record.query))
+        # the first run on a connection prepares the statements (asyncpg also looks up the
+        # types of their parameters, once per connection)
+        await tx.save(changes(await tx.load(wants), 1))
+        sent.clear()
+        loaded = await tx.load(wants)
+        assert len(sent) == 1
+        await tx.save(changes(loaded, 2))
+        assert len(sent) == 2
+    assert loaded.by_key == {(org, "k"): credit.id}  # only the keys asked for
+    assert loaded.active[account.seq][0] == credit.id
+    assert len(loaded.active[account.seq]) == 2
+    assert await version_of(db, account.seq) == 2
