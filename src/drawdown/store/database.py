@@ -17,6 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from drawdown.errors import DrawdownError
 from drawdown.store.faults import Fault, domain_error, is_unique_violation, judge
+from drawdown.store.interface import WriteStore
+from drawdown.store.postgres import PostgresStore
+from drawdown.store.sqlite import SqliteStore
 
 log = logging.getLogger("drawdown.store")
 
@@ -123,8 +126,12 @@ def _replace_closed_connections(engine: AsyncEngine) -> None:
             raise exc.DisconnectionError("the database closed this pooled connection")
 
 
-async def _keep_session(_connection: Any) -> None:
-    return None
+async def _end_open_transaction(connection: Any) -> None:
+    """What a pooled connection needs on release: reads and committed or rolled-back writes
+    change no session state, so skip asyncpg's reset round trip; one left inside a transaction
+    (a write cancelled past its rollback) is rolled back."""
+    if connection.is_in_transaction():
+        await connection.execute("ROLLBACK")
 
 
 class Database:
@@ -161,6 +168,8 @@ class Database:
         self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._pool_size = pool_size
         self._fast: asyncpg.Pool | None = None
+        self._pool_lock = asyncio.Lock()
+        self._write_store: WriteStore | None = None
 
     @property
     def is_postgresql(self) -> bool:
@@ -228,20 +237,42 @@ class Database:
                 await asyncio.sleep(_pause(attempt))
         raise AssertionError("unreachable")
 
-    async def fast_pool(self) -> "FastReads":
-        """PostgreSQL only: a bare asyncpg pool for the hottest single-statement reads, which
-        skip SQLAlchemy altogether."""
-        if self._fast is None:
-            async with _as_domain_errors():
+    async def _bare_pool(self) -> asyncpg.Pool:
+        """PostgreSQL only: the process's bare asyncpg pool, made on first use. It serves the
+        hottest single-statement reads and the write store, which skip SQLAlchemy altogether.
+        Sessions carry `lock_timeout` (a row lock held past the wait is 55P03, answered 503),
+        UTC (the zone the write store's JSON reads its timestamps in), and generic plans: left
+        to choose, PostgreSQL planned the write store's load afresh on every run (its array
+        parameters make the generic plan look dearer), which cost more than running it."""
+        async with self._pool_lock:
+            if self._fast is None:
                 self._fast = await asyncpg.create_pool(
                     asyncpg_dsn(self.url),
                     min_size=1,
                     max_size=self._pool_size,
                     timeout=self.wait_seconds,
-                    # these reads change no session state, so skip the reset round trip
-                    reset=_keep_session,
+                    reset=_end_open_transaction,
+                    server_settings={
+                        "lock_timeout": str(int(self.wait_seconds * 1000)),
+                        "TimeZone": "UTC",
+                        "plan_cache_mode": "force_generic_plan",
+                    },
                 )
-        return FastReads(self._fast)
+        return self._fast
+
+    async def fast_pool(self) -> "FastReads":
+        async with _as_domain_errors():
+            return FastReads(await self._bare_pool())
+
+    def write_store(self) -> WriteStore:
+        """The store every money write goes through, for this database's engine. Its driver
+        failures leave as they are, for `store.faults.judge`."""
+        if self._write_store is None:
+            if self.is_postgresql:
+                self._write_store = PostgresStore(self._bare_pool, self.wait_seconds)
+            else:
+                self._write_store = SqliteStore(self.engine)
+        return self._write_store
 
     async def ping(self) -> None:
         async with self.read() as conn:

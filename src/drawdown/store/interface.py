@@ -36,6 +36,10 @@ class Wants:
 
 
 class WriteTransaction(Protocol):
+    # True once COMMIT was sent: a connection lost from then on may have committed
+    # (`faults.domain_error(..., committing=...)`)
+    committing: bool
+
     async def load(self, wants: Wants) -> Loaded:
         """Lock the accounts (in seq order, so groups never deadlock) and read what `wants`
         names, all of it current as of the locks."""

@@ -13,6 +13,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    text,
 )
 
 from drawdown.store.column_types import Money, MoneyTotal, UtcDateTime
@@ -94,6 +95,9 @@ accounts = Table(
     Column("bal_as_of", Date, nullable=False),
     Column("bal_valid_through", Date, nullable=True),
     Column("bal_updated_at", UtcDateTime, nullable=False),
+    # Bumped by every save that writes the account's credits, lines, applications or balance,
+    # so a load that waited for the account's lock knows its snapshot is stale (versions.py).
+    Column("version", BigInteger, nullable=False, server_default=text("0")),
     UniqueConstraint("org_seq", "id", name="uq_accounts_org_id"),
     Index("ix_accounts_bal_valid_through", "bal_valid_through"),
 )

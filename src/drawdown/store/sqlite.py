@@ -1,0 +1,328 @@
+"""The write store on SQLite, through the SQLAlchemy async engine (aiosqlite).
+
+A write transaction begins IMMEDIATE (`store.database._configure_sqlite`), so it holds the
+database's one write lock from its first statement: everything it reads is current, and
+loads and saves may take several statements each.
+"""
+
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from datetime import date
+from typing import Any
+
+from sqlalchemy import bindparam, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from drawdown.ledger.changes import FIRST_CANDIDATES, Changes, Loaded
+from drawdown.ledger.records import AccountRecord, ApplicationRecord, CreditRecord
+from drawdown.store import applications as stored_applications
+from drawdown.store import ledger
+from drawdown.store.interface import Wants
+from drawdown.store.tables import accounts, credit_applications, credits
+from drawdown.store.versions import accounts_written, check_lines
+
+_WRITE_ACCOUNT = (
+    update(accounts)
+    .where(accounts.c.seq == bindparam("b_seq"))
+    .values(
+        version=accounts.c.version + 1,
+        bal_active_amount=bindparam("b_active_amount"),
+        bal_applicable_left=bindparam("b_applicable_left"),
+        bal_applicable_held=bindparam("b_applicable_held"),
+        bal_inapplicable_left=bindparam("b_inapplicable_left"),
+        bal_as_of=bindparam("b_as_of"),
+        bal_valid_through=bindparam("b_valid_through"),
+        bal_updated_at=bindparam("b_updated_at"),
+    )
+)
+_BUMP_VERSION = (
+    update(accounts)
+    .where(accounts.c.seq == bindparam("b_seq"))
+    .values(version=accounts.c.version + 1)
+)
+_SAVE_CREDIT = (
+    update(credits)
+    .where(credits.c.seq == bindparam("b_seq"))
+    .values(
+        status=bindparam("b_status"),
+        consumed_amount=bindparam("b_consumed"),
+        hold_amount=bindparam("b_held"),
+        expired_amount=bindparam("b_expired"),
+        voided_amount=bindparam("b_voided"),
+        updated_at=bindparam("b_updated_at"),
+    )
+)
+_INSERT_APPLICATION = credit_applications.insert().returning(credit_applications.c.seq)
+_UPDATE_APPLICATION = (
+    update(credit_applications)
+    .where(credit_applications.c.seq == bindparam("b_seq"))
+    .values(
+        mode=bindparam("b_mode"),
+        status=bindparam("b_status"),
+        as_of=bindparam("b_as_of"),
+        request_hash=bindparam("b_request_hash"),
+        applied_amount=bindparam("b_applied"),
+        remaining_amount=bindparam("b_remaining"),
+        line_items=bindparam("b_line_items"),
+        updated_at=bindparam("b_updated_at"),
+    )
+)
+
+
+def _behind(account: AccountRecord, today: date) -> bool:
+    """The kept balance does not hold on `today`: counted for a later day, or stale since."""
+    through = account.valid_through
+    return account.as_of > today or (through is not None and through < today)
+
+
+class SqliteTransaction:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+        # True once COMMIT is sent
+        self.committing = False
+        self.stale_reloads = 0  # never: the write lock is held before the first read
+
+    async def load(self, wants: Wants) -> Loaded:
+        conn = self._conn
+        loaded = Loaded()
+        named_credits = await self._credits(
+            tuple_(credits.c.org_seq, credits.c.id).in_(list(wants.credits))
+            if wants.credits
+            else None
+        )
+        named = set(wants.accounts)
+        named.update((org_seq, account_id) for org_seq, account_id, _ in wants.invoices)
+        named.update((org_seq, account_id) for org_seq, account_id, _ in wants.candidates)
+        seqs = set(wants.account_seqs) | {c.account_seq for c in named_credits}
+        conditions = []
+        if named:
+            conditions.append(tuple_(accounts.c.org_seq, accounts.c.id).in_(list(named)))
+        if seqs:
+            conditions.append(accounts.c.seq.in_(list(seqs)))
+        for condition in conditions:
+            for row in await conn.execute(select(accounts).where(condition)):
+                account = AccountRecord.from_row(row)
+                loaded.accounts[account.seq] = account
+                loaded.account_ids[(account.org_seq, account.id)] = account.seq
+        _keep(loaded, named_credits)
+
+        if wants.idempotency_keys:
+            by_key = await self._credits(
+                tuple_(credits.c.org_seq, credits.c.idempotency_key).in_(
+                    list(wants.idempotency_keys)
+                )
+            )
+            _keep(loaded, by_key)
+            for credit in by_key:
+                assert credit.idempotency_key is not None
+                loaded.by_key[(credit.org_seq, credit.idempotency_key)] = credit.id
+
+        await self._load_applications(loaded, wants)
+
+        for org_seq, account_id, as_of in sorted(wants.candidates):
+            seq = loaded.account_ids.get((org_seq, account_id))
+            if seq is None:
+                continue
+            first = await self.candidates(seq, as_of, 0, FIRST_CANDIDATES)
+            _keep(loaded, first)
+            loaded.candidates[(seq, as_of)] = [credit.id for credit in first]
+            loaded.complete[(seq, as_of)] = len(first) < FIRST_CANDIDATES
+
+        for seq, account in loaded.accounts.items():
+            if _behind(account, wants.today):
+                active = await self.active_credits(seq)
+                _keep(loaded, active)
+                loaded.active[seq] = [credit.id for credit in active]
+        return loaded
+
+    async def _credits(self, condition: Any) -> list[CreditRecord]:
+        if condition is None:
+            return []
+        rows = await self._conn.execute(select(credits).where(condition))
+        return [CreditRecord.from_row(row) for row in rows]
+
+    async def _load_applications(self, loaded: Loaded, wants: Wants) -> None:
+        wanted = []
+        for org_seq, account_id, invoice_id in wants.invoices:
+            seq = loaded.account_ids.get((org_seq, account_id))
+            if seq is not None:
+                wanted.append((seq, invoice_id))
+        if not wanted:
+            return
+        query = select(credit_applications).where(
+            tuple_(credit_applications.c.account_seq, credit_applications.c.invoice_id).in_(wanted)
+        )
+        allocated: dict[int, set[str]] = {}
+        for row in await self._conn.execute(query):
+            account = loaded.accounts[row.account_seq]
+            application = ApplicationRecord.from_row(row, account.id)
+            loaded.applications[(account.seq, application.invoice_id)] = application
+            allocated.setdefault(account.seq, set()).update(
+                share.credit_id for line in application.lines for share in line.allocations
+            )
+        for account_seq, ids in allocated.items():
+            found = await ledger.credits_by_id(self._conn, account_seq, ids)
+            _keep(loaded, found.values())
+
+    async def candidates(
+        self, account_seq: int, as_of: date, offset: int, limit: int
+    ) -> list[CreditRecord]:
+        params = {"account_seq": account_seq, "as_of": as_of, "batch": limit, "offset": offset}
+        # the drawdown order, shared with the services' reads until they move here
+        rows = await self._conn.execute(stored_applications._CANDIDATES, params)
+        return [CreditRecord.from_row(row) for row in rows]
+
+    async def active_credits(self, account_seq: int) -> list[CreditRecord]:
+        return await ledger.active_credits(self._conn, account_seq)
+
+    async def save(self, changes: Changes) -> None:
+        if not changes:
+            return
+        check_lines(changes)
+        conn = self._conn
+        seq_of = {credit.id: credit.seq for credit in changes.credits.values()}
+        new = sorted(
+            changes.new_credits,
+            key=lambda c: (c.idempotency_key is None, c.idempotency_key or ""),
+        )
+        for credit in new:
+            credit.seq = await ledger.insert_credit(conn, _credit_values(credit))
+            seq_of[credit.id] = credit.seq
+        for credit in changes.credits.values():
+            amounts = credit.amounts
+            await _one_row(
+                conn,
+                _SAVE_CREDIT,
+                {
+                    "b_seq": credit.seq,
+                    "b_status": credit.status.value,
+                    "b_consumed": amounts.consumed,
+                    "b_held": amounts.held,
+                    "b_expired": amounts.expired,
+                    "b_voided": amounts.voided,
+                    "b_updated_at": credit.updated_at,
+                },
+            )
+        await ledger.insert_transactions(
+            conn, [(seq_of[line.credit_id], line) for line in changes.lines]
+        )
+        for seq in sorted(accounts_written(changes)):
+            account = changes.accounts.get(seq)
+            if account is None:
+                await _one_row(conn, _BUMP_VERSION, {"b_seq": seq})
+                continue
+            totals = account.totals
+            await _one_row(
+                conn,
+                _WRITE_ACCOUNT,
+                {
+                    "b_seq": seq,
+                    "b_active_amount": totals.active_amount,
+                    "b_applicable_left": totals.applicable_left,
+                    "b_applicable_held": totals.applicable_held,
+                    "b_inapplicable_left": totals.inapplicable_left,
+                    "b_as_of": account.as_of,
+                    "b_valid_through": account.valid_through,
+                    "b_updated_at": account.balance_updated_at,
+                },
+            )
+        for (account_seq, invoice_id), application in changes.applications.items():
+            if application.seq != 0:
+                await _one_row(
+                    conn,
+                    _UPDATE_APPLICATION,
+                    {
+                        "b_seq": application.seq,
+                        "b_mode": application.mode.value,
+                        "b_status": application.status.value,
+                        "b_as_of": application.as_of,
+                        "b_request_hash": application.request_hash,
+                        "b_applied": application.applied,
+                        "b_remaining": application.remaining,
+                        "b_line_items": application.stored_lines(),
+                        "b_updated_at": application.updated_at,
+                    },
+                )
+                continue
+            values = {
+                "mode": application.mode.value,
+                "status": application.status.value,
+                "as_of": application.as_of,
+                "request_hash": application.request_hash,
+                "applied_amount": application.applied,
+                "remaining_amount": application.remaining,
+                "line_items": application.stored_lines(),
+                "updated_at": application.updated_at,
+            }
+            org_seq = (
+                await conn.execute(select(accounts.c.org_seq).where(accounts.c.seq == account_seq))
+            ).scalar_one()
+            result = await conn.execute(
+                _INSERT_APPLICATION,
+                {
+                    **values,
+                    "org_seq": org_seq,
+                    "account_seq": account_seq,
+                    "invoice_id": invoice_id,
+                    "created_at": application.created_at,
+                },
+            )
+            application.seq = int(result.scalar_one())
+
+
+async def _one_row(conn: AsyncConnection, statement: Any, params: dict[str, Any]) -> None:
+    """Run an UPDATE that must change exactly one row: one that is not there fails the save,
+    and the whole transaction rolls back."""
+    result = await conn.execute(statement, params)
+    if result.rowcount != 1:
+        raise RuntimeError(f"the save changed {result.rowcount} rows where it meant one")
+
+
+def _keep(loaded: Loaded, found: Iterable[CreditRecord]) -> None:
+    for credit in found:
+        loaded.credits[credit.id] = credit
+
+
+def _credit_values(credit: CreditRecord) -> dict[str, Any]:
+    amounts = credit.amounts
+    return {
+        "org_seq": credit.org_seq,
+        "account_seq": credit.account_seq,
+        "id": credit.id,
+        "account_id": credit.account_id,
+        "customer_id": credit.customer_id,
+        "credit_unit": credit.credit_unit,
+        "purpose": credit.purpose,
+        "applicable_entity_ids": credit.applicable_entity_ids,
+        "effective_from": credit.effective_from,
+        "effective_until": credit.effective_until,
+        "credit_amount": amounts.credit_amount,
+        "priority": credit.priority,
+        "grantor_id": credit.grantor_id,
+        "idempotency_key": credit.idempotency_key,
+        "request_hash": credit.request_hash,
+        "status": credit.status.value,
+        "consumed_amount": amounts.consumed,
+        "hold_amount": amounts.held,
+        "expired_amount": amounts.expired,
+        "voided_amount": amounts.voided,
+        "created_at": credit.created_at,
+        "updated_at": credit.updated_at,
+    }
+
+
+class SqliteStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[SqliteTransaction]:
+        async with self._engine.connect() as conn:
+            await conn.execution_options(drawdown_write=True)
+            async with conn.begin():
+                tx = SqliteTransaction(conn)
+                yield tx
+                tx.committing = True
+
+    async def close(self) -> None:
+        """Nothing of its own to close: the engine is the Database's."""

@@ -1,0 +1,871 @@
+"""Every write-store operation against both engines, whatever DRAWDOWN_TEST_DATABASE says:
+SQLite (a temp file) and PostgreSQL (a fresh database; skipped only when unreachable), both
+migrated. Seed data goes in through the existing store functions, never through the API."""
+
+import asyncio
+import dataclasses
+import random
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import psycopg
+import pytest
+from sqlalchemy import bindparam, select, text, update
+
+from drawdown.errors import DrawdownError
+from drawdown.ledger.allocation import EntityType
+from drawdown.ledger.application import ApplicationMode, ApplicationStatus
+from drawdown.ledger.balance import BalanceTotals
+from drawdown.ledger.changes import FIRST_CANDIDATES, Changes
+from drawdown.ledger.credit import CreditAmounts, CreditStatus, TransactionType
+from drawdown.ledger.money import sub
+from drawdown.ledger.records import (
+    AccountRecord,
+    Allocation,
+    ApplicationRecord,
+    AppliedLine,
+    CreditRecord,
+    TransactionRecord,
+)
+from drawdown.store import ledger, parties
+from drawdown.store.applications import insert_application
+from drawdown.store.database import Database, asyncpg_dsn
+from drawdown.store.faults import is_unique_violation, judge
+from drawdown.store.interface import Wants
+from drawdown.store.migrate import upgrade
+from drawdown.store.tables import accounts
+from tests.conftest import _admin_dsn, create_postgres_database, drop_postgres_database
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+TODAY = NOW.date()
+WIDEST = Decimal("999999999999999999.9999999999")
+WIDEST_TOTAL = Decimal("9999999999999999999999999999.9999999999")
+TINY = Decimal("1E-10")
+
+
+def _postgres_reachable() -> bool:
+    try:
+        psycopg.connect(_admin_dsn(), connect_timeout=3).close()
+    except psycopg.OperationalError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+async def db(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Database]:
+    if request.param == "postgresql":
+        if not _postgres_reachable():
+            pytest.skip("PostgreSQL is unreachable")
+        url = create_postgres_database()
+        try:
+            upgrade(url)
+            database = Database(url)
+            yield database
+            await database.dispose()
+        finally:
+            drop_postgres_database(url)
+    else:
+        path: Path = tmp_path_factory.mktemp("store") / "store.db"
+        url = f"sqlite:///{path}"
+        upgrade(url)
+        database = Database(url)
+        yield database
+        await database.dispose()
+
+
+# -- seed data, through the existing store functions
+
+
+async def new_org(db: Database) -> int:
+    async with db.write() as conn:
+        return await parties.find_or_create_organization(conn, f"org-{uuid.uuid4().hex}", NOW)
+
+
+async def new_account(
+    db: Database,
+    org: int,
+    account_id: str = "acc-1",
+    *,
+    details: dict[str, Any] | None = None,
+    as_of: date = TODAY,
+    valid_through: date | None = None,
+) -> AccountRecord:
+    async with db.write() as conn:
+        customer_seq = await parties.insert_customer(
+            conn,
+            {
+                "org_seq": org,
+                "id": f"cust-{account_id}",
+                "name": "Customer",
+                "primary_email": "billing@example.test",
+                "billing_address": "1 Main St",
+                "address": {"line1": "1 Main St"},
+                "settings": None,
+                "status": "ACTIVE",
+                "created_at": NOW,
+                "updated_at": NOW,
+            },
+        )
+        seq = await parties.insert_account(
+            conn,
+            {
+                "org_seq": org,
+                "id": account_id,
+                "customer_seq": customer_seq,
+                "customer_id": f"cust-{account_id}",
+                "name": f"Account {account_id}",
+                "invoice_currency": "USD",
+                "status": "ACTIVE",
+                "details": details or {},
+                "created_at": NOW,
+                "updated_at": NOW,
+            },
+            NOW,
+        )
+        await conn.execute(
+            update(accounts)
+            .where(accounts.c.seq == seq)
+            .values(bal_as_of=as_of, bal_valid_through=valid_through)
+        )
+        account = await ledger.find_account(conn, org, account_id)
+    assert account is not None
+    return account
+
+
+def credit_record(
+    account: AccountRecord,
+    amount: Decimal = Decimal(100),
+    *,
+    credit_id: str | None = None,
+    priority: int = 1,
+    effective_from: date = date(2026, 1, 1),
+    effective_until: date | None = None,
+    created_at: datetime = NOW,
+    key: str | None = None,
+    status: CreditStatus = CreditStatus.ACTIVE,
+    entities: list[str] | None = None,
+) -> CreditRecord:
+    return CreditRecord(
+        seq=0,
+        org_seq=account.org_seq,
+        account_seq=account.seq,
+        id=credit_id or f"credit.{uuid.uuid4().hex}",
+        account_id=account.id,
+        customer_id=account.customer_id,
+        credit_unit="USD",
+        purpose="PREPAID_CREDIT",
+        applicable_entity_ids=entities,
+        effective_from=effective_from,
+        effective_until=effective_until,
+        priority=priority,
+        grantor_id=None,
+        idempotency_key=key,
+        request_hash="h" * 64,
+        status=status,
+        amounts=CreditAmounts(amount),
+        created_at=created_at,
+        updated_at=created_at,
+    )
+
+
+async def seed_credit(db: Database, account: AccountRecord, **options: Any) -> CreditRecord:
+    credit = credit_record(account, **options)
+    values = {
+        "org_seq": credit.org_seq,
+        "account_seq": credit.account_seq,
+        "id": credit.id,
+        "account_id": credit.account_id,
+        "customer_id": credit.customer_id,
+        "credit_unit": credit.credit_unit,
+        "purpose": credit.purpose,
+        "applicable_entity_ids": credit.applicable_entity_ids,
+        "effective_from": credit.effective_from,
+        "effective_until": credit.effective_until,
+        "credit_amount": credit.amounts.credit_amount,
+        "priority": credit.priority,
+        "grantor_id": None,
+        "idempotency_key": credit.idempotency_key,
+        "request_hash": credit.request_hash,
+        "status": credit.status.value,
+        "consumed_amount": Decimal(0),
+        "hold_amount": Decimal(0),
+        "expired_amount": Decimal(0),
+        "voided_amount": Decimal(0),
+        "created_at": credit.created_at,
+        "updated_at": credit.updated_at,
+    }
+    async with db.write() as conn:
+        credit.seq = await ledger.insert_credit(conn, values)
+    return credit
+
+
+async def seed_application(
+    db: Database, account: AccountRecord, invoice_id: str, credit: CreditRecord, amount: Decimal
+) -> None:
+    line = AppliedLine(
+        "um.1", EntityType.USAGE_METER_RATE_CARD, amount, (Allocation(credit.id, amount),)
+    )
+    application = ApplicationRecord(
+        account.id,
+        invoice_id,
+        ApplicationStatus.HELD,
+        ApplicationMode.HOLD,
+        TODAY,
+        [line],
+        NOW,
+        NOW,
+    )
+    async with db.write() as conn:
+        await insert_application(
+            conn,
+            {
+                "org_seq": account.org_seq,
+                "account_seq": account.seq,
+                "invoice_id": invoice_id,
+                "mode": "HOLD",
+                "status": "HELD",
+                "as_of": TODAY,
+                "request_hash": "r" * 64,
+                "applied_amount": amount,
+                "remaining_amount": Decimal(0),
+                "line_items": application.stored_lines(),
+                "created_at": NOW,
+                "updated_at": NOW,
+            },
+        )
+
+
+async def version_of(db: Database, account_seq: int) -> int:
+    async with db.read() as conn:
+        found = await conn.execute(select(accounts.c.version).where(accounts.c.seq == account_seq))
+        return int(found.scalar_one())
+
+
+def line_on(
+    credit: CreditRecord, kind: TransactionType, amount: Decimal, **extra: Any
+) -> TransactionRecord:
+    return TransactionRecord(
+        id=f"txn.{uuid.uuid4().hex}",
+        credit_id=credit.id,
+        transaction_type=kind,
+        amount=amount,
+        created_at=NOW,
+        **extra,
+    )
+
+
+def drawdown_key(credit: CreditRecord) -> tuple[Any, ...]:
+    """The drawdown order as credits.md states it, written here independently."""
+    until = credit.effective_until
+    return (
+        credit.priority,
+        until is None,
+        until or date.min,
+        credit.effective_from,
+        credit.created_at,
+        credit.id.encode(),
+    )
+
+
+# -- load
+
+
+async def test_missing_accounts_are_absent_and_other_organizations_never_seen(db: Database) -> None:
+    mine, theirs = await new_org(db), await new_org(db)
+    account = await new_account(db, mine, "acc-1")
+    own = await seed_credit(db, account, key="k1")
+    await seed_application(db, account, "inv-1", own, Decimal(5))
+    other = await new_account(db, theirs, "acc-1")
+    await new_account(db, theirs, "acc-2")
+    foreign = await seed_credit(db, other, key="k1")
+    await seed_application(db, other, "inv-1", foreign, Decimal(5))
+
+    wants = Wants(
+        today=TODAY,
+        accounts={(mine, "acc-1"), (mine, "acc-2")},
+        account_seqs={10**12},
+        credits={(mine, foreign.id), (mine, "credit.missing")},
+        idempotency_keys={(mine, "k1"), (mine, "k-missing")},
+        invoices={(mine, "acc-1", "inv-1"), (mine, "acc-2", "inv-1"), (mine, "acc-1", "inv-2")},
+        candidates={(mine, "acc-1", TODAY), (mine, "acc-2", TODAY)},
+    )
+    async with db.write_store().transaction() as tx:
+        loaded = await tx.load(wants)
+
+    assert set(loaded.accounts) == {account.seq}
+    assert loaded.account_ids == {(mine, "acc-1"): account.seq}
+    assert loaded.accounts[account.seq] == account
+    assert set(loaded.credits) == {own.id}
+    assert loaded.credits[own.id] == own
+    assert loaded.by_key == {(mine, "k1"): own.id}
+    assert set(loaded.applications) == {(account.seq, "inv-1")}
+    assert loaded.candidates == {(account.seq, TODAY): [own.id]}
+    assert loaded.complete == {(account.seq, TODAY): True}
+    assert loaded.active == {}
+
+    # the other organization's credit, asked for by its own organization, comes with its
+    # account locked
+    async with db.write_store().transaction() as tx:
+        loaded = await tx.load(Wants(today=TODAY, credits={(theirs, foreign.id)}))
+    assert set(loaded.accounts) == {other.seq}
+    assert loaded.credits == {foreign.id: foreign}
+
+
+async def test_accounts_by_seq_and_applications_with_their_credits(db: Database) -> None:
+    org = await new_org(db)
+    account = await new_account(db, org)
+    paying = await seed_credit(db, account, amount=WIDEST, entities=["um.1", "um.2"])
+    await seed_credit(db, account)  # not named by the application
+    await seed_application(db, account, "inv-1", paying, WIDEST)
+
+    async with db.write_store().transaction() as tx:
+        by_seq = await tx.load(Wants(today=TODAY, account_seqs={account.seq}))
+        with_invoice = await tx.load(Wants(today=TODAY, invoices={(org, account.id, "inv-1")}))
+    assert by_seq.accounts == {account.seq: account}
+    assert by_seq.credits == {}
+    assert set(with_invoice.accounts) == {account.seq}
+    assert with_invoice.credits == {paying.id: paying}
+    application = with_invoice.applications[(account.seq, "inv-1")]
+    assert application.seq > 0
+    assert application.account_id == account.id
+    assert application.status is ApplicationStatus.HELD
+    assert application.lines == [
+        AppliedLine(
+            "um.1", EntityType.USAGE_METER_RATE_CARD, WIDEST, (Allocation(paying.id, WIDEST),)
+        )
+    ]
+
+
+async def test_candidates_in_drawdown_order_first_ones_then_more_by_offset(db: Database) -> None:
+    org = await new_org(db)
+    account = await new_account(db, org)
+    few = await new_account(db, org, "acc-few")
+    day = date(2026, 6, 15)
+    later = NOW + timedelta(seconds=1)
+    shapes: list[dict[str, Any]] = [
+        {"priority": 2},
+        {"priority": 1, "effective_until": date(2026, 12, 31)},
+        {"priority": 1, "effective_until": day},  # its last day counts
+        {"priority": 1, "effective_until": date(2026, 12, 31), "effective_from": day},
+        {"priority": 1},
+        {"priority": 1, "created_at": later},
+        {"priority": 0, "created_at": later},
+        {"priority": 3, "effective_until": date(2026, 7, 1)},
+        {"priority": 1, "credit_id": "credit.B-same-keys"},
+        {"priority": 1, "credit_id": "credit.a-same-keys"},  # byte order: 'B' < 'a'
+        {"priority": 5},
+    ]
+    seeded = [await seed_credit(db, account, **shape) for shape in shapes]
+    # never candidates on `day`: not yet in effect, past its last day, not ACTIVE
+    await seed_credit(db, account, effective_from=day + timedelta(days=1))
+    await seed_credit(db, account, effective_until=day - timedelta(days=1))
+    await seed_credit(db, account, status=CreditStatus.EXPIRED)
+    await seed_credit(db, account, status=CreditStatus.CONSUMED)
+    expected = [c.id for c in sorted(seeded, key=drawdown_key)]
+    small = [await seed_credit(db, few, priority=p) for p in (3, 1, 2)]
+
+    wants = Wants(today=TODAY, candidates={(org, account.id, day), (org, few.id, day)})
+    async with db.write_store().transaction() as tx:
+        loaded = await tx.load(wants)
+        more = await tx.candidates(account.seq, day, FIRST_CANDIDATES, 50)
+        middle = await tx.candidates(account.seq, day, 2, 3)
+
+    assert loaded.candidates[(account.seq, day)] == expected[:FIRST_CANDIDATES]
+    assert loaded.complete[(account.seq, day)] is False
+    assert [c.id for c in more] == expected[FIRST_CANDIDATES:]
+    assert [c.id for c in middle] == expected[2:5]
+    assert loaded.candidates[(few.seq, day)] == [small[1].id, small[2].id, small[0].id]
+    assert loaded.complete[(few.seq, day)] is True
+    by_id = {c.id: c for c in [*seeded, *small]}
+    for credit_id in [*loaded.candidates[(account.seq, day)], *loaded.candidates[(few.seq, day)]]:
+        assert loaded.credits[credit_id] == by_id[credit_id]
+    assert {c.id: c for c in more} == {i: by_id[i] for i in expected[FIRST_CANDIDATES:]}
+
+
+async def test_active_credits_only_for_accounts_whose_balance_does_not_hold(db: Database) -> None:
+    org = await new_org(db)
+    holds = await new_account(db, org, "holds", valid_through=TODAY)
+    stale = await new_account(db, org, "stale", valid_through=TODAY - timedelta(days=1))
+    ahead = await new_account(db, org, "ahead", as_of=TODAY + timedelta(days=1))
+    active: dict[int, list[str]] = {}
+    for account in (holds, stale, ahead):
+        first = await seed_credit(db, account)
+        await seed_credit(db, account, status=CreditStatus.VOIDED)
+        second = await seed_credit(db, account, effective_until=TODAY - timedelta(days=3))
+        active[account.seq] = [first.id, second.id]
+
+    wants = Wants(today=TODAY, accounts={(org, "holds"), (org, "stale"), (org, "ahead")})
+    async with db.write_store().transaction() as tx:
+        loaded = await tx.load(wants)
+        listed = await tx.active_credits(holds.seq)
+    assert loaded.active == {stale.seq: active[stale.seq], ahead.seq: active[ahead.seq]}
+    assert set(loaded.credits) == {*active[stale.seq], *active[ahead.seq]}
+    assert [c.id for c in listed] == active[holds.seq]
+    assert all(c.status is CreditStatus.ACTIVE for c in listed)
+
+
+# -- save
+
+
+async def test_save_writes_everything_and_it_reads_back_exactly(db: Database) -> None:
+    org = await new_org(db)
+    details = {"rate": Decimal("0.1000000000000000000000000001"), "tiers": [TINY, 7]}
+    account = await new_account(db, org, details=details)
+    existing = await seed_credit(db, account, amount=WIDEST)
+    store = db.write_store()
+
+    wide = credit_record(account, WIDEST, key="k-b", entities=["um.1", "ff.2"])
+    small = credit_record(account, TINY, key="k-a", effective_until=date(2027, 1, 1))
+    keyless = credit_record(account, Decimal(3))
+    used = dataclasses.replace(
+        existing,
+        amounts=CreditAmounts(WIDEST, consumed=sub(WIDEST, TINY), held=TINY),
+        updated_at=NOW + timedelta(minutes=1),
+    )
+    lines = [
+        line_on(wide, TransactionType.CREDITED, WIDEST),
+        line_on(
+            used, TransactionType.DEBITED, sub(WIDEST, TINY), invoice_id="inv-1", entity_id="um.1"
+        ),
+        line_on(keyless, TransactionType.CREDITED, Decimal(3)),
+        line_on(small, TransactionType.CREDITED, TINY),
+    ]
+    moved = dataclasses.replace(
+        account,
+        totals=BalanceTotals(WIDEST_TOTAL, sub(WIDEST_TOTAL, TINY), TINY, WIDEST),
+        as_of=TODAY + timedelta(days=1),
+        valid_through=date(2027, 1, 1),
+        balance_updated_at=NOW + timedelta(minutes=1),
+    )
+    application = ApplicationRecord(
+        account_id=account.id,
+        invoice_id="inv-1",
+        status=ApplicationStatus.HELD,
+        mode=ApplicationMode.HOLD,
+        as_of=TODAY,
+        lines=[
+            AppliedLine(
+                "um.1",
+                EntityType.USAGE_METER_RATE_CARD,
+                WIDEST,
+                (Allocation(existing.id, sub(WIDEST, TINY)), Allocation(wide.id, TINY)),
+            ),
+            AppliedLine("ff.2", EntityType.FIXED_FEE_RATE_CARD, TINY, ()),
+        ],
+        created_at=NOW,
+        updated_at=NOW,
+        request_hash="a" * 64,
+    )
+    changes = Changes(
+        new_credits=[wide, small, keyless],
+        credits={used.id: used},
+        lines=lines,
+        accounts={account.seq: moved},
+        applications={(account.seq, "inv-1"): application},
+    )
+    async with store.transaction() as tx:
+        await tx.load(Wants(today=TODAY, accounts={(org, account.id)}))
+        await tx.save(changes)
+
+    # new credits took seqs in idempotency-key order, keyless last; the application its seq
+    assert 0 < small.seq < wide.seq < keyless.seq
+    assert application.seq > 0
+    assert await version_of(db, account.seq) == 1
+
+    wants = Wants(
+        today=TODAY,
+        accounts={(org, account.id)},
+        credits={(org, c.id) for c in (wide, small, keyless, used)},
+        invoices={(org, account.id, "inv-1")},
+    )
+    async with store.transaction() as tx:
+        loaded = await tx.load(wants)
+    assert loaded.accounts[account.seq] == moved
+    assert loaded.accounts[account.seq].details == details
+    for credit in (wide, small, keyless, used):
+        assert loaded.credits[credit.id] == credit
+    assert loaded.credits[wide.id].applicable_entity_ids == ["um.1", "ff.2"]
+    assert loaded.credits[keyless.id].applicable_entity_ids is None
+    assert loaded.applications[(account.seq, "inv-1")] == application
+
+    # every line on its credit, in the order given
+    async with db.read() as conn:
+        stored = {
+            credit.id: await ledger.transactions_of(conn, credit)
+            for credit in (wide, small, keyless, used)
+        }
+        order = (
+            (
+                await conn.execute(
+                    text(
+                        "SELECT id FROM credit_transactions WHERE id IN :ids ORDER BY seq"
+                    ).bindparams(bindparam("ids", expanding=True)),
+                    {"ids": [line.id for line in lines]},
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert order == [line.id for line in lines]
+    for line in lines:
+        assert line in stored[line.credit_id]
+
+
+async def test_save_updates_credits_and_applications_in_place(db: Database) -> None:
+    org = await new_org(db)
+    account = await new_account(db, org)
+    credit = await seed_credit(db, account, amount=Decimal(10))
+    await seed_application(db, account, "inv-1", credit, Decimal(4))
+    store = db.write_store()
+    wants = Wants(today=TODAY, accounts={(org, account.id)}, invoices={(org, account.id, "inv-1")})
+
+    async with store.transaction() as tx:
+        loaded = await tx.load(wants)
+        held = loaded.applications[(account.seq, "inv-1")]
+        debited = dataclasses.replace(
+            held, status=ApplicationStatus.DEBITED, updated_at=NOW + timedelta(hours=1)
+        )
+        spent = dataclasses.replace(
+            credit,
+            status=CreditStatus.CONSUMED,
+            amounts=CreditAmounts(Decimal(10), consumed=Decimal(10)),
+            updated_at=NOW + timedelta(hours=1),
+        )
+        await tx.save(
+            Changes(
+                credits={spent.id: spent},
+                lines=[line_on(spent, TransactionType.DEBITED, Decimal(4), invoice_id="inv-1")],
+                applications={(account.seq, "inv-1"): debited},
+            )
+        )
+    async with store.transaction() as tx:
+        again = await tx.load(wants)
+    assert again.applications[(account.seq, "inv-1")] == debited
+    assert again.applications[(account.seq, "inv-1")].seq == held.seq
+    assert again.credits[credit.id] == spent
+    assert again.accounts[account.seq] == account  # no balance given, none written
+    assert await version_of(db, account.seq) == 1
+
+
+async def test_a_save_bumps_the_version_of_every_account_it_writes_and_no_other(
+    db: Database,
+) -> None:
+    org = await new_org(db)
+    names = ("by-credit", "by-balance", "by-application", "by-new-credit", "only-locked")
+    acc = {name: await new_account(db, org, name) for name in names}
+    credit = await seed_credit(db, acc["by-credit"])
+    store = db.write_store()
+    async with store.transaction() as tx:
+        await tx.load(Wants(today=TODAY, accounts={(org, name) for name in names}))
+        await tx.save(Changes())  # nothing to write, nothing bumped
+        changed = dataclasses.replace(credit, updated_at=NOW + timedelta(seconds=1))
+        new = credit_record(acc["by-new-credit"])
+        await tx.save(
+            Changes(
+                new_credits=[new],
+                credits={changed.id: changed},
+                lines=[line_on(new, TransactionType.CREDITED, Decimal(100))],
+                accounts={acc["by-balance"].seq: acc["by-balance"]},
+                applications={
+                    (acc["by-application"].seq, "inv-9"): ApplicationRecord(
+                        "by-application",
+                        "inv-9",
+                        ApplicationStatus.RELEASED,
+                        ApplicationMode.HOLD,
+                        TODAY,
+                        [],
+                        NOW,
+                        NOW,
+                    )
+                },
+            )
+        )
+    versions = {name: await version_of(db, acc[name].seq) for name in names}
+    assert versions == {
+        "by-credit": 1,
+        "by-balance": 1,
+        "by-application": 1,
+        "by-new-credit": 1,
+        "only-locked": 0,
+    }
+
+
+async def test_a_line_must_name_a_credit_the_changes_hold(db: Database) -> None:
+    org = await new_org(db)
+    account = await new_account(db, org)
+    stored = await seed_credit(db, account)
+    async with db.write_store().transaction() as tx:
+        await tx.load(Wants(today=TODAY, accounts={(org, account.id)}))
+        with pytest.raises(ValueError, match="neither grant nor change"):
+            await tx.save(Changes(lines=[line_on(stored, TransactionType.DEBITED, Decimal(1))]))
+
+
+async def test_an_exception_rolls_everything_back(db: Database) -> None:
+    org = await new_org(db)
+    account = await new_account(db, org)
+    new = credit_record(account, key="rolled-back")
+    moved = dataclasses.replace(account, totals=BalanceTotals(Decimal(100), Decimal(100)))
+    boom = RuntimeError("the decision blew up")
+    with pytest.raises(RuntimeError) as raised:
+        async with db.write_store().transaction() as tx:
+            await tx.load(Wants(today=TODAY, accounts={(org, account.id)}))
+            await tx.save(
+                Changes(
+                    new_credits=[new],
+                    lines=[line_on(new, TransactionType.CREDITED, Decimal(100))],
+                    accounts={account.seq: moved},
+                )
+            )
+            raise boom
+    assert raised.value is boom
+    async with db.write_store().transaction() as tx:
+        loaded = await tx.load(
+            Wants(
+                today=TODAY, accounts={(org, account.id)}, idempotency_keys={(org, "rolled-back")}
+            )
+        )
+    assert loaded.accounts[account.seq] == account
+    assert loaded.by_key == {}
+    assert await version_of(db, account.seq) == 0
+
+
+async def test_driver_errors_leave_unchanged_and_roll_back(db: Database) -> None:
+    org = await new_org(db)
+    account = await new_account(db, org)
+    await seed_credit(db, account, key="taken")
+    duplicate = credit_record(account, key="taken")
+    moved = dataclasses.replace(account, totals=BalanceTotals(Decimal(100), Decimal(100)))
+    with pytest.raises(Exception) as raised:
+        async with db.write_store().transaction() as tx:
+            await tx.load(Wants(today=TODAY, accounts={(org, account.id)}))
+            await tx.save(
+                Changes(
+                    new_credits=[duplicate],
+                    lines=[line_on(duplicate, TransactionType.CREDITED, Decimal(100))],
+                    accounts={account.seq: moved},
+                )
+            )
+    assert not isinstance(raised.value, DrawdownError)
+    assert is_unique_violation(raised.value)
+    assert judge(raised.value) is None
+    assert await version_of(db, account.seq) == 0
+    async with db.write_store().transaction() as tx:  # the store serves on
+        loaded = await tx.load(Wants(today=TODAY, accounts={(org, account.id)}))
+    assert loaded.accounts[account.seq] == account
+
+
+# -- concurrency
+
+
+async def _wait_until_blocked(db: Database, task: "asyncio.Task[Any]") -> None:
+    """Until `task` waits for a lock: on PostgreSQL, its backend waits on a row lock; on SQLite
+    it waits for the write lock (BEGIN IMMEDIATE), which leaves no trace to poll."""
+    if not db.is_postgresql:
+        await asyncio.sleep(0.3)
+        assert not task.done()
+        return
+    conn = await asyncpg.connect(asyncpg_dsn(db.url))
+    try:
+        for _ in range(200):
+            waiting = await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if waiting:
+                return
+            assert not task.done(), "the load should have waited for the lock"
+            await asyncio.sleep(0.02)
+    finally:
+        await conn.close()
+    raise AssertionError("the second load never waited for the lock")
+
+
+async def test_a_load_that_waited_for_a_lock_sees_what_the_holder_committed(db: Database) -> None:
+    """The stale-snapshot trap: the second load starts (and, on PostgreSQL, takes its
+    snapshot) while the first holds the lock, then the first saves and commits."""
+    org = await new_org(db)
+    account = await new_account(db, org)
+    credit = await seed_credit(db, account, amount=Decimal(100))
+    store = db.write_store()
+    wants = Wants(
+        today=TODAY,
+        accounts={(org, account.id)},
+        credits={(org, credit.id)},
+        candidates={(org, account.id, TODAY)},
+    )
+    spent = dataclasses.replace(
+        credit, amounts=CreditAmounts(Decimal(100), consumed=Decimal(40)), updated_at=NOW
+    )
+    moved = dataclasses.replace(account, totals=BalanceTotals(Decimal(100), Decimal(60)))
+    second_reloads: list[int] = []
+
+    async def second() -> Any:
+        async with store.transaction() as tx:
+            loaded = await tx.load(wants)
+            second_reloads.append(getattr(tx, "stale_reloads", -1))
+            return loaded
+
+    async with store.transaction() as first:
+        await first.load(wants)
+        waiting = asyncio.create_task(second())
+        await _wait_until_blocked(db, waiting)
+        await first.save(
+            Changes(
+                credits={spent.id: spent},
+                lines=[line_on(spent, TransactionType.DEBITED, Decimal(40))],
+                accounts={account.seq: moved},
+            )
+        )
+    loaded = await waiting
+    assert loaded.credits[credit.id] == spent
+    assert loaded.accounts[account.seq] == moved
+    # on PostgreSQL the first statement did read a stale snapshot, and the load read again
+    assert second_reloads == [1 if db.is_postgresql else 0]
+
+
+async def test_accounts_are_locked_in_seq_order(db: Database) -> None:
+    """PostgreSQL: with the later account held elsewhere, a load of both holds the earlier one
+    while it waits (ids sort the other way, so id order would take the later one first)."""
+    if not db.is_postgresql:
+        pytest.skip("SQLite locks the whole database for a write")
+    org = await new_org(db)
+    earlier = await new_account(db, org, "zz-earlier")
+    later = await new_account(db, org, "aa-later")
+    assert earlier.seq < later.seq
+    holder = await asyncpg.connect(asyncpg_dsn(db.url))
+    probe = await asyncpg.connect(asyncpg_dsn(db.url))
+    try:
+        await holder.execute("BEGIN")
+        await holder.execute("SELECT 1 FROM accounts WHERE seq = $1 FOR UPDATE", later.seq)
+
+        async def both() -> None:
+            async with db.write_store().transaction() as tx:
+                await tx.load(Wants(today=TODAY, accounts={(org, "aa-later"), (org, "zz-earlier")}))
+
+        waiting = asyncio.create_task(both())
+        await _wait_until_blocked(db, waiting)
+        await probe.execute("BEGIN")
+        with pytest.raises(asyncpg.exceptions.LockNotAvailableError):
+            await probe.execute(
+                "SELECT 1 FROM accounts WHERE seq = $1 FOR NO KEY UPDATE NOWAIT", earlier.seq
+            )
+        await probe.execute("ROLLBACK")
+        await holder.execute("ROLLBACK")
+        await asyncio.wait_for(waiting, 10)
+    finally:
+        await holder.close()
+        await probe.close()
+
+
+async def test_groups_locking_the_same_accounts_in_any_order_never_deadlock(db: Database) -> None:
+    org = await new_org(db)
+    names = [f"acc-{n}" for n in range(4)]
+    acc = {name: await new_account(db, org, name) for name in names}
+    credit_of = {name: await seed_credit(db, acc[name]) for name in names}
+    store = db.write_store()
+    chooser = random.Random(8)
+    groups = [chooser.sample(names, chooser.randint(2, 4)) for _ in range(16)]
+
+    async def group(members: list[str]) -> None:
+        # the same accounts reached by different routes: id, seq, a credit's id, an invoice
+        wants = Wants(today=TODAY)
+        for n, name in enumerate(members):
+            route = n % 4
+            if route == 0:
+                wants.accounts.add((org, name))
+            elif route == 1:
+                wants.account_seqs.add(acc[name].seq)
+            elif route == 2:
+                wants.credits.add((org, credit_of[name].id))
+            else:
+                wants.invoices.add((org, name, "inv-none"))
+        async with store.transaction() as tx:
+            loaded = await tx.load(wants)
+            assert set(loaded.accounts) == {acc[name].seq for name in members}
+            await asyncio.sleep(0.005)
+            await tx.save(Changes(accounts=dict(loaded.accounts)))
+
+    await asyncio.gather(*(group(members) for members in groups))
+    for name in names:
+        assert await version_of(db, acc[name].seq) == sum(name in g for g in groups)
+
+
+@pytest.mark.parametrize("missing", ["credit", "application", "account"])
+async def test_a_save_naming_a_row_that_is_not_there_fails_whole(
+    db: Database, missing: str
+) -> None:
+    org = await new_org(db)
+    account = await new_account(db, org)
+    moved = dataclasses.replace(account, totals=BalanceTotals(Decimal(5), Decimal(5)))
+    ghost_credit = dataclasses.replace(credit_record(account), seq=10**12)
+    ghost_application = ApplicationRecord(
+        account.id, "inv-ghost", ApplicationStatus.HELD, ApplicationMode.HOLD, TODAY, [], NOW, NOW
+    )
+    ghost_application.seq = 10**12
+    changes = Changes(accounts={account.seq: moved})
+    if missing == "credit":
+        changes.credits[ghost_credit.id] = ghost_credit
+    elif missing == "application":
+        changes.applications[(account.seq, "inv-ghost")] = ghost_application
+    else:
+        changes.accounts[10**12] = dataclasses.replace(account, seq=10**12)
+    with pytest.raises(RuntimeError, match="the save"):
+        async with db.write_store().transaction() as tx:
+            await tx.load(Wants(today=TODAY, accounts={(org, account.id)}))
+            await tx.save(changes)
+    assert await version_of(db, account.seq) == 0
+
+
+async def test_postgresql_loads_and_saves_in_one_statement_each(db: Database) -> None:
+    if not db.is_postgresql:
+        pytest.skip("SQLite takes several statements, as it may")
+    org = await new_org(db)
+    account = await new_account(db, org, valid_through=TODAY - timedelta(days=1))
+    credit = await seed_credit(db, account, key="k")
+    await seed_application(db, account, "inv-1", credit, Decimal(1))
+    sent: list[str] = []
+    wants = Wants(
+        today=TODAY,
+        accounts={(org, account.id)},
+        credits={(org, credit.id)},
+        idempotency_keys={(org, "k")},
+        invoices={(org, account.id, "inv-1")},
+        candidates={(org, account.id, TODAY)},
+    )
+
+    def changes(loaded: Any, n: int) -> Changes:
+        new = credit_record(account, key=f"new-{n}")
+        changed = dataclasses.replace(credit, updated_at=NOW + timedelta(seconds=n))
+        application = dataclasses.replace(
+            loaded.applications[(account.seq, "inv-1")], status=ApplicationStatus.RELEASED
+        )
+        return Changes(
+            new_credits=[new],
+            credits={changed.id: changed},
+            lines=[line_on(new, TransactionType.CREDITED, Decimal(100))],
+            accounts={account.seq: loaded.accounts[account.seq]},
+            applications={(account.seq, "inv-1"): application},
+        )
+
+    async with db.write_store().transaction() as tx:
+        conn = tx._conn  # type: ignore[attr-defined]
+        conn.add_query_logger(lambda record: sent.append(record.query))
+        # the first run on a connection prepares the statements (asyncpg also looks up the
+        # types of their parameters, once per connection)
+        await tx.save(changes(await tx.load(wants), 1))
+        sent.clear()
+        loaded = await tx.load(wants)
+        assert len(sent) == 1
+        await tx.save(changes(loaded, 2))
+        assert len(sent) == 2
+    assert loaded.by_key == {(org, "k"): credit.id}  # only the keys asked for
+    assert loaded.active[account.seq][0] == credit.id
+    assert len(loaded.active[account.seq]) == 2
+    assert await version_of(db, account.seq) == 2
