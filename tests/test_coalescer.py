@@ -2,6 +2,7 @@
 nothing is answered before it is committed. On both engines, through the API."""
 
 import asyncio
+import uuid
 from decimal import Decimal
 from typing import Any
 
@@ -41,7 +42,7 @@ async def test_concurrent_debits_on_many_accounts_share_transactions(
 
     answers = await asyncio.gather(
         *(
-            apply(client, f"inv-{n}", ["0.01"], mode="DEBIT", account_id=accounts[n % 8])
+            apply(client, f"inv-{n}", [0.01], mode="DEBIT", account_id=accounts[n % 8])
             for n in range(80)
         )
     )
@@ -58,9 +59,9 @@ async def test_many_debits_on_one_account_are_exact(
     client: httpx.AsyncClient, db: Database, clock: FixedClock, org_name: str
 ) -> None:
     await make_account(client)
-    await grant(client, "acc-1", "1.00")
+    await grant(client, "acc-1", 1)
     answers = await asyncio.gather(
-        *(apply(client, f"inv-{n}", ["0.03"], mode="DEBIT") for n in range(40))
+        *(apply(client, f"inv-{n}", [0.03], mode="DEBIT") for n in range(40))
     )
     assert [a.status_code for a in answers] == [200] * 40
     paid = sum(Decimal(str(decimal_json(a)["appliedAmount"])) for a in answers)
@@ -132,7 +133,12 @@ async def test_a_write_the_database_refuses_fails_alone(
             )
     finally:
         async with db.write() as conn:
-            await conn.execute(text("DROP TRIGGER refuse_poison" + (" ON credit_applications" if ENGINE == "postgresql" else "")))
+            await conn.execute(
+                text(
+                    "DROP TRIGGER refuse_poison"
+                    + (" ON credit_applications" if ENGINE == "postgresql" else "")
+                )
+            )
     statuses = [a.status_code for a in answers]
     assert statuses[:5] + statuses[6:] == [200] * 10
     assert statuses[5] == 500
@@ -149,12 +155,14 @@ async def test_every_answer_comes_after_its_commit(
     await make_account(client)
     await grant(client, "acc-1", 1000)
     seen_uncommitted: list[str] = []
+    run = uuid.uuid4().hex  # invoice ids no other test uses
 
     async def debit_and_look(n: int) -> None:
-        response = await apply(client, f"inv-{n}", [1], mode="DEBIT")
+        invoice = f"inv-{run}-{n}"
+        response = await apply(client, invoice, [1], mode="DEBIT")
         assert response.status_code == 200, response.text
-        if not await _committed(database_url, f"inv-{n}"):
-            seen_uncommitted.append(f"inv-{n}")
+        if not await _committed(database_url, invoice):
+            seen_uncommitted.append(invoice)
 
     await asyncio.gather(*(debit_and_look(n) for n in range(30)))
     assert seen_uncommitted == []
@@ -200,10 +208,10 @@ async def test_grant_batches_coalesce_with_single_grants(
 ) -> None:
     await make_account(client, "acc-a")
     await make_account(client, "acc-b")
-    batch = {"creditRequests": [grant_body("acc-a", "0.5") for _ in range(size)]}
+    batch = {"creditRequests": [grant_body("acc-a", 0.5) for _ in range(size)]}
     answers = await asyncio.gather(
         client.post("/credits", json=batch),
-        *(client.post("/credits", json=grant_body("acc-b", "0.25")) for _ in range(20)),
+        *(client.post("/credits", json=grant_body("acc-b", 0.25)) for _ in range(20)),
     )
     assert [a.status_code for a in answers] == [200] * 21
     assert await _balance(client, "acc-a") == Decimal("0.5") * size

@@ -4,14 +4,11 @@ ACTIVE: when one is found, its account is brought up to today first (the sweep's
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 from typing import TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from drawdown.clock import Clock
-from drawdown.errors import BadRequest, NotFound
-from drawdown.ledger.credit import CreditStatus, effective_status, void_refusal
+from drawdown.errors import NotFound
+from drawdown.ledger.credit import CreditStatus, effective_status
 from drawdown.ledger.records import AccountRecord, CreditRecord, TransactionRecord
 from drawdown.services.paging import decode_token, encode_token
 from drawdown.services.writes import Writes

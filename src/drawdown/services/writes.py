@@ -89,4 +89,3 @@ def _invoice(org_seq: int, account_id: str, invoice_id: str) -> Callable[[Wants]
 
 def _nothing_more(_loaded: Loaded, _now: datetime) -> tuple[None, Changes]:
     return None, Changes()
-
