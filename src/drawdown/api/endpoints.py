@@ -18,7 +18,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from fastapi import Depends, FastAPI, Path, Request, Response
@@ -61,6 +61,7 @@ class Call:
     principal: Principal
     path: dict[str, str]
     body: Any
+    now: datetime  # when the request arrived; writes read the clock again under their lock
 
     @property
     def org_seq(self) -> int:
@@ -82,7 +83,7 @@ class Call:
         return clock
 
     def today(self) -> date:
-        return self.clock.now().date()
+        return self.now.date()
 
 
 Handler = Callable[[Call], Awaitable[Response]]
@@ -138,7 +139,8 @@ class EndpointRoute(Route):
         path: dict[str, str] = request.path_params
         if documented_input is not _NO_BODY or not all(_fits(path[name]) for name in path):
             body = self._judge(path, documented_input, body)
-        return await endpoint.handler(Call(request, principal, path, body))
+        now = request.app.state.clock.now()
+        return await endpoint.handler(Call(request, principal, path, body, now))
 
     def _judge(self, path: dict[str, str], documented_input: Any, fast_body: Any) -> Any:
         """The documented models' verdict, in FastAPI's words (every problem of the path's ids
