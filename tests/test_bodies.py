@@ -197,6 +197,20 @@ def test_plain_applications_take_the_fast_path_with_the_documented_values() -> N
             assert exact(fast) == exact(documented_application(raw))
 
 
+def test_bytes_that_are_not_json_are_never_fast() -> None:
+    valid = dumps(grant(purpose="PLACEHOLDER"))
+    for raw in (
+        valid.replace(b"PLACEHOLDER", b"\xff"),
+        valid.replace(b"PLACEHOLDER", b"\\ud800"),
+        b"\xef\xbb\xbf" + valid,
+        b"[" * 100_000 + b"]" * 100_000,
+        valid + b" x",
+        b"",
+    ):
+        assert bodies.grants(raw) is None, raw
+        assert bodies.application(raw) is None, raw
+
+
 def test_a_key_given_twice_is_never_fast() -> None:
     once = dumps(grant(effectiveUntil=None))
     assert bodies.grants(once) is not None
