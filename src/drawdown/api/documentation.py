@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
 
-from drawdown.api.endpoints import documented_routes
+from drawdown.api.endpoints import document_routes
 
 # FastAPI adds these to every route with parameters; drawdown answers 400, never 422.
 _UNSENT = ("HTTPValidationError", "ValidationError")
@@ -32,7 +32,7 @@ def create(**kwargs: Any) -> FastAPI:
                 terms_of_service=app.terms_of_service,
                 contact=app.contact,
                 license_info=app.license_info,
-                routes=documented_routes(app.routes),
+                routes=document_routes(app),
                 webhooks=app.webhooks.routes,
                 tags=app.openapi_tags,
                 servers=app.servers,

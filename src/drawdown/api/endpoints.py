@@ -240,14 +240,25 @@ def _documentation(endpoint: Endpoint) -> APIRoute:
 
 
 def mount(app: FastAPI, parts: Iterable[Endpoint | APIRouter]) -> None:
-    """Adds endpoints and FastAPI routers in this order (the order of the document)."""
+    """Adds the endpoints and FastAPI routers; the document lists them in this order, while
+    the endpoints are matched first (each router ahead of them would cost every hot request a
+    match of all its routes)."""
+    document: list[BaseRoute] = []
+    hot: list[EndpointRoute] = []
     for part in parts:
         if isinstance(part, APIRouter):
             app.include_router(part)
+            document.append(app.router.routes[-1])
         else:
-            app.router.routes.append(EndpointRoute(part))
+            route = EndpointRoute(part)
+            hot.append(route)
+            document.append(route.documentation)
+    app.router.routes[:0] = hot
+    app.state.document_routes = document
 
 
-def documented_routes(routes: Iterable[BaseRoute]) -> list[BaseRoute]:
-    """The routes as the document sees them: each endpoint as its documentation route."""
-    return [r.documentation if isinstance(r, EndpointRoute) else r for r in routes]
+def document_routes(app: FastAPI) -> list[BaseRoute]:
+    """The routes the document is made from: each endpoint as its documentation route, in the
+    order they were mounted."""
+    routes: list[BaseRoute] = app.state.document_routes
+    return routes
