@@ -8,7 +8,16 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from drawdown import __version__
-from drawdown.api import applications, credits, documentation, errors, health, methods, parties
+from drawdown.api import (
+    applications,
+    credits,
+    documentation,
+    endpoints,
+    errors,
+    health,
+    methods,
+    parties,
+)
 from drawdown.api.auth import KeyCache
 from drawdown.api.guards import BodyLimit, LastResort, NulFreeUrl
 from drawdown.api.throttle import Throttle, storage_for
@@ -61,11 +70,7 @@ def create_app(
     app.state.keys = KeyCache()
     errors.install(app)
     methods.install(app)
-    app.include_router(health.routes)
-    app.include_router(credits.routes)
-    app.include_router(parties.routes)
-    app.include_router(applications.routes)
-    app.router.routes[:0] = credits.fast_routes
+    endpoints.mount(app, [health.routes, *credits.routes, parties.routes, *applications.routes])
     # outermost last: LastResort, Throttle, NulFreeUrl, BodyLimit, then the app
     app.add_middleware(BodyLimit)
     app.add_middleware(NulFreeUrl)

@@ -2,10 +2,11 @@
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Response
 
-from drawdown.api import render
-from drawdown.api.auth import caller, writer
+from drawdown.api import bodies, render
+from drawdown.api.auth import caller
+from drawdown.api.endpoints import Body, Call, Endpoint
 from drawdown.api.fields import Identifier
 from drawdown.api.jsonio import JSONResponse
 from drawdown.api.routing import READ, WRITE, Context, context, errors, router
@@ -21,28 +22,17 @@ from drawdown.ledger.requests import ApplicationRequest
 from drawdown.services import applications as service
 from drawdown.services.keys import Principal
 
-routes = router()
+listing = router()
 
+ACCOUNT_ID = {"account_id": "Identifier of the account"}
+INVOICE_ID = {**ACCOUNT_ID, "invoice_id": "Identifier of the invoice"}
 AccountId = Annotated[Identifier, Path(description="Identifier of the account")]
 InvoiceId = Annotated[InvoiceIdentifier, Path(description="Identifier of the invoice")]
 BASE = "/accounts/{account_id}/credit_applications"
 
 
-@routes.post(
-    BASE,
-    operation_id="applyCredits",
-    responses=errors(*WRITE, 404, 409),
-    summary="Apply credits to an invoice (HOLD or DEBIT)",
-    response_model=CreditApplication,
-    tags=["Credit applications"],
-)
-async def apply_credits(
-    account_id: AccountId,
-    body: CreditApplicationRequest,
-    principal: Annotated[Principal, Depends(writer)],
-    ctx: Annotated[Context, Depends(context)],
-) -> Any:
-    request = ApplicationRequest(
+def _application_request(body: CreditApplicationRequest) -> ApplicationRequest:
+    return ApplicationRequest(
         invoice_id=body.invoiceId,
         mode=ApplicationMode(body.mode),
         as_of=body.asOf,
@@ -51,11 +41,29 @@ async def apply_credits(
             for item in body.lineItems
         ),
     )
-    application = await ctx.writes.apply(principal.org_seq, account_id, request)
+
+
+async def apply_credits(call: Call) -> Response:
+    application = await call.writes.apply(call.org_seq, call.path["account_id"], call.body)
     return JSONResponse(render.application(application))
 
 
-@routes.get(
+apply = Endpoint(
+    "POST",
+    BASE,
+    operation_id="applyCredits",
+    summary="Apply credits to an invoice (HOLD or DEBIT)",
+    tag="Credit applications",
+    response_model=CreditApplication,
+    statuses=(*WRITE, 404, 409),
+    handler=apply_credits,
+    path_params=ACCOUNT_ID,
+    body=Body(bodies.application, CreditApplicationRequest, _application_request),
+    writes=True,
+)
+
+
+@listing.get(
     BASE,
     operation_id="listCreditApplications",
     responses=errors(*READ, 404),
@@ -80,7 +88,7 @@ async def list_credit_applications(
     return JSONResponse(body)
 
 
-@routes.get(
+@listing.get(
     BASE + "/{invoice_id}",
     operation_id="getCreditApplication",
     responses=errors(*READ, 404),
@@ -99,37 +107,44 @@ async def get_credit_application(
     return JSONResponse(render.application(application))
 
 
-@routes.post(
+async def capture_credit_application(call: Call) -> Response:
+    account_id, invoice_id = call.path["account_id"], call.path["invoice_id"]
+    application = await call.writes.capture(call.org_seq, account_id, invoice_id)
+    return JSONResponse(render.application(application))
+
+
+capture = Endpoint(
+    "POST",
     BASE + "/{invoice_id}/capture",
     operation_id="captureCreditApplication",
-    responses=errors(*WRITE, 404, 409),
     summary="Debit what an application holds",
+    tag="Credit applications",
     response_model=CreditApplication,
-    tags=["Credit applications"],
+    statuses=(*WRITE, 404, 409),
+    handler=capture_credit_application,
+    path_params=INVOICE_ID,
+    writes=True,
 )
-async def capture_credit_application(
-    account_id: AccountId,
-    invoice_id: InvoiceId,
-    principal: Annotated[Principal, Depends(writer)],
-    ctx: Annotated[Context, Depends(context)],
-) -> Any:
-    application = await ctx.writes.capture(principal.org_seq, account_id, invoice_id)
+
+
+async def release_credit_application(call: Call) -> Response:
+    account_id, invoice_id = call.path["account_id"], call.path["invoice_id"]
+    application = await call.writes.release(call.org_seq, account_id, invoice_id)
     return JSONResponse(render.application(application))
 
 
-@routes.post(
+release = Endpoint(
+    "POST",
     BASE + "/{invoice_id}/release",
     operation_id="releaseCreditApplication",
-    responses=errors(*WRITE, 404, 409),
     summary="Give back what an application holds",
+    tag="Credit applications",
     response_model=CreditApplication,
-    tags=["Credit applications"],
+    statuses=(*WRITE, 404, 409),
+    handler=release_credit_application,
+    path_params=INVOICE_ID,
+    writes=True,
 )
-async def release_credit_application(
-    account_id: AccountId,
-    invoice_id: InvoiceId,
-    principal: Annotated[Principal, Depends(writer)],
-    ctx: Annotated[Context, Depends(context)],
-) -> Any:
-    application = await ctx.writes.release(principal.org_seq, account_id, invoice_id)
-    return JSONResponse(render.application(application))
+
+# in the order of the document
+routes: list[Endpoint | APIRouter] = [apply, listing, capture, release]

@@ -2,13 +2,11 @@
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Query, Request, Response
-from pydantic import TypeAdapter, ValidationError
-from starlette.routing import Route
+from fastapi import APIRouter, Depends, Query, Response
 
-from drawdown.api import render
-from drawdown.api.auth import caller, writer
-from drawdown.api.errors import validation_message
+from drawdown.api import bodies, render
+from drawdown.api.auth import caller
+from drawdown.api.endpoints import Body, Call, Endpoint
 from drawdown.api.fields import Identifier
 from drawdown.api.jsonio import JSONResponse
 from drawdown.api.routing import READ, WRITE, Context, context, errors, router
@@ -22,16 +20,15 @@ from drawdown.api.schemas import (
     CreditRequest,
     ListCreditsResponse,
 )
-from drawdown.errors import BadRequest
 from drawdown.ledger.credit import CreditStatus
 from drawdown.ledger.requests import GrantRequest
 from drawdown.services import credits as service
 from drawdown.services.keys import Principal
 
-routes = router()
+listing = router()
 
-CreditId = Annotated[Identifier, Path(description="Identifier of the credit")]
-AccountId = Annotated[Identifier, Path(description="Identifier of the account")]
+CREDIT_ID = {"credit_id": "Identifier of the credit"}
+ACCOUNT_ID = {"account_id": "Identifier of the account"}
 
 
 def _grant_request(body: CreditRequest) -> GrantRequest:
@@ -50,54 +47,60 @@ def _grant_request(body: CreditRequest) -> GrantRequest:
     )
 
 
-@routes.post(
-    "/credits",
-    operation_id="createCredit",
-    responses=errors(*WRITE, 404, 409),
-    summary="Grant credits",
-    response_model=CreateCreditResponse | Credit,
-    tags=["Credits"],
-)
-async def create_credit(
-    body: CreditGrantBody,
-    principal: Annotated[Principal, Depends(writer)],
-    ctx: Annotated[Context, Depends(context)],
-) -> Any:
-    batch = isinstance(body, CreateCreditRequest)
-    requests = body.creditRequests if isinstance(body, CreateCreditRequest) else [body]
-    grants = [_grant_request(r) for r in requests]
-    credits = await ctx.writes.grant(principal.org_seq, grants)
-    today = ctx.now.date()
-    if batch:
+def _grants(body: CreateCreditRequest | CreditRequest) -> bodies.Grants:
+    if isinstance(body, CreateCreditRequest):
+        return bodies.Grants(True, [_grant_request(r) for r in body.creditRequests])
+    return bodies.Grants(False, [_grant_request(body)])
+
+
+async def create_credit(call: Call) -> Response:
+    grants: bodies.Grants = call.body
+    today = call.today()
+    credits = await call.writes.grant(call.org_seq, grants.requests)
+    if grants.batch:
         return JSONResponse({"credits": [render.credit(c, today) for c in credits]})
     return JSONResponse(render.credit(credits[0], today))
 
 
-@routes.get(
+create = Endpoint(
+    "POST",
+    "/credits",
+    operation_id="createCredit",
+    summary="Grant credits",
+    tag="Credits",
+    response_model=CreateCreditResponse | Credit,
+    statuses=(*WRITE, 404, 409),
+    handler=create_credit,
+    path_params={},
+    body=Body(bodies.grants, CreditGrantBody, _grants),
+    writes=True,
+)
+
+
+async def get_credit_details(call: Call) -> Response:
+    credit_id = call.path["credit_id"]
+    if call.db.is_postgresql:
+        body = await service.credit_details_json(call.db, call.org_seq, credit_id, call.clock)
+        return Response(body, media_type="application/json")
+    today = call.today()
+    details = await service.credit_details(call.db, call.org_seq, credit_id, call.clock)
+    return JSONResponse(render.credit_details(details.credit, details.transactions, today))
+
+
+details = Endpoint(
+    "GET",
     "/credits/{credit_id}",
     operation_id="getCreditDetails",
-    responses=errors(*READ, 404),
     summary="Get credit details",
+    tag="Credits",
     response_model=CreditDetailsResponse,
-    tags=["Credits"],
+    statuses=(*READ, 404),
+    handler=get_credit_details,
+    path_params=CREDIT_ID,
 )
-async def get_credit_details(
-    credit_id: CreditId,
-    principal: Annotated[Principal, Depends(caller)],
-    ctx: Annotated[Context, Depends(context)],
-) -> Any:
-    return await _credit_details(principal, ctx, credit_id)
 
 
-async def _credit_details(principal: Principal, ctx: Context, credit_id: str) -> Response:
-    if ctx.db.is_postgresql:
-        body = await service.credit_details_json(ctx.db, principal.org_seq, credit_id, ctx.clock)
-        return Response(body, media_type="application/json")
-    details = await service.credit_details(ctx.db, principal.org_seq, credit_id, ctx.clock)
-    return JSONResponse(render.credit_details(details.credit, details.transactions, ctx.now.date()))
-
-
-@routes.get(
+@listing.get(
     "/credits",
     operation_id="listCredits",
     responses=errors(*READ),
@@ -130,79 +133,46 @@ async def list_credits(
     return JSONResponse(body)
 
 
-@routes.post(
+async def void_credit(call: Call) -> Response:
+    today = call.today()
+    credit = await call.writes.void(call.org_seq, call.path["credit_id"])
+    return JSONResponse(render.credit(credit, today))
+
+
+void = Endpoint(
+    "POST",
     "/credits/{credit_id}/void",
     operation_id="voidCredit",
-    responses=errors(*WRITE, 404),
     summary="Void a credit",
+    tag="Credits",
     response_model=Credit,
-    tags=["Credits"],
+    statuses=(*WRITE, 404),
+    handler=void_credit,
+    path_params=CREDIT_ID,
+    writes=True,
 )
-async def void_credit(
-    credit_id: CreditId,
-    principal: Annotated[Principal, Depends(writer)],
-    ctx: Annotated[Context, Depends(context)],
-) -> Any:
-    credit = await ctx.writes.void(principal.org_seq, credit_id)
-    return JSONResponse(render.credit(credit, ctx.now.date()))
 
 
-@routes.get(
-    "/accounts/{account_id}/credit_balance",
-    operation_id="creditBalanceForAccount",
-    responses=errors(*READ, 404),
-    summary="Get the credit balance of an account",
-    response_model=CreditBalanceResponse,
-    tags=["Credits"],
-)
-async def credit_balance_for_account(
-    account_id: AccountId,
-    principal: Annotated[Principal, Depends(caller)],
-    ctx: Annotated[Context, Depends(context)],
-) -> Any:
-    return await _balance(principal, ctx, account_id)
-
-
-async def _balance(principal: Principal, ctx: Context, account_id: str) -> Response:
-    if ctx.db.is_postgresql:
-        body = await service.balance_json(ctx.db, principal.org_seq, account_id, ctx.clock)
+async def credit_balance_for_account(call: Call) -> Response:
+    account_id = call.path["account_id"]
+    if call.db.is_postgresql:
+        body = await service.balance_json(call.db, call.org_seq, account_id, call.clock)
         return Response(body, media_type="application/json")
-    account = await service.account_balance(ctx.db, principal.org_seq, account_id, ctx.clock)
+    account = await service.account_balance(call.db, call.org_seq, account_id, call.clock)
     return JSONResponse(render.balance(account))
 
 
-# The two hottest reads also as plain Starlette routes, placed ahead of the FastAPI ones (which
-# stay for the OpenAPI document and behave the same): FastAPI's dependency resolution and
-# parameter validation cost more than the database work of these reads.
+balance = Endpoint(
+    "GET",
+    "/accounts/{account_id}/credit_balance",
+    operation_id="creditBalanceForAccount",
+    summary="Get the credit balance of an account",
+    tag="Credits",
+    response_model=CreditBalanceResponse,
+    statuses=(*READ, 404),
+    handler=credit_balance_for_account,
+    path_params=ACCOUNT_ID,
+)
 
-
-_IDENTIFIER: TypeAdapter[str] = TypeAdapter(Identifier)
-
-
-def _path_id(request: Request, name: str) -> str:
-    """The path's id, held to the same `Identifier` rules as the FastAPI routes' parameters."""
-    for param in request.query_params:  # as DecimalRoute does for the FastAPI routes
-        raise BadRequest(f"{param}: is not a query parameter of this endpoint (it takes: none)")
-    try:
-        return _IDENTIFIER.validate_python(request.path_params[name])
-    except ValidationError as error:
-        problems = [{**e, "loc": ("path", name, *e["loc"])} for e in error.errors()]
-        raise BadRequest(validation_message(problems)) from None
-
-
-async def _fast_credit_details(request: Request) -> Response:
-    principal = await caller(request)
-    credit_id = _path_id(request, "credit_id")
-    return await _credit_details(principal, await context(request), credit_id)
-
-
-async def _fast_balance(request: Request) -> Response:
-    principal = await caller(request)
-    account_id = _path_id(request, "account_id")
-    return await _balance(principal, await context(request), account_id)
-
-
-fast_routes = [
-    Route("/credits/{credit_id}", _fast_credit_details, methods=["GET"]),
-    Route("/accounts/{account_id}/credit_balance", _fast_balance, methods=["GET"]),
-]
+# in the order of the document
+routes: list[Endpoint | APIRouter] = [create, details, listing, void, balance]

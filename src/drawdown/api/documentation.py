@@ -4,7 +4,10 @@
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
+
+from drawdown.api.endpoints import document_routes
 
 # FastAPI adds these to every route with parameters; drawdown answers 400, never 422.
 _UNSENT = ("HTTPValidationError", "ValidationError")
@@ -16,11 +19,26 @@ def create(**kwargs: Any) -> FastAPI:
         swagger_ui_parameters={"persistAuthorization": True, "displayOperationId": True},
         **kwargs,
     )
-    default_openapi = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            document = default_openapi()
+            # as FastAPI.openapi, with each endpoint (api/endpoints.py) as its documentation
+            document = get_openapi(
+                title=app.title,
+                version=app.version,
+                openapi_version=app.openapi_version,
+                summary=app.summary,
+                description=app.description,
+                terms_of_service=app.terms_of_service,
+                contact=app.contact,
+                license_info=app.license_info,
+                routes=document_routes(app),
+                webhooks=app.webhooks.routes,
+                tags=app.openapi_tags,
+                servers=app.servers,
+                separate_input_output_schemas=app.separate_input_output_schemas,
+                external_docs=app.openapi_external_docs,
+            )
             for operations in document["paths"].values():
                 for operation in operations.values():
                     operation["responses"].pop("422", None)
