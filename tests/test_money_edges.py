@@ -18,11 +18,11 @@ from drawdown.api.app import create_app
 from drawdown.clock import FixedClock
 from drawdown.errors import Conflict
 from drawdown.ledger.balance import BalanceTotals
+from drawdown.ledger.book import Book
 from drawdown.ledger.credit import CreditAmounts, CreditStatus
 from drawdown.ledger.money import add
 from drawdown.ledger.records import AccountRecord, CreditRecord
 from drawdown.services import credits as service
-from drawdown.services.book import Book
 from drawdown.store import ledger
 from drawdown.store.database import Database
 from drawdown.store.tables import accounts, organizations
@@ -277,9 +277,10 @@ def test_the_book_refuses_a_total_past_28_digits() -> None:
         created_at=NOW,
         updated_at=NOW,
     )
-    book = Book(None, account, NOW)  # type: ignore[arg-type]  # nothing is written
+    book = Book(account, NOW)
     with pytest.raises(Conflict, match="28 digits before the decimal point"):
         book.added(credit)
+    assert book.account.totals.active_amount == Decimal(WIDEST_TOTAL)
     assert account.totals.active_amount == Decimal(WIDEST_TOTAL)
 
 
