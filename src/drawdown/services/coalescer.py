@@ -22,7 +22,7 @@ import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Generic, TypeVar
 
 from drawdown.clock import Clock
@@ -51,6 +51,7 @@ class Write(Generic[T]):
 
     wants: Callable[[Wants], None]
     decide: Decide[T]
+    keys: frozenset[object]  # the accounts and credits it names, to keep groups apart
     future: "asyncio.Future[T]" = field(init=False)
 
 
@@ -69,14 +70,15 @@ class Coalescer:
         self.max_group = max_group
         self._waiting: deque[Write[Any]] = deque()
         self._slots = in_flight
-        self._running: set[asyncio.Task[None]] = set()
+        # each group in flight, with the accounts and credits its writes name
+        self._running: dict[asyncio.Task[None], frozenset[object]] = {}
         # for tests and the bench: how many transactions ran, and how many writes they held
         self.groups = 0
         self.writes = 0
 
     async def submit(self, decide: Decide[T], wants: Callable[[Wants], None]) -> T:
         """Run one write in the next group; its result or its error, after the commit."""
-        write: Write[T] = Write(wants, decide)
+        write: Write[T] = Write(wants, decide, _keys_of(wants))
         write.future = asyncio.get_running_loop().create_future()
         self._waiting.append(write)
         self._start_groups()
@@ -85,16 +87,27 @@ class Coalescer:
         return await asyncio.shield(write.future)
 
     def _start_groups(self) -> None:
+        """Start groups while there are writes waiting and slots free. A group takes no write
+        that touches what a group in flight holds: on one process, writes to one account wait
+        for the next group rather than for a lock another group of ours holds."""
         while self._waiting and len(self._running) < self._slots:
-            group = [
-                self._waiting.popleft() for _ in range(min(self.max_group, len(self._waiting)))
-            ]
+            busy: set[object] = set().union(*self._running.values())
+            group: list[Write[Any]] = []
+            later: deque[Write[Any]] = deque()
+            for write in self._waiting:
+                if len(group) < self.max_group and not write.keys & busy:
+                    group.append(write)
+                else:
+                    later.append(write)
+            if not group:
+                return
+            self._waiting = later
             task = asyncio.get_running_loop().create_task(self._run(group))
-            self._running.add(task)
+            self._running[task] = frozenset().union(*(write.keys for write in group))
             task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
-        self._running.discard(task)
+        self._running.pop(task, None)
         if not task.cancelled() and task.exception() is not None:
             log.error("a write group failed unexpectedly", exc_info=task.exception())
         self._start_groups()
@@ -188,6 +201,18 @@ class Coalescer:
                 log.exception("a write's decision failed")
                 return _Outcome(error=error)
         raise AssertionError("a decision kept asking for more candidates")
+
+
+def _keys_of(wants: Callable[[Wants], None]) -> frozenset[object]:
+    named = Wants(today=date.min)
+    wants(named)
+    return frozenset(
+        [
+            *(("account", *account) for account in named.accounts),
+            *(("account seq", seq) for seq in named.account_seqs),
+            *(("credit", *credit) for credit in named.credits),
+        ]
+    )
 
 
 def _merge_credits(loaded: Loaded, credits: list[Any]) -> None:
