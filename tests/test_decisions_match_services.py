@@ -275,6 +275,12 @@ async def test_a_busy_history_gives_what_the_services_give(db: Database) -> None
             (("release", 0, "inv-b"), False),
             (("grant", [(0, Decimal(50), 1, 0, None, 2, "k1")]), False),
             (("HOLD", 0, "inv-c", one, -1), False),
+            # ties in drawdown order fall to the ids, which a batch makes in key order
+            (("grant", [(1, Decimal(10), 1, 0, None, 0, k) for k in ("k3", None, "k2")]), False),
+            (("DEBIT", 1, "inv-a", [(usage, Decimal(15))], None), False),
+            (("HOLD", 1, "inv-b", [(usage, Decimal(1))], None), True),
+            (("advance", 1, False), False),
+            (("capture", 1, "inv-b"), False),
         ],
         first=1,
         more=1,
