@@ -1,13 +1,14 @@
 """The write decisions of ledger/ (grant, HOLD/DEBIT, capture, release, void, bring to today)
 without a database: each edge on its own, then random histories through an in-memory store
 (tests/memory_ledger.py, which plays the coalescer) compared at every step with the
-independent reference model."""
+independent reference model, and the worked vectors."""
 
 import copy
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -36,6 +37,9 @@ from tests.test_properties import (
     days,
     line_items,
 )
+from tests.test_vectors import CASES as VECTOR_CASES
+from tests.test_vectors import _created_at as vector_created_at
+from tests.test_vectors import _expected as vector_expected
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 TODAY = NOW.date()
@@ -596,7 +600,7 @@ def test_a_void_after_a_hold_keeps_the_hold_and_a_credit_granted_in_the_group_vo
     store = ledger_with(request(10))
     [credit_id] = ids_in_order(store)
     held, voided = run_group(store, ORG, [Apply(ACC, application("inv", 4)), Void(credit_id)], NOW)
-    assert isinstance(voided, CreditRecord)
+    assert isinstance(held, ApplicationRecord) and isinstance(voided, CreditRecord)
     assert (voided.amounts.held, voided.amounts.voided) == (D(4), D(6))
     assert account(store).totals == BalanceTotals()
     loaded = store.load(today=TODAY, accounts={(ORG, ACC)})
@@ -608,7 +612,6 @@ def test_a_void_after_a_hold_keeps_the_hold_and_a_credit_granted_in_the_group_vo
     merged.merge(more)
     assert merged.new_credits == [gone] and not merged.credits
     assert gone.status is CreditStatus.VOIDED and fresh.status is CreditStatus.ACTIVE
-    assert held is not None
 
 
 # -- random histories against the reference model --------------------------------------------
@@ -1000,3 +1003,42 @@ def test_many_maximal_credits_held_debited_voided_and_released_in_groups() -> No
         first=2,
         more=1,
     )
+
+
+# -- the worked vectors ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", VECTOR_CASES, ids=[c["name"] for c in VECTOR_CASES])
+def test_vector_through_the_decisions(case: dict[str, Any]) -> None:
+    store = MemoryLedger(first=1, more=1)
+    store.add_account(ORG, ACC)
+    keys: dict[str, str] = {}
+    for index, spec in enumerate(case["credits"]):
+        until = spec["effectiveUntil"]
+        grant = GrantRequest(
+            account_id=ACC,
+            purpose="PREPAID_CREDIT",
+            applicable_entity_ids=tuple(spec["applicableEntityIds"]),
+            effective_from=date.fromisoformat(spec.get("effectiveFrom") or "2026-01-01"),
+            effective_until=date.fromisoformat(until) if until else None,
+            credit_amount=D(spec["creditAmount"]),
+            priority=spec["priority"],
+            grantor_id=None,
+            idempotency_key=None,
+        )
+        [granted] = run_group(store, ORG, [Grant((grant,))], vector_created_at(spec, index))
+        assert isinstance(granted, list), granted
+        keys[granted[0].id] = spec["key"]
+    items = tuple(
+        LineItem(i["entityId"], EntityType(i["entityType"]), D(i["amount"]))
+        for i in case["lineItems"]
+    )
+    noon = datetime.combine(date.fromisoformat(case["asOf"]), datetime.min.time(), UTC)
+    request = ApplicationRequest("inv-1", ApplicationMode.DEBIT, None, items)
+    [applied] = run_group(store, ORG, [Apply(ACC, request)], noon.replace(hour=12))
+    assert isinstance(applied, ApplicationRecord)
+    got = [[(keys[a.credit_id], a.amount) for a in line.allocations] for line in applied.lines]
+    assert got == vector_expected(case)
+    assert applied.applied == D(case["expected"]["appliedAmount"])
+    assert applied.remaining == D(case["expected"]["remainingAmount"])
+    assert applied.status is ApplicationStatus.DEBITED

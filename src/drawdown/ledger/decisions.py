@@ -1,10 +1,17 @@
 """Every write's decision, as the coalescer calls it: a pure function from what the group
 loaded (`Loaded`, as the group's earlier decisions left it) to what to write (`Changes`).
 
-Decisions never mutate `Loaded` nor raise anything but `DrawdownError` (the write fails alone)
-and `NeedCandidates` (load more, decide again). Each brings its account up to the book day
-first if a day boundary passed and the group has not done so yet (`needs_bringing`), which
-needs that account's `Loaded.active`.
+Decisions never mutate `Loaded`. They raise `DrawdownError` (the write fails alone, nothing of
+it applied) or `NeedCandidates` (load more candidates, decide again); anything else means the
+caller did not load what the contract says (a LookupError or AssertionError that names it).
+Each decision brings its account up to the book day first if a day boundary passed and the
+group has not done so yet (`needs_bringing`), which needs that account's `Loaded.active`.
+
+Each returns the `Changes` of that one decision; the caller applies them to `Loaded`
+(`Loaded.apply`) before the next decision of the group and merges them (`Changes.merge`) for
+one save. `Changes.lines` are in the order the services wrote them: a book's day-boundary
+expiries first, then a grant's CREDITED lines, then each credit's lines together, credits in
+the order the decision touched them.
 """
 
 from datetime import datetime

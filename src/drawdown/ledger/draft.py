@@ -77,7 +77,12 @@ class Draft:
 
     def credit_by_key(self, org_seq: int, key: str) -> CreditRecord | None:
         credit_id = self.loaded.by_key.get((org_seq, key))
-        return self.credit(credit_id) if credit_id is not None else None
+        if credit_id is None:
+            return None
+        credit = self.credit(credit_id)
+        # a key found without its credit would grant the same ask twice
+        assert credit is not None, f"credit {credit_id} of key '{key}' was not loaded"
+        return credit
 
     def grant(self, credit: CreditRecord) -> None:
         """A new credit and its CREDITED line."""
