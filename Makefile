@@ -33,7 +33,7 @@ FUZZ_EXAMPLES ?= 500
 fuzz: $(INSTALLED)
 	DRAWDOWN_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/test_fuzz.py -s
 
-## Mutation testing of ledger/ and services/book.py against the fast tests (SQLite); see
+## Mutation testing of ledger/ against the fast tests (SQLite); see
 ## [tool.mutmut] in pyproject.toml. Prints the surviving mutants; `mutmut show NAME` shows one.
 mutation: $(INSTALLED)
 	rm -rf mutants
