@@ -10,16 +10,36 @@ from contextlib import asynccontextmanager
 from datetime import date
 from typing import Any
 
-from sqlalchemy import bindparam, select, tuple_, update
+from sqlalchemy import bindparam, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from drawdown.ledger.changes import FIRST_CANDIDATES, Changes, Loaded
+from drawdown.ledger.credit import CreditStatus
 from drawdown.ledger.records import AccountRecord, ApplicationRecord, CreditRecord
-from drawdown.store import applications as stored_applications
 from drawdown.store import ledger
 from drawdown.store.interface import Wants
 from drawdown.store.tables import accounts, credit_applications, credits
 from drawdown.store.versions import accounts_written, check_lines
+
+# A locked account's active credits in effect on a day, in drawdown order, a page at a time
+_CANDIDATES = (
+    select(credits)
+    .where(
+        credits.c.account_seq == bindparam("account_seq"),
+        credits.c.status == CreditStatus.ACTIVE.value,
+        credits.c.effective_from <= bindparam("as_of"),
+        or_(credits.c.effective_until.is_(None), credits.c.effective_until >= bindparam("as_of")),
+    )
+    .order_by(
+        credits.c.priority,
+        credits.c.effective_until.asc().nulls_last(),
+        credits.c.effective_from,
+        credits.c.created_at,
+        credits.c.id,  # byte order on both engines (see tables.BYTE_ORDER_ID)
+    )
+    .limit(bindparam("batch", literal_execute=False))
+    .offset(bindparam("offset", literal_execute=False))
+)
 
 _WRITE_ACCOUNT = (
     update(accounts)
@@ -168,8 +188,7 @@ class SqliteTransaction:
         self, account_seq: int, as_of: date, offset: int, limit: int
     ) -> list[CreditRecord]:
         params = {"account_seq": account_seq, "as_of": as_of, "batch": limit, "offset": offset}
-        # the drawdown order, shared with the services' reads until they move here
-        rows = await self._conn.execute(stored_applications._CANDIDATES, params)
+        rows = await self._conn.execute(_CANDIDATES, params)
         return [CreditRecord.from_row(row) for row in rows]
 
     async def active_credits(self, account_seq: int) -> list[CreditRecord]:
