@@ -38,7 +38,7 @@ async def test_details_json_matches_the_python_renderer(
 ) -> None:
     clock.set(clock.now().replace(microsecond=150000))  # a fraction with trailing zeros
     await make_account(client)
-    await grant(
+    granted = await grant(
         client,
         amount=1000.5,
         effectiveUntil="2027-01-31",
@@ -50,7 +50,7 @@ async def test_details_json_matches_the_python_renderer(
     await apply(client, "inv-2", [3])
     org_seq = await _org_seq(db, client)
     async with db.read() as conn:
-        record = await ledger.find_credit_by_idempotency_key(conn, org_seq, "k-1")
+        record = await ledger.find_credit(conn, org_seq, granted["id"])
         assert record is not None
         lines = await ledger.transactions_of(conn, record)
     python = _exact(msgspec.json.encode(render.credit_details(record, lines, clock.now().date())))
