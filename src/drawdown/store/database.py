@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from drawdown.errors import DrawdownError
 from drawdown.store.faults import Fault, domain_error, is_unique_violation, judge
 from drawdown.store.interface import WriteStore
-from drawdown.store.postgres import PostgresStore
+from drawdown.store.postgres import PostgresStore, prepare_session
 from drawdown.store.sqlite import SqliteStore
 
 log = logging.getLogger("drawdown.store")
@@ -252,6 +252,7 @@ class Database:
                     max_size=self._pool_size,
                     timeout=self.wait_seconds,
                     reset=_end_open_transaction,
+                    init=prepare_session,
                     server_settings={
                         "lock_timeout": str(int(self.wait_seconds * 1000)),
                         "TimeZone": "UTC",

@@ -61,7 +61,7 @@ _CREDIT_JSON = """json_build_array(
 # $7/$8 credits by (org, idempotency key); $9/$10/$11 applications by (org, account id,
 # invoice); $12/$13/$14 candidates by (org, account id, as_of); $15 how many candidates.
 # Accounts named by candidates and invoices are in $2/$3 too (the caller adds them).
-_LOAD = f"""
+_LOAD_QUERY = f"""
 WITH targets AS (
     SELECT a.seq FROM unnest($2::bigint[], $3::text[]) AS w(org_seq, id)
     JOIN accounts a ON a.org_seq = w.org_seq AND a.id = w.id
@@ -70,12 +70,8 @@ WITH targets AS (
     UNION
     SELECT c.account_seq FROM unnest($5::bigint[], $6::text[]) AS w(org_seq, id)
     JOIN credits c ON c.id = w.id AND c.org_seq = w.org_seq
-), locked AS MATERIALIZED (
-    -- FOR NO KEY UPDATE: a credit's foreign key takes FOR KEY SHARE on its account, which
-    -- this lock lets through; the accounts' keys never change, so no writer needs more.
-    SELECT a.* FROM accounts a WHERE a.seq IN (SELECT seq FROM targets)
-    ORDER BY a.seq FOR NO KEY UPDATE OF a
-), seen AS (
+), locked AS (
+    SELECT a.* FROM accounts a WHERE a.seq IN (SELECT seq FROM targets)), seen AS (
     -- the same rows as this statement's snapshot has them (the lock returns the newest)
     SELECT a.seq, a.version FROM accounts a WHERE a.seq IN (SELECT seq FROM locked)
 ), apps AS (
@@ -131,6 +127,49 @@ SELECT
         p.request_hash, p.line_items, p.created_at, p.updated_at))
      FROM apps p)::text AS applications
 """
+
+# The load runs in a function of the session's own (pg_temp, made when a connection opens,
+# `prepare_session`): it takes the locks first (in seq order), then reads in a second statement.
+# In a VOLATILE PL/pgSQL function each statement reads a fresh snapshot, so what it reads is
+# current as of the locks: one round trip, and nothing read can be older than a commit the lock
+# waited for. (A single statement that locks and reads sees other tables as of its start.) The
+# accounts' versions still back this up: a load that finds one stale reads again.
+_LOAD_FUNCTION = """
+CREATE OR REPLACE FUNCTION pg_temp.drawdown_load(
+    date, bigint[], text[], bigint[], bigint[], text[], bigint[], text[], bigint[], text[],
+    text[], bigint[], text[], date[], int)
+RETURNS TABLE (r_accounts text, r_credits text, r_candidates text, r_applications text)
+LANGUAGE plpgsql VOLATILE AS $load$
+BEGIN
+    -- FOR NO KEY UPDATE: a credit's foreign key takes FOR KEY SHARE on its account, which
+    -- this lock lets through; the accounts' keys never change, so no writer needs more.
+    PERFORM 1 FROM accounts a WHERE a.seq IN (
+        SELECT a.seq FROM unnest($2::bigint[], $3::text[]) AS w(org_seq, id)
+        JOIN accounts a ON a.org_seq = w.org_seq AND a.id = w.id
+        UNION
+        SELECT unnest($4::bigint[])
+        UNION
+        SELECT c.account_seq FROM unnest($5::bigint[], $6::text[]) AS w(org_seq, id)
+        JOIN credits c ON c.id = w.id AND c.org_seq = w.org_seq
+    )
+    ORDER BY a.seq FOR NO KEY UPDATE OF a;
+    RETURN QUERY {load};
+END
+$load$
+"""
+
+_LOAD = """
+SELECT r_accounts AS accounts, r_credits AS credits, r_candidates AS candidates,
+       r_applications AS applications
+FROM pg_temp.drawdown_load($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+"""
+
+
+async def prepare_session(conn: "asyncpg.Connection") -> None:
+    """Make the session's load function (see `_LOAD_FUNCTION`); asyncpg calls this for every
+    connection it opens."""
+    await conn.execute(_LOAD_FUNCTION.replace("{load}", _LOAD_QUERY.strip()))
+
 
 _CANDIDATES = f"""
 SELECT {_CREDIT_JSON}::text FROM credits c
