@@ -71,9 +71,11 @@ WITH targets AS (
     SELECT c.account_seq FROM unnest($5::bigint[], $6::text[]) AS w(org_seq, id)
     JOIN credits c ON c.id = w.id AND c.org_seq = w.org_seq
 ), locked AS (
-    SELECT a.* FROM accounts a WHERE a.seq IN (SELECT seq FROM targets)), seen AS (
-    -- the same rows as this statement's snapshot has them (the lock returns the newest)
-    SELECT a.seq, a.version FROM accounts a WHERE a.seq IN (SELECT seq FROM locked)
+    -- the accounts as this statement's snapshot has them
+    SELECT a.* FROM accounts a WHERE a.seq IN (SELECT seq FROM targets)
+), seen AS (
+    -- the versions the locks returned (the newest rows): `drawdown_load` passes them in
+    SELECT u.seq, u.version FROM unnest(locked_seqs, locked_versions) AS u(seq, version)
 ), apps AS (
     SELECT p.*, l.id AS account_id
     FROM unnest($9::bigint[], $10::text[], $11::text[]) AS w(org_seq, account_id, invoice_id)
@@ -140,10 +142,15 @@ CREATE OR REPLACE FUNCTION pg_temp.drawdown_load(
     text[], bigint[], text[], date[], int)
 RETURNS TABLE (r_accounts text, r_credits text, r_candidates text, r_applications text)
 LANGUAGE plpgsql VOLATILE AS $load$
+DECLARE
+    locked_seqs bigint[];
+    locked_versions bigint[];
 BEGIN
     -- FOR NO KEY UPDATE: a credit's foreign key takes FOR KEY SHARE on its account, which
     -- this lock lets through; the accounts' keys never change, so no writer needs more.
-    PERFORM 1 FROM accounts a WHERE a.seq IN (
+    SELECT array_agg(l.seq ORDER BY l.seq), array_agg(l.version ORDER BY l.seq)
+    INTO locked_seqs, locked_versions
+    FROM (SELECT a.seq, a.version FROM accounts a WHERE a.seq IN (
         SELECT a.seq FROM unnest($2::bigint[], $3::text[]) AS w(org_seq, id)
         JOIN accounts a ON a.org_seq = w.org_seq AND a.id = w.id
         UNION
@@ -152,7 +159,7 @@ BEGIN
         SELECT c.account_seq FROM unnest($5::bigint[], $6::text[]) AS w(org_seq, id)
         JOIN credits c ON c.id = w.id AND c.org_seq = w.org_seq
     )
-    ORDER BY a.seq FOR NO KEY UPDATE OF a;
+    ORDER BY a.seq FOR NO KEY UPDATE OF a) AS l;
     RETURN QUERY {load};
 END
 $load$
