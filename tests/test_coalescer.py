@@ -3,6 +3,7 @@ nothing is answered before it is committed. On both engines, through the API."""
 
 import asyncio
 import uuid
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -216,4 +217,39 @@ async def test_grant_batches_coalesce_with_single_grants(
     assert [a.status_code for a in answers] == [200] * 21
     assert await _balance(client, "acc-a") == Decimal("0.5") * size
     assert await _balance(client, "acc-b") == 5
+    await assert_books_balance(db, clock, org_name)
+
+
+async def test_grants_adding_to_a_balance_race_debits_on_it_exactly(
+    client: httpx.AsyncClient, db: Database, clock: FixedClock, org_name: str
+) -> None:
+    """Grants to one account add to its balance without locking it to load; debits on it
+    lock it. Interleaved, the balance still adds up to the cent."""
+    await make_account(client)
+    await grant(client, "acc-1", 10)
+    answers = await asyncio.gather(
+        *(client.post("/credits", json=grant_body("acc-1", 0.5)) for _ in range(30)),
+        *(apply(client, f"inv-{n}", [0.25], mode="DEBIT") for n in range(30)),
+        *(client.post("/credits", json=grant_body("acc-1", 0.5)) for _ in range(30)),
+    )
+    assert [a.status_code for a in answers] == [200] * 90
+    paid = sum(Decimal(str(decimal_json(a)["appliedAmount"])) for a in answers[30:60])
+    assert paid == Decimal("7.5")
+    assert await _balance(client, "acc-1") == Decimal(10) + Decimal(30) - Decimal("7.5")
+    await assert_books_balance(db, clock, org_name)
+
+
+async def test_a_grant_to_an_account_behind_the_day_is_counted_under_its_lock(
+    client: httpx.AsyncClient, db: Database, clock: FixedClock, org_name: str
+) -> None:
+    """A grant group finds a credit past its last day: it runs again under the account's lock,
+    expires the credit and counts the new one."""
+    await make_account(client)
+    await grant(client, "acc-1", 40, effectiveUntil="2026-11-24")
+    clock.advance(timedelta(days=1))
+    answers = await asyncio.gather(
+        *(client.post("/credits", json=grant_body("acc-1", 1)) for _ in range(5))
+    )
+    assert [a.status_code for a in answers] == [200] * 5
+    assert await _balance(client, "acc-1") == 5
     await assert_books_balance(db, clock, org_name)

@@ -36,7 +36,7 @@ from drawdown.store import ledger, parties
 from drawdown.store.applications import insert_application
 from drawdown.store.database import Database, asyncpg_dsn
 from drawdown.store.faults import is_unique_violation, judge
-from drawdown.store.interface import Wants
+from drawdown.store.interface import BalanceMoved, Wants
 from drawdown.store.migrate import upgrade
 from drawdown.store.tables import accounts
 from tests.conftest import _admin_dsn, create_postgres_database, drop_postgres_database
@@ -873,3 +873,83 @@ async def test_postgresql_loads_and_saves_in_one_statement_each(db: Database) ->
     assert loaded.active[account.seq][0] == credit.id
     assert len(loaded.active[account.seq]) == 2
     assert await version_of(db, account.seq) == 2
+
+
+async def test_an_adding_save_moves_the_balance_onto_what_it_holds_by_then(db: Database) -> None:
+    """A group of grants loads without locking (PostgreSQL) and adds to the balance: a write
+    that committed in between is kept, not overwritten."""
+    org = await new_org(db)
+    account = await new_account(db, org)
+    store = db.write_store()
+    wants = Wants(today=TODAY, accounts={(org, account.id)})
+    async with store.transaction() as grants:
+        seen = await grants.load(wants, lock=False)
+        if db.is_postgresql:
+            # another writer moves the balance and commits while the grants decide
+            async with store.transaction() as other:
+                await other.load(wants)
+                other_moved = dataclasses.replace(
+                    account, totals=BalanceTotals(Decimal("7.5"), Decimal("7.5"))
+                )
+                await other.save(Changes(accounts={account.seq: other_moved}))
+        granted = credit_record(account, amount=Decimal("0.0000000001"))
+        added = dataclasses.replace(
+            seen.accounts[account.seq],
+            totals=seen.accounts[account.seq].totals
+            + BalanceTotals(Decimal("0.0000000001"), Decimal("0.0000000001")),
+        )
+        await grants.save(
+            Changes(
+                new_credits=[granted],
+                lines=[line_on(granted, TransactionType.CREDITED, Decimal("0.0000000001"))],
+                accounts={account.seq: added},
+            ),
+            added_to=dict(seen.accounts),
+        )
+    async with db.read() as conn:
+        found = await ledger.find_account(conn, org, account.id)
+    assert found is not None
+    base = Decimal("7.5") if db.is_postgresql else Decimal(0)
+    assert found.totals.active_amount == base + Decimal("0.0000000001")
+    assert found.totals.applicable_left == base + Decimal("0.0000000001")
+
+
+async def test_an_adding_save_refuses_a_balance_that_does_not_hold_on_its_day(
+    db: Database,
+) -> None:
+    if not db.is_postgresql:
+        pytest.skip("SQLite saves under its write lock: a balance read is a balance held")
+    org = await new_org(db)
+    account = await new_account(db, org, valid_through=TODAY - timedelta(days=1))
+    store = db.write_store()
+    granted = credit_record(account, amount=Decimal(5))
+    added = dataclasses.replace(account, totals=BalanceTotals(Decimal(5), Decimal(5)))
+    with pytest.raises(BalanceMoved):
+        async with store.transaction() as tx:
+            seen = await tx.load(Wants(today=TODAY, accounts={(org, account.id)}), lock=False)
+            await tx.save(
+                Changes(
+                    new_credits=[granted],
+                    lines=[line_on(granted, TransactionType.CREDITED, Decimal(5))],
+                    accounts={account.seq: added},
+                ),
+                added_to=dict(seen.accounts),
+            )
+    async with db.read() as conn:
+        found = await ledger.find_account(conn, org, account.id)
+        assert await ledger.find_credit(conn, org, granted.id) is None  # rolled back whole
+    assert found is not None and found.totals.active_amount == 0
+
+
+async def test_an_unlocked_load_does_not_wait_for_the_lock(db: Database) -> None:
+    if not db.is_postgresql:
+        pytest.skip("SQLite locks the whole database for a write")
+    org = await new_org(db)
+    account = await new_account(db, org)
+    store = db.write_store()
+    wants = Wants(today=TODAY, accounts={(org, account.id)})
+    async with store.transaction() as holder:
+        await holder.load(wants)
+        async with store.transaction() as reader:
+            seen = await asyncio.wait_for(reader.load(wants, lock=False), timeout=5)
+    assert set(seen.accounts) == {account.seq}

@@ -30,7 +30,7 @@ from drawdown.errors import DrawdownError
 from drawdown.ledger.changes import Changes, Loaded, NeedCandidates
 from drawdown.ledger.decisions import bring_to_today, needs_bringing
 from drawdown.store.faults import Fault, domain_error, is_unique_violation, judge
-from drawdown.store.interface import Wants, WriteStore, WriteTransaction
+from drawdown.store.interface import BalanceMoved, Wants, WriteStore, WriteTransaction
 
 log = logging.getLogger("drawdown.coalescer")
 
@@ -52,6 +52,7 @@ class Write(Generic[T]):
     wants: Callable[[Wants], None]
     decide: Decide[T]
     keys: frozenset[object]  # the accounts and credits it names, to keep groups apart
+    adds_only: bool  # a grant: it only adds to balances
     future: "asyncio.Future[T]" = field(init=False)
 
 
@@ -76,9 +77,12 @@ class Coalescer:
         self.groups = 0
         self.writes = 0
 
-    async def submit(self, decide: Decide[T], wants: Callable[[Wants], None]) -> T:
-        """Run one write in the next group; its result or its error, after the commit."""
-        write: Write[T] = Write(wants, decide, _keys_of(wants))
+    async def submit(
+        self, decide: Decide[T], wants: Callable[[Wants], None], *, adds_only: bool = False
+    ) -> T:
+        """Run one write in the next group; its result or its error, after the commit.
+        `adds_only`: the write only adds to balances (a grant)."""
+        write: Write[T] = Write(wants, decide, _keys_of(wants), adds_only)
         write.future = asyncio.get_running_loop().create_future()
         self._waiting.append(write)
         self._start_groups()
@@ -126,17 +130,22 @@ class Coalescer:
                 write.future.set_result(outcome.result)
 
     async def _run_group(self, group: list[Write[Any]]) -> list[_Outcome]:
+        adding = _only_adds_to_one_account(group)
         for attempt in range(1, ATTEMPTS + 1):
             committing = False
             try:
                 async with self.store.transaction() as tx:
-                    outcomes = await self._decide_and_save(tx, group)
+                    outcomes = await self._decide_and_save(tx, group, adding=adding)
                     committing = True
                 self.groups += 1
                 self.writes += len(group)
                 return outcomes
             except DrawdownError as error:
                 return [_Outcome(error=error)] * len(group)
+            except BalanceMoved:
+                # a balance did not hold on the day: run again, locked, without an attempt lost
+                adding = False
+                continue
             except Exception as error:
                 fault = judge(error)
                 again = (
@@ -157,16 +166,22 @@ class Coalescer:
         raise AssertionError("unreachable")
 
     async def _decide_and_save(
-        self, tx: WriteTransaction, group: list[Write[Any]]
+        self, tx: WriteTransaction, group: list[Write[Any]], *, adding: bool
     ) -> list[_Outcome]:
+        """With `adding` (grants to one account), the load takes no lock and the save adds to
+        the balance, which locks the account only from the save to the COMMIT; a balance that
+        does not hold on the day sends the group back to run under locks."""
         wants = Wants(today=self.clock.now().date())
         for write in group:
             write.wants(wants)
-        loaded = await tx.load(wants)
+        loaded = await tx.load(wants, lock=not adding)
         now = self.clock.now()  # under the locks: no write computes with an earlier day
+        before = dict(loaded.accounts)
         changes = Changes()
         for seq in sorted(loaded.accounts):
             if needs_bringing(loaded.accounts[seq], now):
+                if adding:
+                    raise BalanceMoved("an account must be brought up to date under its lock")
                 if seq not in loaded.active:
                     active = await tx.active_credits(seq)
                     _merge_credits(loaded, active)
@@ -184,7 +199,7 @@ class Coalescer:
                 outcome = _Outcome(result=result)
             outcomes.append(outcome)
         if changes:
-            await tx.save(changes)
+            await tx.save(changes, added_to=before if adding else None)
         return outcomes
 
     async def _decide(
@@ -201,6 +216,13 @@ class Coalescer:
                 log.exception("a write's decision failed")
                 return _Outcome(error=error)
         raise AssertionError("a decision kept asking for more candidates")
+
+
+def _only_adds_to_one_account(group: list[Write[Any]]) -> bool:
+    """Grants that all go to one account: several accounts would take their balances' row
+    locks in the order the save meets them, not in seq order."""
+    accounts = {key for write in group for key in write.keys}
+    return all(write.adds_only for write in group) and len(accounts) == 1
 
 
 def _keys_of(wants: Callable[[Wants], None]) -> frozenset[object]:

@@ -30,7 +30,9 @@ class Writes:
                     group.idempotency_keys.add((org_seq, request.idempotency_key))
 
         return await self.coalescer.submit(
-            lambda loaded, now: decisions.grant(loaded, org_seq, requests, now), wants
+            lambda loaded, now: decisions.grant(loaded, org_seq, requests, now),
+            wants,
+            adds_only=True,
         )
 
     async def apply(

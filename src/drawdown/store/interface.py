@@ -11,7 +11,12 @@ from datetime import date
 from typing import Protocol
 
 from drawdown.ledger.changes import Changes, Loaded
-from drawdown.ledger.records import CreditRecord
+from drawdown.ledger.records import AccountRecord, CreditRecord
+
+
+class BalanceMoved(Exception):
+    """A save that adds to balances found one that no longer holds on the writer's day (or
+    would pass its limit): the transaction must roll back and run again under locks."""
 
 
 @dataclass
@@ -40,9 +45,10 @@ class WriteTransaction(Protocol):
     # (`faults.domain_error(..., committing=...)`)
     committing: bool
 
-    async def load(self, wants: Wants) -> Loaded:
+    async def load(self, wants: Wants, *, lock: bool = True) -> Loaded:
         """Lock the accounts (in seq order, so groups never deadlock) and read what `wants`
-        names, all of it current as of the locks."""
+        names, all of it current as of the locks. Without `lock` (a group that only adds to
+        balances), read without locking; its save must then add (`added_to`)."""
         ...
 
     async def candidates(
@@ -55,9 +61,13 @@ class WriteTransaction(Protocol):
         """All ACTIVE credits of a locked account, as stored."""
         ...
 
-    async def save(self, changes: Changes) -> None:
+    async def save(
+        self, changes: Changes, *, added_to: dict[int, AccountRecord] | None = None
+    ) -> None:
         """Write the changes; new credits get their seq set. One statement where the engine
-        allows it."""
+        allows it. With `added_to` (the accounts as an unlocked load read them), each balance
+        moves by what the changes added to it, onto whatever it holds by then, and only if it
+        holds on the changes' day; else `BalanceMoved`."""
         ...
 
 

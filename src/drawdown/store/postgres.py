@@ -19,6 +19,7 @@ Coalescing spreads BEGIN and COMMIT over every write of a group.
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -38,7 +39,7 @@ from drawdown.ledger.records import (
     AppliedLine,
     CreditRecord,
 )
-from drawdown.store.interface import Wants
+from drawdown.store.interface import BalanceMoved, Wants
 from drawdown.store.versions import accounts_written, check_lines
 
 # JSON columns keep decimals exactly: written as number literals, read back as Decimal
@@ -139,7 +140,7 @@ SELECT
 _LOAD_FUNCTION = """
 CREATE OR REPLACE FUNCTION pg_temp.drawdown_load(
     date, bigint[], text[], bigint[], bigint[], text[], bigint[], text[], bigint[], text[],
-    text[], bigint[], text[], date[], int)
+    text[], bigint[], text[], date[], int, bool)
 RETURNS TABLE (r_accounts text, r_credits text, r_candidates text, r_applications text)
 LANGUAGE plpgsql VOLATILE AS $load$
 DECLARE
@@ -148,6 +149,20 @@ DECLARE
 BEGIN
     -- FOR NO KEY UPDATE: a credit's foreign key takes FOR KEY SHARE on its account, which
     -- this lock lets through; the accounts' keys never change, so no writer needs more.
+    IF NOT $16 THEN
+        -- a group that only adds to balances reads without locking (see save's $67)
+        SELECT array_agg(l.seq ORDER BY l.seq), array_agg(l.version ORDER BY l.seq)
+        INTO locked_seqs, locked_versions
+        FROM (SELECT a.seq, a.version FROM accounts a WHERE a.seq IN (
+        SELECT a.seq FROM unnest($2::bigint[], $3::text[]) AS w(org_seq, id)
+        JOIN accounts a ON a.org_seq = w.org_seq AND a.id = w.id
+        UNION
+        SELECT unnest($4::bigint[])
+        UNION
+        SELECT c.account_seq FROM unnest($5::bigint[], $6::text[]) AS w(org_seq, id)
+        JOIN credits c ON c.id = w.id AND c.org_seq = w.org_seq
+    )) AS l;
+    ELSE
     SELECT array_agg(l.seq ORDER BY l.seq), array_agg(l.version ORDER BY l.seq)
     INTO locked_seqs, locked_versions
     FROM (SELECT a.seq, a.version FROM accounts a WHERE a.seq IN (
@@ -160,6 +175,7 @@ BEGIN
         JOIN credits c ON c.id = w.id AND c.org_seq = w.org_seq
     )
     ORDER BY a.seq FOR NO KEY UPDATE OF a) AS l;
+    END IF;
     RETURN QUERY {load};
 END
 $load$
@@ -168,7 +184,7 @@ $load$
 _LOAD = """
 SELECT r_accounts AS accounts, r_credits AS credits, r_candidates AS candidates,
        r_applications AS applications
-FROM pg_temp.drawdown_load($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+FROM pg_temp.drawdown_load($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
 """
 
 
@@ -241,18 +257,29 @@ WITH new_credits AS (
 ), written AS (
     UPDATE accounts AS a
     SET version = a.version + 1,
-        bal_active_amount = CASE WHEN v.moved THEN v.active ELSE a.bal_active_amount END,
-        bal_applicable_left = CASE WHEN v.moved THEN v.left_ ELSE a.bal_applicable_left END,
-        bal_applicable_held = CASE WHEN v.moved THEN v.held ELSE a.bal_applicable_held END,
-        bal_inapplicable_left =
-            CASE WHEN v.moved THEN v.pending ELSE a.bal_inapplicable_left END,
+        bal_active_amount = CASE WHEN NOT v.moved THEN a.bal_active_amount
+            WHEN $67 THEN a.bal_active_amount + v.active ELSE v.active END,
+        bal_applicable_left = CASE WHEN NOT v.moved THEN a.bal_applicable_left
+            WHEN $67 THEN a.bal_applicable_left + v.left_ ELSE v.left_ END,
+        bal_applicable_held = CASE WHEN NOT v.moved THEN a.bal_applicable_held
+            WHEN $67 THEN a.bal_applicable_held + v.held ELSE v.held END,
+        bal_inapplicable_left = CASE WHEN NOT v.moved THEN a.bal_inapplicable_left
+            WHEN $67 THEN a.bal_inapplicable_left + v.pending ELSE v.pending END,
         bal_as_of = CASE WHEN v.moved THEN v.as_of ELSE a.bal_as_of END,
-        bal_valid_through = CASE WHEN v.moved THEN v.through ELSE a.bal_valid_through END,
-        bal_updated_at = CASE WHEN v.moved THEN v.updated_at ELSE a.bal_updated_at END
+        bal_valid_through = CASE WHEN NOT v.moved THEN a.bal_valid_through
+            WHEN NOT $67 THEN v.through
+            ELSE least(a.bal_valid_through, v.through) END,
+        bal_updated_at = CASE WHEN NOT v.moved THEN a.bal_updated_at
+            ELSE greatest(a.bal_updated_at, v.updated_at) END
     FROM unnest($38::bigint[], $39::bool[], $40::numeric[], $41::numeric[], $42::numeric[],
                 $43::numeric[], $44::date[], $45::date[], $46::timestamptz[])
         AS v(seq, moved, active, left_, held, pending, as_of, through, updated_at)
     WHERE a.seq = v.seq
+      -- adding ($67): only to a balance that holds on the writer's day, and stays exact
+      AND (NOT $67 OR NOT v.moved OR (
+          a.bal_as_of <= v.as_of
+          AND (a.bal_valid_through IS NULL OR a.bal_valid_through >= v.as_of)
+          AND a.bal_active_amount + v.active < 1e28))
     RETURNING 1
 ), inserted AS (
     INSERT INTO credit_applications (
@@ -465,7 +492,7 @@ class PostgresTransaction:
         # how many times a load found its snapshot older than its locks and read again
         self.stale_reloads = 0
 
-    async def load(self, wants: Wants) -> Loaded:
+    async def load(self, wants: Wants, *, lock: bool = True) -> Loaded:
         named = set(wants.accounts)
         named.update((org_seq, account_id) for org_seq, account_id, _ in wants.invoices)
         named.update((org_seq, account_id) for org_seq, account_id, _ in wants.candidates)
@@ -489,6 +516,7 @@ class PostgresTransaction:
             [account_id for _, account_id, _ in candidates],
             [as_of for _, _, as_of in candidates],
             FIRST_CANDIDATES,
+            lock,
         )
         while True:
             row = await self._conn.fetchrow(_LOAD, *args)
@@ -512,10 +540,22 @@ class PostgresTransaction:
         rows = await self._conn.fetch(_ACTIVE, account_seq)
         return [_credit.decode(row[0]).record() for row in rows]
 
-    async def save(self, changes: Changes) -> None:
+    async def save(
+        self, changes: Changes, *, added_to: dict[int, AccountRecord] | None = None
+    ) -> None:
         if not changes:
             return
         check_lines(changes)
+        adding = added_to is not None
+        if added_to is not None:
+            # the balances move by what the decisions added, onto whatever they hold now
+            changes = replace(
+                changes,
+                accounts={
+                    seq: replace(account, totals=account.totals - added_to[seq].totals)
+                    for seq, account in changes.accounts.items()
+                },
+            )
         new = sorted(
             changes.new_credits,
             key=lambda c: (c.idempotency_key is None, c.idempotency_key or ""),
@@ -594,6 +634,7 @@ class PostgresTransaction:
             [a.remaining for a in updated],
             [_json_text(a.stored_lines()) for a in updated],
             [a.updated_at for a in updated],
+            adding,
         )
         row = await self._conn.fetchrow(_SAVE, *args)
         new_seqs = _new_seqs.decode(row["credit_seqs"] or "[]")
@@ -607,6 +648,8 @@ class PostgresTransaction:
             row["updated"],
         )
         expected = (len(new), len(changed), len(lines), len(written), len(inserted), len(updated))
+        if adding and counts[3] < expected[3]:
+            raise BalanceMoved("a balance no longer holds on this day; lock and count it")
         if counts != expected:
             # a credit, account or application that is not there: the whole save rolls back
             raise RuntimeError(f"the save wrote {counts} rows, meant {expected}")

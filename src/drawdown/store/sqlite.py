@@ -102,7 +102,8 @@ class SqliteTransaction:
         self.committing = False
         self.stale_reloads = 0  # never: the write lock is held before the first read
 
-    async def load(self, wants: Wants) -> Loaded:
+    async def load(self, wants: Wants, *, lock: bool = True) -> Loaded:
+        # one writer at a time (BEGIN IMMEDIATE): every load is under the database's lock
         conn = self._conn
         loaded = Loaded()
         named_credits = await self._credits(
@@ -194,7 +195,11 @@ class SqliteTransaction:
     async def active_credits(self, account_seq: int) -> list[CreditRecord]:
         return await ledger.active_credits(self._conn, account_seq)
 
-    async def save(self, changes: Changes) -> None:
+    async def save(
+        self, changes: Changes, *, added_to: dict[int, AccountRecord] | None = None
+    ) -> None:
+        # under the database's write lock the balances read are current: saving them whole
+        # is the same as adding to them
         if not changes:
             return
         check_lines(changes)
