@@ -148,7 +148,8 @@ class OwnWriter:
 
     def __init__(self, org: str, index: int, seed: int) -> None:
         self.account_id = f"own-{index}"
-        self.key_prefix = f"{org}-{index}"
+        # keys are per organization, so the org need not be in them (they must fit in 50)
+        self.key_prefix = f"own-{index}"
         self.random = random.Random(seed)
         self.model = Account(today=datetime.now(UTC).date())
         self.holds: list[str] = []
@@ -244,7 +245,7 @@ class SharedWriter:
     (priority 0) pays every debit, so the sums do not depend on the order they commit in."""
 
     def __init__(self, org: str, index: int, seed: int) -> None:
-        self.key_prefix = f"{org}-shared-{index}"
+        self.key_prefix = f"shared-{index}"
         self.index = index
         self.random = random.Random(seed)
         self.granted: dict[str, Decimal] = {}  # credit id -> amount
