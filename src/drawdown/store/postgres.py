@@ -61,19 +61,12 @@ _CREDIT_JSON = """json_build_array(
 # $1 today; $2/$3 accounts by (org, id); $4 accounts by seq; $5/$6 credits by (org, id);
 # $7/$8 credits by (org, idempotency key); $9/$10/$11 applications by (org, account id,
 # invoice); $12/$13/$14 candidates by (org, account id, as_of); $15 how many candidates.
-# Accounts named by candidates and invoices are in $2/$3 too (the caller adds them).
+# Accounts named by candidates and invoices are in $2/$3 too (the caller adds them); $16
+# whether to lock. The query runs inside `drawdown_load`, which resolves and locks the accounts.
 _LOAD_QUERY = f"""
-WITH targets AS (
-    SELECT a.seq FROM unnest($2::bigint[], $3::text[]) AS w(org_seq, id)
-    JOIN accounts a ON a.org_seq = w.org_seq AND a.id = w.id
-    UNION
-    SELECT unnest($4::bigint[])
-    UNION
-    SELECT c.account_seq FROM unnest($5::bigint[], $6::text[]) AS w(org_seq, id)
-    JOIN credits c ON c.id = w.id AND c.org_seq = w.org_seq
-), locked AS (
-    -- the accounts as this statement's snapshot has them
-    SELECT a.* FROM accounts a WHERE a.seq IN (SELECT seq FROM targets)
+WITH locked AS (
+    -- the accounts `drawdown_load` locked, as this statement's snapshot has them
+    SELECT a.* FROM accounts a WHERE a.seq = ANY(locked_seqs)
 ), seen AS (
     -- the versions the locks returned (the newest rows): `drawdown_load` passes them in
     SELECT u.seq, u.version FROM unnest(locked_seqs, locked_versions) AS u(seq, version)
@@ -144,37 +137,30 @@ CREATE OR REPLACE FUNCTION pg_temp.drawdown_load(
 RETURNS TABLE (r_accounts text, r_credits text, r_candidates text, r_applications text)
 LANGUAGE plpgsql VOLATILE AS $load$
 DECLARE
+    target_seqs bigint[];
     locked_seqs bigint[];
     locked_versions bigint[];
 BEGIN
-    -- FOR NO KEY UPDATE: a credit's foreign key takes FOR KEY SHARE on its account, which
-    -- this lock lets through; the accounts' keys never change, so no writer needs more.
-    IF NOT $16 THEN
-        -- a group that only adds to balances reads without locking (see save's $67)
+    target_seqs := ARRAY(
+        SELECT a.seq FROM unnest($2::bigint[], $3::text[]) AS w(org_seq, id)
+        JOIN accounts a ON a.org_seq = w.org_seq AND a.id = w.id
+        UNION
+        SELECT unnest($4::bigint[])
+        UNION
+        SELECT c.account_seq FROM unnest($5::bigint[], $6::text[]) AS w(org_seq, id)
+        JOIN credits c ON c.id = w.id AND c.org_seq = w.org_seq);
+    IF $16 THEN
+        -- FOR NO KEY UPDATE: a credit's foreign key takes FOR KEY SHARE on its account, which
+        -- this lock lets through; the accounts' keys never change, so no writer needs more.
         SELECT array_agg(l.seq ORDER BY l.seq), array_agg(l.version ORDER BY l.seq)
         INTO locked_seqs, locked_versions
-        FROM (SELECT a.seq, a.version FROM accounts a WHERE a.seq IN (
-        SELECT a.seq FROM unnest($2::bigint[], $3::text[]) AS w(org_seq, id)
-        JOIN accounts a ON a.org_seq = w.org_seq AND a.id = w.id
-        UNION
-        SELECT unnest($4::bigint[])
-        UNION
-        SELECT c.account_seq FROM unnest($5::bigint[], $6::text[]) AS w(org_seq, id)
-        JOIN credits c ON c.id = w.id AND c.org_seq = w.org_seq
-    )) AS l;
+        FROM (SELECT a.seq, a.version FROM accounts a WHERE a.seq = ANY(target_seqs)
+              ORDER BY a.seq FOR NO KEY UPDATE OF a) AS l;
     ELSE
-    SELECT array_agg(l.seq ORDER BY l.seq), array_agg(l.version ORDER BY l.seq)
-    INTO locked_seqs, locked_versions
-    FROM (SELECT a.seq, a.version FROM accounts a WHERE a.seq IN (
-        SELECT a.seq FROM unnest($2::bigint[], $3::text[]) AS w(org_seq, id)
-        JOIN accounts a ON a.org_seq = w.org_seq AND a.id = w.id
-        UNION
-        SELECT unnest($4::bigint[])
-        UNION
-        SELECT c.account_seq FROM unnest($5::bigint[], $6::text[]) AS w(org_seq, id)
-        JOIN credits c ON c.id = w.id AND c.org_seq = w.org_seq
-    )
-    ORDER BY a.seq FOR NO KEY UPDATE OF a) AS l;
+        -- a group that only adds to balances reads without locking (see the save's $67)
+        SELECT array_agg(a.seq ORDER BY a.seq), array_agg(a.version ORDER BY a.seq)
+        INTO locked_seqs, locked_versions
+        FROM accounts a WHERE a.seq = ANY(target_seqs);
     END IF;
     RETURN QUERY {load};
 END
