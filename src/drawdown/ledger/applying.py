@@ -194,7 +194,6 @@ def apply(
         updated_at=now,
         request_hash=fingerprint,
         seq=existing.seq if existing else 0,
-        changed=True,
     )
     if debit:
         moves.debit_all(application)
@@ -243,6 +242,6 @@ def _settle(
     else:
         moves.give_back_all(application)
     moves.record()
-    settled = replace(application, status=target, updated_at=now, changed=True)
+    settled = replace(application, status=target, updated_at=now)
     draft.applications[(account_seq, invoice_id)] = settled
     return settled, draft.changes()

@@ -1,7 +1,7 @@
 """The ledger's state as plain objects: accounts, credits, ledger lines and applications. The
 stores read rows into these and write them back; the rules in `ledger/` work on them only."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -155,7 +155,6 @@ class ApplicationRecord:
     updated_at: datetime
     request_hash: str = ""
     seq: int = 0
-    changed: bool = field(default=False, compare=False)
 
     @property
     def applied(self) -> Decimal:
