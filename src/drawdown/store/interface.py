@@ -41,10 +41,6 @@ class Wants:
 
 
 class WriteTransaction(Protocol):
-    # True once COMMIT was sent: a connection lost from then on may have committed
-    # (`faults.domain_error(..., committing=...)`)
-    committing: bool
-
     async def load(self, wants: Wants, *, lock: bool = True) -> Loaded:
         """Lock the accounts (in seq order, so groups never deadlock) and read what `wants`
         names, all of it current as of the locks. Without `lock` (a group that only adds to

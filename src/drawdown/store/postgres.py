@@ -473,8 +473,6 @@ def _json_text(value: Any) -> str:
 class PostgresTransaction:
     def __init__(self, conn: "asyncpg.Connection") -> None:
         self._conn = conn
-        # True once COMMIT is sent: a connection lost from then on may have committed
-        self.committing = False
         # how many times a load found its snapshot older than its locks and read again
         self.stale_reloads = 0
 
@@ -699,7 +697,6 @@ class PostgresStore:
             await conn.execute("BEGIN")
             try:
                 yield tx
-                tx.committing = True
                 await conn.execute("COMMIT")
             except BaseException:
                 await roll_back(conn)

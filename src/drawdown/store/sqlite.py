@@ -98,8 +98,6 @@ def _behind(account: AccountRecord, today: date) -> bool:
 class SqliteTransaction:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
-        # True once COMMIT is sent
-        self.committing = False
         self.stale_reloads = 0  # never: the write lock is held before the first read
 
     async def load(self, wants: Wants, *, lock: bool = True) -> Loaded:
@@ -346,7 +344,6 @@ class SqliteStore:
             async with conn.begin():
                 tx = SqliteTransaction(conn)
                 yield tx
-                tx.committing = True
 
     async def close(self) -> None:
         """Nothing of its own to close: the engine is the Database's."""
