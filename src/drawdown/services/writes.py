@@ -77,9 +77,6 @@ class Writes:
 
         await self.coalescer.submit(_nothing_more, wants)
 
-    async def close(self) -> None:
-        await self.store.close()
-
 
 def _invoice(org_seq: int, account_id: str, invoice_id: str) -> Callable[[Wants], None]:
     def wants(group: Wants) -> None:

@@ -702,9 +702,6 @@ class PostgresStore:
                 await roll_back(conn)
                 raise
 
-    async def close(self) -> None:
-        """Nothing of its own to close: the pool is the Database's."""
-
 
 async def roll_back(conn: "asyncpg.Connection") -> None:
     """End the transaction; a connection that cannot is closed, never pooled mid-transaction."""

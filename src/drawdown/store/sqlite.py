@@ -344,6 +344,3 @@ class SqliteStore:
             async with conn.begin():
                 tx = SqliteTransaction(conn)
                 yield tx
-
-    async def close(self) -> None:
-        """Nothing of its own to close: the engine is the Database's."""
