@@ -1,6 +1,7 @@
 """What `drawdown serve` runs: preparation once, then one app per worker process."""
 
 import asyncio
+import gc
 from collections.abc import Callable
 
 from fastapi import FastAPI
@@ -38,7 +39,7 @@ def prepare(settings: Settings, echo: Callable[[str], None]) -> None:
 
 def create() -> FastAPI:
     settings = Settings.from_env()
-    return create_app(
+    app = create_app(
         Database(settings.database_url, settings.pool_size, settings.database_wait_seconds),
         sweep_every_seconds=settings.expiry_interval_seconds,
         rate_limit=settings.rate_limit,
@@ -46,3 +47,15 @@ def create() -> FastAPI:
         redis_prefix=settings.redis_prefix,
         write_groups=settings.write_groups,
     )
+    freeze_startup_heap()
+    return app
+
+
+def freeze_startup_heap() -> None:
+    """Keep the garbage collector's full collections off what startup made. A worker holds
+    about 110,000 objects from its imports (FastAPI, pydantic, SQLAlchemy...), and each full
+    collection walked all of them: under the bench's load a worker paused for 55 to 75 ms
+    about once every 3 s, which set the writes' p99. Frozen, they are never walked again
+    (they live as long as the process anyway)."""
+    gc.collect()
+    gc.freeze()
