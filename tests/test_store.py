@@ -953,3 +953,44 @@ async def test_an_unlocked_load_does_not_wait_for_the_lock(db: Database) -> None
         async with store.transaction() as reader:
             seen = await asyncio.wait_for(reader.load(wants, lock=False), timeout=5)
     assert set(seen.accounts) == {account.seq}
+
+
+async def test_postgresql_loads_and_saves_find_rows_by_index_whatever_the_statistics(
+    db: Database,
+) -> None:
+    """Generic plans are made once per session; with the statistics of a small table they
+    hashed whole tables to find a few rows. Here the tables hold a few dozen rows (the
+    planner's favourite case for a sequential scan), and none is scanned whole."""
+    if not db.is_postgresql:
+        pytest.skip("SQLite has no planner statistics to go stale")
+    org = await new_org(db)
+    account = await new_account(db, org)
+    credit = await seed_credit(db, account, key="scan-k")
+    await seed_application(db, account, "inv-scan", credit, Decimal(1))
+    wants = Wants(
+        today=TODAY,
+        accounts={(org, account.id)},
+        credits={(org, credit.id)},
+        idempotency_keys={(org, "scan-k")},
+        invoices={(org, account.id, "inv-scan")},
+        candidates={(org, account.id, TODAY)},
+    )
+    async with db.write_store().transaction() as tx:
+        conn = tx._conn  # type: ignore[attr-defined]
+        loaded = await tx.load(wants)
+        changed = dataclasses.replace(credit, updated_at=NOW + timedelta(seconds=1))
+        new = credit_record(account, key="scan-new")
+        await tx.save(
+            Changes(
+                new_credits=[new],
+                credits={changed.id: changed},
+                lines=[line_on(new, TransactionType.CREDITED, Decimal(5))],
+                accounts={account.seq: loaded.accounts[account.seq]},
+            )
+        )
+        scans = await conn.fetch(
+            "SELECT relname, seq_scan, idx_scan FROM pg_stat_xact_user_tables"
+            " WHERE seq_scan > 0 OR idx_scan > 0"
+        )
+    assert {row["relname"] for row in scans} >= {"accounts", "credits", "credit_applications"}
+    assert {row["relname"]: row["seq_scan"] for row in scans if row["seq_scan"]} == {}

@@ -243,7 +243,13 @@ class Database:
         Sessions carry `lock_timeout` (a row lock held past the wait is 55P03, answered 503),
         UTC (the zone the write store's JSON reads its timestamps in), and generic plans: left
         to choose, PostgreSQL planned the write store's load afresh on every run (its array
-        parameters make the generic plan look dearer), which cost more than running it."""
+        parameters make the generic plan look dearer), which cost more than running it. And no
+        sequential scans: a generic plan is made once per session, with the statistics of that
+        moment, and on tables that had grown since their last ANALYZE (every new deployment)
+        it hashed whole tables to find a few rows by key: each write group read all 12,000
+        credits twice and all accounts once, halving hot-account debits until autovacuum
+        caught up. The write store's statements find their rows by index
+        (tests/test_store.py holds them to it)."""
         async with self._pool_lock:
             if self._fast is None:
                 self._fast = await asyncpg.create_pool(
@@ -257,6 +263,7 @@ class Database:
                         "lock_timeout": str(int(self.wait_seconds * 1000)),
                         "TimeZone": "UTC",
                         "plan_cache_mode": "force_generic_plan",
+                        "enable_seqscan": "off",
                     },
                 )
         return self._fast
