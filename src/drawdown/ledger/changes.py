@@ -87,6 +87,8 @@ class Changes:
             or self.accounts
             or self.applications
             or self.events
+            or self.usage_sums
+            or self.applied_through
         )
 
 
