@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
 
+from drawdown.errors import NotFound
 from drawdown.ledger.allocation import EntityType, covers
 from drawdown.ledger.book import Book
 from drawdown.ledger.changes import Changes, Loaded, NeedCandidates
@@ -38,6 +39,16 @@ class BurnOutcome:
     more: bool  # more events were pending than the batch held
 
 
+def burn_account(
+    loaded: Loaded, org_seq: int, account_id: str, now: datetime
+) -> tuple[BurnOutcome, Changes]:
+    """`burn`, for the account as the applier names it."""
+    seq = loaded.account_ids.get((org_seq, account_id))
+    if seq is None:
+        raise NotFound(f"account '{account_id}' was not found")
+    return burn(loaded, seq, now)
+
+
 def burn(loaded: Loaded, account_seq: int, now: datetime) -> tuple[BurnOutcome, Changes]:
     """Apply the account's pending events that `loaded` holds (a batch)."""
     draft = Draft(loaded, now)
@@ -46,6 +57,10 @@ def burn(loaded: Loaded, account_seq: int, now: datetime) -> tuple[BurnOutcome, 
     more = loaded.pending_more.get(account_seq, False)
     if not events:
         return BurnOutcome(0, more), draft.changes()
+    for day in sorted({event.timestamp.date() for event in events}):
+        # every day's first candidates at once, each a cheap round, before any work is done
+        if (account_seq, day) not in loaded.candidates:
+            raise NeedCandidates(account_seq, day, have=0)
     meters = sorted(
         (m for m in loaded.meters.get(book.account.org_seq, []) if m.status is MeterStatus.ACTIVE),
         key=lambda meter: meter.id,

@@ -1,7 +1,7 @@
 """Usage meters and pricing (docs/usage.md): which meters an event matches, its quantity on
 each, the rate in effect at its timestamp, and its exact cost."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import (
     ROUND_DOWN,
@@ -15,6 +15,7 @@ from decimal import (
 )
 from enum import StrEnum
 
+from drawdown.errors import BadRequest
 from drawdown.ledger.money import MAX_INTEGER_DIGITS, ZERO, check_amount
 
 ONE = Decimal(1)
@@ -136,3 +137,30 @@ def quantity(meter: Meter, attributes: dict[str, Decimal]) -> Decimal:
         return ONE
     assert meter.attribute is not None
     return attributes[meter.attribute]
+
+
+def check_definition(
+    aggregation: Aggregation, attribute: str | None, filters: tuple[tuple[str, str], ...]
+) -> None:
+    """A meter's definition makes sense: SUM names its attribute, COUNT none, and no dimension
+    is filtered twice."""
+    if aggregation is Aggregation.SUM and attribute is None:
+        raise BadRequest("attribute: is required for a SUM meter (the attribute it sums)")
+    if aggregation is Aggregation.COUNT and attribute is not None:
+        raise BadRequest("attribute: must be absent for a COUNT meter, which counts events")
+    names = [name for name, _ in filters]
+    if len(set(names)) != len(names):
+        raise BadRequest("filters: each dimension may be filtered once")
+
+
+def with_rate(meter: Meter, rate: Rate, now: datetime) -> Meter:
+    """The meter with `rate` appended: it must start later than the latest rate."""
+    latest = meter.rate.effective_from
+    if rate.effective_from is None:
+        raise BadRequest("effectiveFrom: is required for a new rate")
+    if latest is not None and rate.effective_from <= latest:
+        raise BadRequest(
+            "effectiveFrom: must be later than the latest rate's effectiveFrom "
+            f"({latest.isoformat().replace('+00:00', 'Z')})"
+        )
+    return replace(meter, rates=(*meter.rates, rate), updated_at=now)
