@@ -20,7 +20,7 @@ from drawdown.ledger.changes import Changes, Loaded, NeedCandidates
 from drawdown.ledger.credit import CreditStatus, TransactionType
 from drawdown.ledger.draft import Draft
 from drawdown.ledger.ids import TRANSACTION_PREFIX, new_id
-from drawdown.ledger.money import ZERO, add, sub
+from drawdown.ledger.money import MONEY, ZERO, add
 from drawdown.ledger.records import TransactionRecord
 from drawdown.ledger.usage import (
     CostOutOfRange,
@@ -67,9 +67,10 @@ def burn(loaded: Loaded, account_seq: int, now: datetime) -> tuple[BurnOutcome, 
     )
     purse = _Purse(draft, account_seq)
     applied = []
-    sums: dict[tuple[int, int], UsageSums] = {}
+    by_meter: dict[int, list[Charge]] = {}
     for event in events:
         charges = []
+        day = event.timestamp.date()
         for meter in meters:
             if not matches(meter, event.schema_name, event.attributes, event.dimensions):
                 continue
@@ -81,7 +82,7 @@ def burn(loaded: Loaded, account_seq: int, now: datetime) -> tuple[BurnOutcome, 
                 priced = price(amount, rate)
             except CostOutOfRange:
                 continue  # only if a meter or rate came after the event was accepted
-            allocations, uncovered = purse.draw(event.timestamp.date(), meter.id, priced.cost)
+            allocations, uncovered = purse.draw(day, meter.id, priced.cost)
             charge = Charge(
                 meter_seq=meter.seq,
                 meter_id=meter.id,
@@ -93,8 +94,7 @@ def burn(loaded: Loaded, account_seq: int, now: datetime) -> tuple[BurnOutcome, 
                 uncovered=uncovered,
             )
             charges.append(charge)
-            key = (account_seq, meter.seq)
-            sums[key] = sums.get(key, _NOTHING) + UsageSums.of(charge)
+            by_meter.setdefault(meter.seq, []).append(charge)
         status = EventStatus.APPLIED if charges else EventStatus.UNMETERED
         applied.append(
             AppliedEvent(event.seq, account_seq, event.timestamp, status, tuple(charges), now)
@@ -102,12 +102,12 @@ def burn(loaded: Loaded, account_seq: int, now: datetime) -> tuple[BurnOutcome, 
     purse.record(book)
     changes = draft.changes()
     changes.events = applied
-    changes.usage_sums = sums
+    changes.usage_sums = {
+        (account_seq, meter_seq): UsageSums.of_charges(charges)
+        for meter_seq, charges in by_meter.items()
+    }
     changes.applied_through = {account_seq: max(event.timestamp for event in events)}
     return BurnOutcome(len(applied), more), changes
-
-
-_NOTHING = UsageSums()
 
 
 @dataclass
@@ -153,8 +153,9 @@ class _Purse:
             left = self._left(credit_id)
             if left > 0 and self._covers(credit_id, meter_id):
                 paid = min(owed, left)
-                left = sub(left, paid)
-                owed = sub(owed, paid)
+                # amounts of one credit (below 10^18): MONEY is exact or raises, never rounds
+                left = MONEY.subtract(left, paid)
+                owed = MONEY.subtract(owed, paid)
                 self.left[credit_id] = left
                 allocations.append(
                     UsageAllocation(credit_id, paid, self._line(meter_id, credit_id, paid))
@@ -193,7 +194,7 @@ class _Purse:
         line = self.lines.get((meter_id, credit_id))
         if line is None:
             line = self.lines[(meter_id, credit_id)] = _Line(new_id(TRANSACTION_PREFIX))
-        line.amount = add(line.amount, amount)
+        line.amount = MONEY.add(line.amount, amount)  # at most what one credit holds
         return line.id
 
     def record(self, book: Book) -> None:
