@@ -123,8 +123,10 @@ def _event_or_reason(raw: bytes) -> NewEvent | str:
         decoded = _event.decode(raw)
     except msgspec.ValidationError as error:
         return _reason(str(error))
-    except _ENVELOPE_FAILURES:
-        return "the event is not a JSON object"
+    except msgspec.DecodeError as error:
+        return f"the event is not valid JSON: {error}"
+    except (UnicodeDecodeError, RecursionError):
+        return "the event is not valid JSON"
     keys = _keys_of(decoded)
     if raw.count(b":") != keys + _colons_in_strings(decoded) and not no_key_repeated(raw, keys):
         return "the event writes a key twice in one object"

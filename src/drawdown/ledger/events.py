@@ -106,7 +106,10 @@ def parse_timestamp(text: str) -> datetime:
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before the first instant there is
+        raise Refused(f"timestamp: {text[:40]!r} is out of range") from None
 
 
 def check_window(timestamp: datetime, now: datetime) -> None:
