@@ -2,16 +2,19 @@
 in every server process (or alone, `drawdown apply-usage`).
 
 An ingest wakes its own process's applier at once with the accounts it stored events for; every
-applier also polls the database for accounts with pending events (another process's, or ones
-a crash left). Each account is drained by `Writes.burn`, a batch at a time: burns of many
-accounts share the coalescer's transactions, and each holds its account's lock, so two
-processes on one account take turns and neither applies what the other did.
+applier also polls the database for accounts with events pending since before the last poll
+(another process's, or ones a crash left: the fresh ones are their own process's to apply, so
+two processes rarely queue on one account's lock for nothing). Each account is drained by
+`Writes.burn`, a batch at a time: burns of many accounts share the coalescer's transactions,
+and each holds its account's lock, so two processes on one account take turns and neither
+applies what the other did.
 """
 
 import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 
 from drawdown.errors import Unavailable
 from drawdown.services.ingest import AccountRef
@@ -66,8 +69,9 @@ class Applier:
             # poll even while woken all the time: other processes' events wait for it
             if loop.time() - last_poll >= self.poll_seconds:
                 last_poll = loop.time()
+                before = self.writes.clock.now() - timedelta(seconds=self.poll_seconds)
                 try:
-                    todo += await self._pending_accounts()
+                    todo += await self._pending_accounts(before)
                 except Unavailable as error:
                     log.warning("the applier could not look for pending events: %s", error.message)
                 except Exception:
@@ -101,9 +105,9 @@ class Applier:
         self._woken.clear()
         return woken
 
-    async def _pending_accounts(self) -> list[AccountRef]:
+    async def _pending_accounts(self, received_before: datetime | None = None) -> list[AccountRef]:
         async with self.db.read() as conn:
-            found = await usage.accounts_with_pending(conn, POLL_ACCOUNTS)
+            found = await usage.accounts_with_pending(conn, POLL_ACCOUNTS, received_before)
         return [AccountRef(seq, org_seq, account_id) for seq, org_seq, account_id in found]
 
     def _drain(self, account: AccountRef) -> None:
