@@ -517,3 +517,39 @@ async def test_the_running_applier_takes_its_own_events_at_once_and_others_by_po
         await applier.stop()
         for http in clients:
             await http.aclose()
+
+
+async def test_concurrent_ingests_share_transactions_and_a_refused_event_fails_alone(
+    client: httpx.AsyncClient, app: FastAPI, db: Database, clock: FixedClock, org_name: str
+) -> None:
+    for n in range(5):
+        await make_account(client, f"acc-{n}")
+    await create_meter(client, filters=[])
+    await grant(client, "acc-0", amount=1)
+    sends = [
+        client.post("/ingest", json={"event": event(f"e-{n}", account=f"acc-{n % 5}")})
+        for n in range(60)
+    ]
+    sends += [client.post("/ingest", json={"event": event("bad", account="nobody")})]
+    sends += [client.post("/ingest", json={"event": event("e-0", "2")})]  # conflicts with e-0
+    answers = await asyncio.gather(*sends)
+    statuses = [answer.status_code for answer in answers]
+    assert statuses[:60] == [202] * 60
+    assert statuses[60:] == [404, 409], statuses
+    ingestion = app.state.ingestion
+    assert ingestion.requests >= 62 and ingestion.groups < ingestion.requests
+    await drain(app)
+    usage = decimal_json(await client.get("/accounts/acc-0/usage"))
+    # 12 events of 1000 tokens at 2 per 1000: 24, of which the one credit pays 1
+    assert usage["meters"] == [
+        {
+            "meterId": "um.tokens",
+            "quantity": 12000,
+            "cost": 24,
+            "paidByCredits": 1,
+            "paidByWallet": 0,
+            "uncovered": 23,
+            "events": 12,
+        }
+    ]
+    await assert_books_balance(db, clock, org_name)
