@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
 
-from drawdown.errors import NotFound
+from drawdown.errors import DrawdownError
 from drawdown.ledger.allocation import EntityType, covers
 from drawdown.ledger.book import Book
 from drawdown.ledger.changes import Changes, Loaded, NeedCandidates
@@ -37,16 +37,29 @@ from drawdown.ledger.usage_records import AppliedEvent, Charge, UsageAllocation,
 class BurnOutcome:
     applied: int  # events applied by this decision
     more: bool  # more events were pending than the batch held
+    refused: str | None = None  # why the account's batch could not be applied (none applied)
 
 
-def burn_account(
-    loaded: Loaded, org_seq: int, account_id: str, now: datetime
-) -> tuple[BurnOutcome, Changes]:
-    """`burn`, for the account as the applier names it."""
-    seq = loaded.account_ids.get((org_seq, account_id))
-    if seq is None:
-        raise NotFound(f"account '{account_id}' was not found")
-    return burn(loaded, seq, now)
+def burn_accounts(
+    loaded: Loaded, accounts: list[tuple[int, str]], now: datetime
+) -> tuple[dict[tuple[int, str], BurnOutcome], Changes]:
+    """`burn` for each account, as the applier names them (org_seq, account id). Accounts share
+    no credit, so each decides on `loaded` as it is; their changes are merged. An account that
+    is not there is left out of the answer."""
+    outcomes: dict[tuple[int, str], BurnOutcome] = {}
+    merged = Changes()
+    for key in accounts:
+        seq = loaded.account_ids.get(key)
+        if seq is None:
+            continue
+        try:
+            outcome, changes = burn(loaded, seq, now)
+        except DrawdownError as error:  # this account alone: its events stay pending
+            outcomes[key] = BurnOutcome(0, False, error.message)
+            continue
+        outcomes[key] = outcome
+        merged.merge(changes)
+    return outcomes, merged
 
 
 def burn(loaded: Loaded, account_seq: int, now: datetime) -> tuple[BurnOutcome, Changes]:
