@@ -284,3 +284,144 @@ usage_purged_lines = Table(
     Column("line_id", String(50), primary_key=True),
     Column("amount", MoneyTotal, nullable=False),
 )
+
+
+# Events and webhooks (docs/webhooks.md). `events` is the outbox: written in the transaction of
+# the change that caused each one, with one delivery row per endpoint that takes it.
+events = Table(
+    "events",
+    metadata,
+    Column("seq", Key, primary_key=True, autoincrement=True),
+    Column("org_seq", Key, ForeignKey("organizations.seq"), nullable=False),
+    Column("id", String(50), nullable=False, unique=True),
+    Column("type", String(40), nullable=False),
+    Column("actor", String(50), nullable=False),
+    # the account it is about, when it is about one
+    Column("account_seq", Key, ForeignKey("accounts.seq"), nullable=True),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    # the event's `data` as JSON text, amounts as exact number literals
+    Column("data", Text, nullable=False),
+    Index("ix_events_org_seq", "org_seq", "seq"),
+    Index("ix_events_org_type", "org_seq", "type", "seq"),
+    Index("ix_events_org_time", "org_seq", "occurred_at"),
+)
+
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("seq", Key, primary_key=True, autoincrement=True),
+    Column("org_seq", Key, ForeignKey("organizations.seq"), nullable=False),
+    Column("id", String(50), nullable=False, unique=True),
+    Column("url", String(2000), nullable=False),
+    # ",credit.granted,balance.low,": the types it takes; null: every type
+    Column("event_types", Text, nullable=True),
+    Column("description", String(500), nullable=True),
+    Column("secret", String(100), nullable=False),
+    # the secret before the last rotation, still signing until `previous_secret_until`
+    Column("previous_secret", String(100), nullable=True),
+    Column("previous_secret_until", UtcDateTime, nullable=True),
+    Column("status", String(10), nullable=False),
+    Column("disabled_reason", String(1000), nullable=True),
+    # the first failed attempt since the last success (null: the last attempt succeeded)
+    Column("failing_since", UtcDateTime, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index("ix_webhook_endpoints_org_seq", "org_seq", "seq"),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("seq", Key, primary_key=True, autoincrement=True),
+    Column(
+        "endpoint_seq",
+        Key,
+        ForeignKey("webhook_endpoints.seq", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("event_seq", Key, ForeignKey("events.seq"), nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UtcDateTime, nullable=True),
+    # which process is sending it, and until when its claim holds
+    Column("claimed_by", String(100), nullable=True),
+    Column("claimed_until", UtcDateTime, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime, nullable=True),
+    Index("ix_webhook_deliveries_endpoint", "endpoint_seq", "seq"),
+    # what waits to be sent, soonest first; small, since delivering leaves it
+    Index(
+        "ix_webhook_deliveries_due",
+        "next_attempt_at",
+        postgresql_where=PENDING,
+        sqlite_where=PENDING,
+    ),
+)
+
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("seq", Key, primary_key=True, autoincrement=True),
+    Column(
+        "delivery_seq",
+        Key,
+        ForeignKey("webhook_deliveries.seq", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("attempted_at", UtcDateTime, nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("duration_ms", Integer, nullable=False),
+    Column("error", String(500), nullable=True),
+    Index("ix_webhook_attempts_delivery", "delivery_seq", "seq"),
+)
+
+# Balance alert thresholds: an organization's defaults, and an account's own lists (a null
+# list falls back to the organization's). Lists are JSON arrays of exact decimal text.
+organization_alerts = Table(
+    "organization_alerts",
+    metadata,
+    Column("org_seq", Key, ForeignKey("organizations.seq"), primary_key=True),
+    Column("thresholds", JSON, nullable=False),
+    Column("wallet_thresholds", JSON, nullable=False),
+    Column("expiring_soon_days", Integer, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+account_alerts = Table(
+    "account_alerts",
+    metadata,
+    Column("account_seq", Key, ForeignKey("accounts.seq"), primary_key=True),
+    Column("org_seq", Key, ForeignKey("organizations.seq"), nullable=False),
+    Column("thresholds", JSON, nullable=True),
+    Column("wallet_thresholds", JSON, nullable=True),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# A threshold that fired and is not armed again yet (kind: BALANCE or WALLET; 0: depleted).
+alert_marks = Table(
+    "alert_marks",
+    metadata,
+    Column("account_seq", Key, ForeignKey("accounts.seq"), primary_key=True),
+    Column("kind", String(10), primary_key=True),
+    Column("threshold", Money, primary_key=True),
+    Column("fired_at", UtcDateTime, nullable=False),
+)
+
+# credit.expiring_soon was recorded for this credit (once per credit)
+expiring_soon_sent = Table(
+    "expiring_soon_sent",
+    metadata,
+    Column("credit_seq", Key, ForeignKey("credits.seq"), primary_key=True),
+    Column("sent_at", UtcDateTime, nullable=False),
+)
+
+# usage.uncovered, at most once per account per hour: when it was last recorded, and what
+# was uncovered since (reported by the next one)
+uncovered_marks = Table(
+    "uncovered_marks",
+    metadata,
+    Column("account_seq", Key, ForeignKey("accounts.seq"), primary_key=True),
+    Column("last_sent_at", UtcDateTime, nullable=True),
+    Column("unreported", MoneyTotal, nullable=False),
+    Column("unreported_since", UtcDateTime, nullable=True),
+)
