@@ -68,6 +68,11 @@ class Call:
         return self.principal.org_seq
 
     @property
+    def actor(self) -> str:
+        """Who the events of this request's changes name: its API key's id."""
+        return self.principal.key_id
+
+    @property
     def writes(self) -> Writes:
         writes: Writes = self.request.app.state.writes
         return writes

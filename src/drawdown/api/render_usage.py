@@ -3,7 +3,7 @@
 from typing import Any
 
 from drawdown.api.jsonio import money
-from drawdown.api.render import timestamp
+from drawdown.ledger.shapes import timestamp
 from drawdown.ledger.usage import Meter, Rate
 from drawdown.services.ingest import Fate, Outcome
 from drawdown.services.usage import AccountUsage

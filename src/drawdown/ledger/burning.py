@@ -14,14 +14,17 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from drawdown.errors import DrawdownError
+from drawdown.ledger import shapes
 from drawdown.ledger.allocation import EntityType, covers
 from drawdown.ledger.book import Book
 from drawdown.ledger.changes import Changes, Loaded, NeedCandidates
 from drawdown.ledger.credit import CreditStatus, TransactionType
 from drawdown.ledger.draft import Draft
 from drawdown.ledger.ids import TRANSACTION_PREFIX, new_id
-from drawdown.ledger.money import MONEY, ZERO, add
-from drawdown.ledger.records import TransactionRecord
+from drawdown.ledger.money import MONEY, ZERO, add, total
+from drawdown.ledger.outbox import EventType, new_event
+from drawdown.ledger.records import AccountRecord, TransactionRecord
+from drawdown.ledger.uncovered import UncoveredMark, report
 from drawdown.ledger.usage import (
     CostOutOfRange,
     EventStatus,
@@ -120,7 +123,30 @@ def burn(loaded: Loaded, account_seq: int, now: datetime) -> tuple[BurnOutcome, 
         for meter_seq, charges in by_meter.items()
     }
     changes.applied_through = {account_seq: max(event.timestamp for event in events)}
+    uncovered = total(
+        charge.uncovered for charges in by_meter.values() for charge in charges if charge.uncovered
+    )
+    if uncovered > 0:
+        _report_uncovered(loaded, book.account, uncovered, now, changes)
     return BurnOutcome(len(applied), more), changes
+
+
+def _report_uncovered(
+    loaded: Loaded, account: AccountRecord, uncovered: Decimal, now: datetime, changes: Changes
+) -> None:
+    """usage.uncovered, at most once per account per hour (ledger/uncovered.py)."""
+    mark = loaded.uncovered.get(account.seq, UncoveredMark())
+    changes.uncovered[account.seq], due = report(mark, uncovered, now)
+    if due is not None:
+        data = {
+            "accountId": account.id,
+            "unit": account.invoice_currency,
+            "uncoveredAmount": due.amount,
+            "since": shapes.timestamp(due.since),
+        }
+        changes.outbox.append(
+            new_event(EventType.USAGE_UNCOVERED, account.org_seq, account.seq, now, data)
+        )
 
 
 @dataclass

@@ -11,15 +11,22 @@ Decisions never mutate what they are given: they copy a record before changing i
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal
 
+from drawdown.ledger.alerts import NO_ALERTS, AccountAlerts, AlertKind
+from drawdown.ledger.outbox import OutboxEvent
 from drawdown.ledger.records import (
     AccountRecord,
     ApplicationRecord,
     CreditRecord,
     TransactionRecord,
 )
+from drawdown.ledger.uncovered import UncoveredMark
 from drawdown.ledger.usage import Meter
 from drawdown.ledger.usage_records import AppliedEvent, PendingEvent, UsageSums
+
+# (account_seq, kind, threshold) -> when it fired, or None: armed again
+AlertMarks = dict[tuple[int, AlertKind, Decimal], datetime | None]
 
 FIRST_CANDIDATES = 8
 
@@ -54,6 +61,11 @@ class Changes:
     events: list[AppliedEvent] = field(default_factory=list)
     usage_sums: dict[tuple[int, int], UsageSums] = field(default_factory=dict)
     applied_through: dict[int, datetime] = field(default_factory=dict)
+    # events recorded with the change (docs/webhooks.md), in the order they happened; the
+    # balance alerts that fired or were armed again; usage.uncovered's marks per account
+    outbox: list[OutboxEvent] = field(default_factory=list)
+    alert_marks: AlertMarks = field(default_factory=dict)
+    uncovered: dict[int, UncoveredMark] = field(default_factory=dict)
 
     def merge(self, later: "Changes") -> None:
         """Add a later decision's changes; where both touch a record, the later one wins."""
@@ -78,6 +90,9 @@ class Changes:
             self.usage_sums[pair] = sums if earlier_sums is None else earlier_sums + sums
         for seq, through in later.applied_through.items():
             self.applied_through[seq] = max(through, self.applied_through.get(seq, through))
+        self.outbox += later.outbox
+        self.alert_marks.update(later.alert_marks)
+        self.uncovered.update(later.uncovered)
 
     def __bool__(self) -> bool:
         return bool(
@@ -89,6 +104,9 @@ class Changes:
             or self.events
             or self.usage_sums
             or self.applied_through
+            or self.outbox
+            or self.alert_marks
+            or self.uncovered
         )
 
 
@@ -119,6 +137,13 @@ class Loaded:
     pending: dict[int, list[PendingEvent]] = field(default_factory=dict)
     pending_more: dict[int, bool] = field(default_factory=dict)
     meters: dict[int, list[Meter]] = field(default_factory=dict)
+    # account_seq -> its balance alerts (none read: no thresholds and nothing fired); its
+    # usage.uncovered mark (burn-down only; none read: never reported)
+    alerts: dict[int, AccountAlerts] = field(default_factory=dict)
+    uncovered: dict[int, UncoveredMark] = field(default_factory=dict)
+
+    def alerts_of(self, account_seq: int) -> AccountAlerts:
+        return self.alerts.get(account_seq, NO_ALERTS)
 
     def account(self, org_seq: int, account_id: str) -> AccountRecord | None:
         seq = self.account_ids.get((org_seq, account_id))
@@ -137,6 +162,12 @@ class Loaded:
         for seq, account in changes.accounts.items():
             self.accounts[seq] = account
         self.applications.update(changes.applications)
+        marks: dict[int, dict[tuple[AlertKind, Decimal], bool]] = {}
+        for (seq, kind, threshold), fired_at in changes.alert_marks.items():
+            marks.setdefault(seq, {})[(kind, threshold)] = fired_at is not None
+        for seq, account_marks in marks.items():
+            self.alerts[seq] = self.alerts_of(seq).with_marks(account_marks)
+        self.uncovered.update(changes.uncovered)
         if changes.events:
             applied = {event.seq for event in changes.events}
             for seq in {event.account_seq for event in changes.events}:

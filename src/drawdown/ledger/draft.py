@@ -9,6 +9,7 @@ from drawdown.errors import NotFound
 from drawdown.ledger.book import Book, ledger_line, needs_bringing
 from drawdown.ledger.changes import Changes, Loaded
 from drawdown.ledger.credit import CreditStatus, TransactionType
+from drawdown.ledger.happenings import happenings
 from drawdown.ledger.records import ApplicationRecord, CreditRecord, TransactionRecord
 
 
@@ -92,13 +93,16 @@ class Draft:
         )
 
     def changes(self) -> Changes:
+        """What the decision wrote, with the events it causes (ledger/happenings.py)."""
         lines = list(self.lines)
         for book in self.books.values():
             lines += book.lines
-        return Changes(
+        changes = Changes(
             new_credits=list(self.new_credits.values()),
             credits=dict(self.edited),
             lines=lines,
             accounts={seq: book.account for seq, book in self.books.items() if book.dirty},
             applications=dict(self.applications),
         )
+        changes.outbox, changes.alert_marks = happenings(self.loaded, changes, self.now)
+        return changes

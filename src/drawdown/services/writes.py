@@ -9,6 +9,7 @@ from drawdown.clock import Clock
 from drawdown.ledger import burning, decisions
 from drawdown.ledger.burning import BurnOutcome
 from drawdown.ledger.changes import Changes, Loaded
+from drawdown.ledger.outbox import SYSTEM
 from drawdown.ledger.records import ApplicationRecord, CreditRecord
 from drawdown.ledger.requests import ApplicationRequest, GrantRequest
 from drawdown.services.coalescer import Coalescer
@@ -21,7 +22,9 @@ class Writes:
         self.clock = clock
         self.coalescer = Coalescer(store, clock, in_flight=in_flight)
 
-    async def grant(self, org_seq: int, requests: list[GrantRequest]) -> list[CreditRecord]:
+    async def grant(
+        self, org_seq: int, requests: list[GrantRequest], actor: str = SYSTEM
+    ) -> list[CreditRecord]:
         """Grant every request or none; answers in request order."""
 
         def wants(group: Wants) -> None:
@@ -34,10 +37,11 @@ class Writes:
             lambda loaded, now: decisions.grant(loaded, org_seq, requests, now),
             wants,
             adds_only=True,
+            actor=actor,
         )
 
     async def apply(
-        self, org_seq: int, account_id: str, request: ApplicationRequest
+        self, org_seq: int, account_id: str, request: ApplicationRequest, actor: str = SYSTEM
     ) -> ApplicationRecord:
         def wants(group: Wants) -> None:
             group.accounts.add((org_seq, account_id))
@@ -45,27 +49,35 @@ class Writes:
             group.candidates.add((org_seq, account_id, request.as_of or group.today))
 
         return await self.coalescer.submit(
-            lambda loaded, now: decisions.apply(loaded, org_seq, account_id, request, now), wants
+            lambda loaded, now: decisions.apply(loaded, org_seq, account_id, request, now),
+            wants,
+            actor=actor,
         )
 
-    async def capture(self, org_seq: int, account_id: str, invoice_id: str) -> ApplicationRecord:
+    async def capture(
+        self, org_seq: int, account_id: str, invoice_id: str, actor: str = SYSTEM
+    ) -> ApplicationRecord:
         return await self.coalescer.submit(
             lambda loaded, now: decisions.capture(loaded, org_seq, account_id, invoice_id, now),
             _invoice(org_seq, account_id, invoice_id),
+            actor=actor,
         )
 
-    async def release(self, org_seq: int, account_id: str, invoice_id: str) -> ApplicationRecord:
+    async def release(
+        self, org_seq: int, account_id: str, invoice_id: str, actor: str = SYSTEM
+    ) -> ApplicationRecord:
         return await self.coalescer.submit(
             lambda loaded, now: decisions.release(loaded, org_seq, account_id, invoice_id, now),
             _invoice(org_seq, account_id, invoice_id),
+            actor=actor,
         )
 
-    async def void(self, org_seq: int, credit_id: str) -> CreditRecord:
+    async def void(self, org_seq: int, credit_id: str, actor: str = SYSTEM) -> CreditRecord:
         def wants(group: Wants) -> None:
             group.credits.add((org_seq, credit_id))
 
         return await self.coalescer.submit(
-            lambda loaded, now: decisions.void(loaded, org_seq, credit_id, now), wants
+            lambda loaded, now: decisions.void(loaded, org_seq, credit_id, now), wants, actor=actor
         )
 
     async def burn(

@@ -64,7 +64,7 @@ async def count_api_keys(conn: AsyncConnection) -> int:
 
 
 async def find_api_key(conn: AsyncConnection, key_hash: str) -> Row[Any] | None:
-    query = select(api_keys.c.org_seq, api_keys.c.read_only).where(
+    query = select(api_keys.c.org_seq, api_keys.c.read_only, api_keys.c.id).where(
         api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None)
     )
     return (await conn.execute(query)).first()

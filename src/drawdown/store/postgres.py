@@ -39,9 +39,10 @@ from drawdown.ledger.records import (
     AppliedLine,
     CreditRecord,
 )
+from drawdown.ledger.uncovered import UncoveredMark
 from drawdown.ledger.usage import Aggregation, Meter, MeterStatus, Rate
 from drawdown.ledger.usage_records import PendingEvent
-from drawdown.store import stored_events
+from drawdown.store import alerts, outbox, stored_events
 from drawdown.store.interface import Arriving, BalanceMoved, Stored, Verdict, Wants
 from drawdown.store.versions import accounts_written, check_lines
 
@@ -150,7 +151,21 @@ SELECT
         LIMIT $19 + 1) e)::text AS events,
     (SELECT json_agg({_METER_JSON} ORDER BY m.org_seq, m.id)
      FROM usage_meters m
-     WHERE m.org_seq IN (SELECT org_seq FROM usage_accounts))::text AS meters
+     WHERE m.org_seq IN (SELECT org_seq FROM usage_accounts))::text AS meters,
+    -- balance alerts: the account's own lists, its organization's, and what has fired
+    (SELECT json_agg(json_build_array(
+        l.seq, aa.thresholds, aa.wallet_thresholds, oa.thresholds, oa.wallet_thresholds,
+        (SELECT json_agg(json_build_array(m.kind, m.threshold))
+         FROM alert_marks m WHERE m.account_seq = l.seq)))
+     FROM locked l
+     LEFT JOIN account_alerts aa ON aa.account_seq = l.seq
+     LEFT JOIN organization_alerts oa ON oa.org_seq = l.org_seq
+     WHERE aa.account_seq IS NOT NULL OR oa.org_seq IS NOT NULL
+        OR EXISTS (SELECT 1 FROM alert_marks m WHERE m.account_seq = l.seq))::text AS alerts,
+    (SELECT json_agg(json_build_array(
+        u.account_seq, u.last_sent_at, u.unreported, u.unreported_since))
+     FROM uncovered_marks u
+     WHERE u.account_seq IN (SELECT seq FROM usage_accounts))::text AS uncovered
 """
 
 # The load runs in a function of the session's own (pg_temp, made when a connection opens,
@@ -164,7 +179,7 @@ CREATE OR REPLACE FUNCTION pg_temp.drawdown_load(
     date, bigint[], text[], bigint[], bigint[], text[], bigint[], text[], bigint[], text[],
     text[], bigint[], text[], date[], int, bool, bigint[], text[], int)
 RETURNS TABLE (r_accounts text, r_credits text, r_candidates text, r_applications text,
-               r_events text, r_meters text)
+               r_events text, r_meters text, r_alerts text, r_uncovered text)
 LANGUAGE plpgsql VOLATILE AS $load$
 DECLARE
     target_seqs bigint[];
@@ -199,7 +214,8 @@ $load$
 
 _LOAD = """
 SELECT r_accounts AS accounts, r_credits AS credits, r_candidates AS candidates,
-       r_applications AS applications, r_events AS events, r_meters AS meters
+       r_applications AS applications, r_events AS events, r_meters AS meters,
+       r_alerts AS alerts, r_uncovered AS uncovered
 FROM pg_temp.drawdown_load(
     $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
 """
@@ -392,6 +408,45 @@ WITH new_credits AS (
         paid_by_wallet = t.paid_by_wallet + excluded.paid_by_wallet,
         uncovered = t.uncovered + excluded.uncovered, events = t.events + excluded.events
     RETURNING 1
+), outbox AS (
+    -- the events of the change (docs/webhooks.md), in the order they happened
+    INSERT INTO events (id, org_seq, type, actor, account_seq, occurred_at, data)
+    SELECT v.id, v.org_seq, v.type, v.actor, v.account_seq, v.occurred_at, v.data
+    FROM unnest($82::text[], $83::bigint[], $84::text[], $85::text[], $86::bigint[],
+                $87::timestamptz[], $88::text[])
+        WITH ORDINALITY AS v(id, org_seq, type, actor, account_seq, occurred_at, data, n)
+    ORDER BY v.n
+    RETURNING seq, org_seq, type, occurred_at
+), fanned AS (
+    -- each to every enabled endpoint of its organization that takes its type, due at once
+    INSERT INTO webhook_deliveries
+        (endpoint_seq, event_seq, status, attempts, next_attempt_at, created_at)
+    SELECT w.seq, o.seq, 'PENDING', 0, o.occurred_at, o.occurred_at
+    FROM outbox o
+    JOIN webhook_endpoints w ON w.org_seq = o.org_seq AND w.status = 'ENABLED'
+        AND (w.event_types IS NULL OR strpos(w.event_types, ',' || o.type || ',') > 0)
+    ORDER BY o.seq, w.seq
+    RETURNING 1
+), marked AS (
+    INSERT INTO alert_marks AS m (account_seq, kind, threshold, fired_at)
+    SELECT v.account_seq, v.kind, v.threshold, v.fired_at
+    FROM unnest($89::bigint[], $90::text[], $91::numeric[], $92::timestamptz[])
+        AS v(account_seq, kind, threshold, fired_at)
+    ORDER BY v.account_seq, v.kind, v.threshold
+    ON CONFLICT (account_seq, kind, threshold) DO UPDATE SET fired_at = excluded.fired_at
+    RETURNING 1
+), armed AS (
+    DELETE FROM alert_marks AS m
+    USING unnest($93::bigint[], $94::text[], $95::numeric[]) AS v(account_seq, kind, threshold)
+    WHERE m.account_seq = v.account_seq AND m.kind = v.kind AND m.threshold = v.threshold
+    RETURNING 1
+), uncovered AS (
+    INSERT INTO uncovered_marks AS u (account_seq, last_sent_at, unreported, unreported_since)
+    SELECT * FROM unnest($96::bigint[], $97::timestamptz[], $98::numeric[], $99::timestamptz[])
+    ON CONFLICT (account_seq) DO UPDATE
+    SET last_sent_at = excluded.last_sent_at, unreported = excluded.unreported,
+        unreported_since = excluded.unreported_since
+    RETURNING 1
 )
 SELECT (SELECT json_agg(json_build_array(id, seq)) FROM new_credits)::text AS credit_seqs,
        (SELECT json_agg(json_build_array(account_seq, invoice_id, seq)) FROM inserted)::text
@@ -401,7 +456,11 @@ SELECT (SELECT json_agg(json_build_array(id, seq)) FROM new_credits)::text AS cr
        (SELECT count(*) FROM written) AS written,
        (SELECT count(*) FROM updated) AS updated,
        (SELECT count(*) FROM applied) AS applied,
-       (SELECT count(*) FROM sums) AS sums
+       (SELECT count(*) FROM sums) AS sums,
+       (SELECT count(*) FROM outbox) AS outbox,
+       (SELECT count(*) FROM fanned) AS fanned,
+       (SELECT count(*) FROM marked) + (SELECT count(*) FROM armed) AS marks,
+       (SELECT count(*) FROM uncovered) AS uncovered
 """
 
 
@@ -575,6 +634,22 @@ class _EventRow(msgspec.Struct, array_like=True):
         )
 
 
+class _AlertsRow(msgspec.Struct, array_like=True):
+    account_seq: int
+    own: list[str] | None
+    own_wallet: list[str] | None
+    organization: list[str] | None
+    organization_wallet: list[str] | None
+    fired: list[tuple[str, Decimal]] | None
+
+
+class _UncoveredRow(msgspec.Struct, array_like=True):
+    account_seq: int
+    last_sent_at: datetime | None
+    unreported: Decimal
+    unreported_since: datetime | None
+
+
 class _RateRow(msgspec.Struct, array_like=True):
     credits: Decimal
     per_quantity: Decimal
@@ -619,6 +694,8 @@ _credits = msgspec.json.Decoder(list[_CreditRow])
 _credit = msgspec.json.Decoder(_CreditRow)
 _candidates = msgspec.json.Decoder(list[_CandidateList])
 _applications = msgspec.json.Decoder(list[_ApplicationRow])
+_alerts = msgspec.json.Decoder(list[_AlertsRow])
+_uncovered = msgspec.json.Decoder(list[_UncoveredRow])
 _new_seqs = msgspec.json.Decoder(list[tuple[str, int]])
 _new_application_seqs = msgspec.json.Decoder(list[tuple[int, str, int]])
 
@@ -762,6 +839,10 @@ class PostgresTransaction:
         updated = [a for a in changes.applications.values() if a.seq != 0]
         events = changes.events
         sums = changes.usage_sums
+        notices = changes.outbox
+        fired = sorted(key for key, at in changes.alert_marks.items() if at is not None)
+        rearmed = sorted(key for key, at in changes.alert_marks.items() if at is None)
+        uncovered = dict(sorted(changes.uncovered.items()))
         args = (
             [c.org_seq for c in new],
             [c.account_seq for c in new],
@@ -844,6 +925,24 @@ class PostgresTransaction:
             [s.paid_by_wallet for s in sums.values()],
             [s.uncovered for s in sums.values()],
             [s.events for s in sums.values()],
+            [e.id for e in notices],
+            [e.org_seq for e in notices],
+            [e.type.value for e in notices],
+            [e.actor for e in notices],
+            [e.account_seq for e in notices],
+            [e.at for e in notices],
+            [outbox.data_json(e) for e in notices],
+            [seq for seq, _, _ in fired],
+            [kind.value for _, kind, _ in fired],
+            [threshold for _, _, threshold in fired],
+            [changes.alert_marks[key] for key in fired],
+            [seq for seq, _, _ in rearmed],
+            [kind.value for _, kind, _ in rearmed],
+            [threshold for _, _, threshold in rearmed],
+            list(uncovered),
+            [mark.last_sent_at for mark in uncovered.values()],
+            [mark.unreported for mark in uncovered.values()],
+            [mark.unreported_since for mark in uncovered.values()],
         )
         row = await self._conn.fetchrow(_SAVE, *args)
         new_seqs = _new_seqs.decode(row["credit_seqs"] or "[]")
@@ -857,6 +956,7 @@ class PostgresTransaction:
             row["updated"],
             row["applied"],
             row["sums"],
+            row["outbox"],
         )
         expected = (
             len(new),
@@ -867,6 +967,7 @@ class PostgresTransaction:
             len(updated),
             len(events),
             len(sums),
+            len(notices),
         )
         if adding and counts[3] < expected[3]:
             raise BalanceMoved("a balance no longer holds on this day; lock and count it")
@@ -923,6 +1024,14 @@ def _loaded(wants: Wants, row: Any, accounts: list[_AccountRow]) -> Loaded:
         del events[wants.usage_batch :]
     for meter in _meters.decode(row["meters"] or "[]"):
         loaded.meters[meter.org_seq].append(meter.record())
+    for kept in _alerts.decode(row["alerts"] or "[]"):
+        own = (kept.own, kept.own_wallet)
+        organization = (kept.organization, kept.organization_wallet)
+        loaded.alerts[kept.account_seq] = alerts.alerts_of(own, organization, kept.fired or [])
+    for mark in _uncovered.decode(row["uncovered"] or "[]"):
+        loaded.uncovered[mark.account_seq] = UncoveredMark(
+            mark.last_sent_at, mark.unreported, mark.unreported_since
+        )
     return loaded
 
 

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from datetime import date
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, or_, select, tuple_, update
+from sqlalchemy import and_, bindparam, case, delete, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from drawdown.ledger.changes import FIRST_CANDIDATES, Changes, Loaded
@@ -18,12 +18,14 @@ from drawdown.ledger.credit import CreditStatus
 from drawdown.ledger.records import AccountRecord, ApplicationRecord, CreditRecord
 from drawdown.ledger.usage import EventStatus, Meter
 from drawdown.ledger.usage_records import UsageSums
-from drawdown.store import ledger, meters, stored_events
+from drawdown.store import alerts, ledger, meters, outbox, stored_events
 from drawdown.store.interface import Arriving, Stored, Verdict, Wants
 from drawdown.store.tables import (
     accounts,
+    alert_marks,
     credit_applications,
     credits,
+    uncovered_marks,
     usage_events,
     usage_totals,
 )
@@ -204,6 +206,11 @@ class SqliteTransaction:
                 _keep(loaded, active)
                 loaded.active[seq] = [credit.id for credit in active]
         await self._load_usage(loaded, wants)
+        loaded.alerts = await alerts.of_accounts(
+            conn, {seq: account.org_seq for seq, account in loaded.accounts.items()}
+        )
+        if loaded.pending:
+            loaded.uncovered = await alerts.uncovered_of(conn, loaded.pending)
         return loaded
 
     async def _load_usage(self, loaded: Loaded, wants: Wants) -> None:
@@ -386,6 +393,7 @@ class SqliteTransaction:
                 },
             )
         await self._save_usage(changes)
+        await self._save_notices(changes)
         for (account_seq, invoice_id), application in changes.applications.items():
             if application.seq != 0:
                 await _one_row(
@@ -428,6 +436,42 @@ class SqliteTransaction:
                 },
             )
             application.seq = int(result.scalar_one())
+
+    async def _save_notices(self, changes: Changes) -> None:
+        """The events with their deliveries, the alerts fired or armed again, and the
+        usage.uncovered marks."""
+        conn = self._conn
+        await outbox.insert_events(conn, changes.outbox)
+        for (account_seq, kind, threshold), fired_at in sorted(
+            changes.alert_marks.items(), key=lambda item: (item[0][0], item[0][1], item[0][2])
+        ):
+            where = and_(
+                alert_marks.c.account_seq == account_seq,
+                alert_marks.c.kind == kind.value,
+                alert_marks.c.threshold == threshold,
+            )
+            await conn.execute(delete(alert_marks).where(where))
+            if fired_at is not None:
+                await conn.execute(
+                    alert_marks.insert().values(
+                        account_seq=account_seq,
+                        kind=kind.value,
+                        threshold=threshold,
+                        fired_at=fired_at,
+                    )
+                )
+        for account_seq, mark in sorted(changes.uncovered.items()):
+            await conn.execute(
+                delete(uncovered_marks).where(uncovered_marks.c.account_seq == account_seq)
+            )
+            await conn.execute(
+                uncovered_marks.insert().values(
+                    account_seq=account_seq,
+                    last_sent_at=mark.last_sent_at,
+                    unreported=mark.unreported,
+                    unreported_since=mark.unreported_since,
+                )
+            )
 
     async def _save_usage(self, changes: Changes) -> None:
         conn = self._conn
