@@ -1,11 +1,18 @@
 """Settings, read from the environment. A bad value stops the program with one clear line."""
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from drawdown.services.webhook_settings import (
+    DEFAULT_RETRY_SCHEDULE,
+    FIVE_DAYS,
+    WebhookSettings,
+    parse_duration,
+    parse_schedule,
+)
 from drawdown.store.database import DEFAULT_WAIT_SECONDS
 
 DEFAULT_DATABASE_URL = "sqlite:///./drawdown.db"
@@ -26,6 +33,41 @@ def _number(name: str, default: str, kind: type[int] | type[float], minimum: flo
     if value < minimum:
         raise SettingsError(f"{name} must be at least {minimum}, not {raw!r}")
     return value
+
+
+def _flag(name: str) -> bool:
+    raw = os.environ.get(name, "").strip()
+    if raw in ("", "0"):
+        return False
+    if raw == "1":
+        return True
+    raise SettingsError(f"{name} must be 1 or 0, not {raw!r}")
+
+
+def _duration(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return parse_duration(raw)
+    except ValueError as error:
+        raise SettingsError(f"{name}: {error}") from None
+
+
+def _webhooks() -> WebhookSettings:
+    raw = os.environ.get("DRAWDOWN_WEBHOOK_RETRY_SCHEDULE", "").strip()
+    try:
+        schedule = parse_schedule(raw) if raw else DEFAULT_RETRY_SCHEDULE
+    except ValueError as error:
+        raise SettingsError(f"DRAWDOWN_WEBHOOK_RETRY_SCHEDULE: {error}") from None
+    return WebhookSettings(
+        allow_http=_flag("DRAWDOWN_WEBHOOK_ALLOW_HTTP"),
+        allow_private=_flag("DRAWDOWN_WEBHOOK_ALLOW_PRIVATE"),
+        retry_schedule=schedule,
+        disable_after_seconds=_duration("DRAWDOWN_WEBHOOK_DISABLE_AFTER", FIVE_DAYS),
+        claim_seconds=_duration("DRAWDOWN_WEBHOOK_CLAIM_SECONDS", 30.0),
+        poll_seconds=_duration("DRAWDOWN_WEBHOOK_POLL_SECONDS", 0.5),
+    )
 
 
 def _database_url(raw: str) -> str:
@@ -59,6 +101,7 @@ class Settings:
     usage_poll_seconds: float = 0.2
     usage_batch: int = 2000
     event_retention_days: int = 45
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -81,4 +124,5 @@ class Settings:
             event_retention_days=int(
                 _number("DRAWDOWN_EVENT_RETENTION_DAYS", "45", int, MIN_RETENTION_DAYS)
             ),
+            webhooks=_webhooks(),
         )

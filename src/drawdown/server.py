@@ -47,4 +47,6 @@ def create() -> FastAPI:
         write_groups=settings.write_groups,
         usage_poll_seconds=settings.usage_poll_seconds,
         usage_batch=settings.usage_batch,
+        webhooks=settings.webhooks,
+        deliver_webhooks=True,
     )

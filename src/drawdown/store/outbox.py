@@ -2,6 +2,7 @@
 store's save and the sweep's `credit.expiring_soon` on both engines use it. (The PostgreSQL
 write store does the same inside its one save statement, `store/postgres.py`.)"""
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -46,7 +47,8 @@ def types_column(types: list[str] | None) -> str | None:
 
 async def insert_events(conn: AsyncConnection, outbox: list[OutboxEvent]) -> None:
     """The events, in order, each with a PENDING delivery to every enabled endpoint of its
-    organization that takes its type, due at once."""
+    organization that takes its type, due at once (by the wall clock, which delivery keeps)."""
+    due = datetime.now(UTC)
     for event in outbox:
         assert event.actor is not None, "an event is stored with its actor"
         seq = (
@@ -69,8 +71,8 @@ async def insert_events(conn: AsyncConnection, outbox: list[OutboxEvent]) -> Non
             literal(seq),
             literal("PENDING"),
             literal(0),
-            literal(event.at, webhook_deliveries.c.created_at.type),
-            literal(event.at, webhook_deliveries.c.created_at.type),
+            literal(due, webhook_deliveries.c.created_at.type),
+            literal(due, webhook_deliveries.c.created_at.type),
         ).where(
             and_(
                 webhook_endpoints.c.org_seq == event.org_seq,

@@ -416,12 +416,13 @@ WITH new_credits AS (
                 $87::timestamptz[], $88::text[])
         WITH ORDINALITY AS v(id, org_seq, type, actor, account_seq, occurred_at, data, n)
     ORDER BY v.n
-    RETURNING seq, org_seq, type, occurred_at
+    RETURNING seq, org_seq, type
 ), fanned AS (
     -- each to every enabled endpoint of its organization that takes its type, due at once
+    -- (by the database's clock, which delivery keeps: not the writer's, which tests may fix)
     INSERT INTO webhook_deliveries
         (endpoint_seq, event_seq, status, attempts, next_attempt_at, created_at)
-    SELECT w.seq, o.seq, 'PENDING', 0, o.occurred_at, o.occurred_at
+    SELECT w.seq, o.seq, 'PENDING', 0, now(), now()
     FROM outbox o
     JOIN webhook_endpoints w ON w.org_seq = o.org_seq AND w.status = 'ENABLED'
         AND (w.event_types IS NULL OR strpos(w.event_types, ',' || o.type || ',') > 0)
