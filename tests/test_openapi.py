@@ -18,7 +18,9 @@ from pydantic import TypeAdapter
 from drawdown.api.fields import Identifier
 from drawdown.api.schemas import InvoiceIdentifier
 from drawdown.api.usage_schemas import EventIdentifier, MeterIdentifier
+from drawdown.services.webhook_settings import WebhookSettings
 from tests.helpers import grant_body, make_account, post_raw
+from tests.webhook_receiver import receiver
 
 READ = {"400", "401", "429", "503"}
 WRITE = READ | {"403", "413"}
@@ -53,9 +55,28 @@ EXPECTED_ERRORS = {
     "getAccountUsage": READ | {"404"},
     "listAccountUsageEvents": READ | {"404"},
     "getUsageEvent": READ | {"404"},
+    "createWebhookEndpoint": WRITE | {"409"},
+    "listWebhookEndpoints": READ,
+    "getWebhookEndpoint": READ | {"404"},
+    "updateWebhookEndpoint": WRITE | {"404"},
+    "deleteWebhookEndpoint": WRITE | {"404"},
+    "rotateWebhookSecret": WRITE | {"404"},
+    "listWebhookDeliveries": READ | {"404"},
+    "replayWebhookEvents": WRITE | {"404", "409"},
+    "listEvents": READ | {"404"},
+    "putBalanceAlerts": WRITE,
+    "getBalanceAlerts": READ,
+    "putAccountBalanceAlerts": WRITE | {"404"},
+    "getAccountBalanceAlerts": READ | {"404"},
 }
 # what an operation answers when all went well, when it is not 200 or 201
-SUCCESSES = {"ingest": {"202"}, "ingestBatch": {"202", "207"}}
+SUCCESSES = {
+    "ingest": {"202"},
+    "ingestBatch": {"202", "207"},
+    "deleteWebhookEndpoint": {"204"},
+}
+# successes that carry no body
+NO_CONTENT = {"deleteWebhookEndpoint"}
 TOGAI_TAGS = {
     "Credits": "CreditsApi",
     "Customers": "CustomersApi",
@@ -93,6 +114,9 @@ async def test_every_operation_declares_the_schema_of_its_success(
             assert success == SUCCESSES[operation["operationId"]], (path, method)
         else:
             assert len(success) == 1, (path, method)
+        if operation["operationId"] in NO_CONTENT:
+            assert "content" not in operation["responses"]["204"], (path, method)
+            continue
         for status in success:
             schema = operation["responses"][status]["content"]["application/json"]["schema"]
             refs = [schema] if "$ref" in schema else schema.get("anyOf", [])
@@ -265,6 +289,12 @@ class Conformance:
 
     def check(self, method: str, template: str, response: httpx.Response) -> None:
         status = str(response.status_code)
+        if status == "204":
+            responses = json.loads(self.document_text)["paths"][template][method.lower()]
+            assert status in responses["responses"], (method, template)
+            assert response.content == b""
+            self.checked.add((method, template, response.status_code))
+            return
         validator = _validator(self.document_text, template, method.lower(), status)
         assert response.headers["content-type"] == "application/json", response.headers
         errors = [e.message for e in validator.iter_errors(response.json())]
@@ -438,6 +468,8 @@ async def test_every_rendered_answer_validates_against_the_document(
     await api.call("GET", "/usage/events/{event_id}", path="/usage/events/e-1")
     await api.call("GET", "/usage/events/{event_id}", path="/usage/events/e-none")
 
+    await walk_webhooks(api, client)
+
     anonymous = httpx.AsyncClient(transport=client._transport, base_url=str(client.base_url))
     async with anonymous:
         api.check("GET", "/credits", await anonymous.get("/credits"))
@@ -448,6 +480,57 @@ async def test_every_rendered_answer_validates_against_the_document(
     )
     statuses = {status for _, _, status in api.checked}
     assert {200, 201, 400, 401, 404, 409} <= statuses
+
+
+async def walk_webhooks(api: Conformance, client: httpx.AsyncClient) -> None:
+    """Every webhook and alert operation, answered and refused (docs/webhooks.md)."""
+    app = client._transport.app  # type: ignore[attr-defined]
+    app.state.webhooks = WebhookSettings(allow_http=True, allow_private=True)
+    one = "/webhook_endpoints/{endpoint_id}"
+    with receiver() as hooks:
+        made = await api.call("POST", "/webhook_endpoints", json={"url": hooks.url})
+        assert made.status_code == 201
+        endpoint_id = made.json()["id"]
+        await api.call("POST", "/webhook_endpoints", json={"url": "ftp://x"})
+        await api.call("GET", "/webhook_endpoints", params={"pageSize": 1})
+        await api.call("GET", one, path=f"/webhook_endpoints/{endpoint_id}")
+        await api.call("GET", one, path="/webhook_endpoints/whep.none")
+        await api.call(
+            "PATCH", one, path=f"/webhook_endpoints/{endpoint_id}", json={"description": "d"}
+        )
+        await api.call("PATCH", one, path="/webhook_endpoints/whep.none", json={})
+        await api.call("PATCH", one, path=f"/webhook_endpoints/{endpoint_id}", json={"url": 1})
+        rotate = one + "/rotate_secret"
+        await api.call("POST", rotate, path=f"/webhook_endpoints/{endpoint_id}/rotate_secret")
+        await api.call("POST", rotate, path="/webhook_endpoints/whep.none/rotate_secret")
+        replay = one + "/replay"
+        since = {"since": "2026-01-01T00:00:00Z"}
+        await api.call("POST", replay, path=f"/webhook_endpoints/{endpoint_id}/replay", json=since)
+        await api.call("POST", replay, path="/webhook_endpoints/whep.none/replay", json=since)
+        await api.call("POST", replay, path=f"/webhook_endpoints/{endpoint_id}/replay", json={})
+        await app.state.deliverer.drain()
+        log = one + "/deliveries"
+        await api.call("GET", log, path=f"/webhook_endpoints/{endpoint_id}/deliveries")
+        await api.call("GET", log, path="/webhook_endpoints/whep.none/deliveries")
+        events = await api.call("GET", "/events", params={"pageSize": 2})
+        first = events.json()["data"][0]["id"]
+        await api.call("GET", "/events", params={"after": first, "type": "credit.granted"})
+        await api.call("GET", "/events", params={"after": "evt.none"})
+        await api.call("GET", "/events", params={"type": "nothing"})
+        disabled = {"status": "DISABLED"}
+        await api.call("PATCH", one, path=f"/webhook_endpoints/{endpoint_id}", json=disabled)
+        await api.call("POST", replay, path=f"/webhook_endpoints/{endpoint_id}/replay", json=since)
+        await api.call("DELETE", one, path=f"/webhook_endpoints/{endpoint_id}")
+        await api.call("DELETE", one, path=f"/webhook_endpoints/{endpoint_id}")
+    for body in ({"thresholds": [10], "expiringSoonDays": 3}, {"thresholds": [-1]}):
+        await api.call("PUT", "/balance_alerts", json=body)
+    await api.call("GET", "/balance_alerts")
+    alerts = "/accounts/{account_id}/balance_alerts"
+    await api.call("PUT", alerts, path="/accounts/acc-2/balance_alerts", json={"thresholds": [1]})
+    await api.call("PUT", alerts, path="/accounts/nobody/balance_alerts", json={})
+    await api.call("PUT", alerts, path="/accounts/acc-2/balance_alerts", json={"x": 1})
+    await api.call("GET", alerts, path="/accounts/acc-2/balance_alerts")
+    await api.call("GET", alerts, path="/accounts/nobody/balance_alerts")
 
 
 async def test_fast_reads_hold_path_ids_to_the_declared_rules(client: httpx.AsyncClient) -> None:

@@ -264,7 +264,7 @@ async def list_events(
     after: Annotated[str | None, Query(max_length=50, description="The last event id seen")] = (
         None
     ),
-    page_size: Annotated[int, Query(alias="pageSize", ge=1, le=100)] = 100,
+    page_size: PageSize = 50,
 ) -> Any:
     found = await service.events(ctx.db, principal.org_seq, event_type, after, page_size)
     return JSONResponse({"data": [_event(row) for row in found.rows]})
