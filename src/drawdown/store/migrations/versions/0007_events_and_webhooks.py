@@ -1,8 +1,8 @@
 """events and webhooks: the outbox, endpoints, deliveries and their attempts, balance alert
 thresholds and what has fired, credit.expiring_soon and usage.uncovered markers
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 
 Every event is written in the transaction of the change that caused it, with one delivery row
 per endpoint that takes it; deliveries wait as PENDING (a partial index holds just those,
@@ -14,8 +14,8 @@ from alembic import op
 
 from drawdown.store.column_types import Money, MoneyTotal, UtcDateTime
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
