@@ -9,7 +9,7 @@ Decisions never mutate what they are given: they copy a record before changing i
 (`dataclasses.replace`, a new `CreditAmounts`) and return the copies in `Changes`.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
 from drawdown.ledger.records import (
@@ -20,6 +20,12 @@ from drawdown.ledger.records import (
 )
 from drawdown.ledger.usage import Meter
 from drawdown.ledger.usage_records import AppliedEvent, PendingEvent, UsageSums
+from drawdown.ledger.wallet import (
+    EntryChange,
+    TopupKey,
+    WalletEntryRecord,
+    WalletRecord,
+)
 
 FIRST_CANDIDATES = 8
 
@@ -33,6 +39,15 @@ class NeedCandidates(Exception):
         self.account_seq = account_seq
         self.as_of = as_of
         self.have = have
+
+
+@dataclass(frozen=True)
+class Holdings:
+    """What a locked account has that its kept balance does not show: whether it ever had a
+    credit, and the invoices of its HELD applications."""
+
+    has_credits: bool
+    held_invoices: tuple[str, ...]
 
 
 @dataclass
@@ -54,6 +69,14 @@ class Changes:
     events: list[AppliedEvent] = field(default_factory=list)
     usage_sums: dict[tuple[int, int], UsageSums] = field(default_factory=dict)
     applied_through: dict[int, datetime] = field(default_factory=dict)
+    # wallets made (seq 0) or changed, by account seq, as they now stand; entries written, in
+    # order; existing entries whose status changed, by entry id; top-up keys used
+    wallets: dict[int, WalletRecord] = field(default_factory=dict)
+    wallet_entries: list[WalletEntryRecord] = field(default_factory=list)
+    entry_changes: dict[str, EntryChange] = field(default_factory=dict)
+    topup_keys: list[TopupKey] = field(default_factory=list)
+    # accounts whose own fields changed (name, currency, status, details, archived_at)
+    profiles: dict[int, AccountRecord] = field(default_factory=dict)
 
     def merge(self, later: "Changes") -> None:
         """Add a later decision's changes; where both touch a record, the later one wins."""
@@ -78,6 +101,23 @@ class Changes:
             self.usage_sums[pair] = sums if earlier_sums is None else earlier_sums + sums
         for seq, through in later.applied_through.items():
             self.applied_through[seq] = max(through, self.applied_through.get(seq, through))
+        for seq, wallet in later.wallets.items():
+            earlier_wallet = self.wallets.get(seq)
+            if earlier_wallet is not None and earlier_wallet.seq == 0:
+                wallet = replace(wallet, seq=0)  # still to be inserted
+            self.wallets[seq] = wallet
+        self.wallet_entries += later.wallet_entries
+        new_entries = {entry.id: n for n, entry in enumerate(self.wallet_entries)}
+        for entry_id, change in later.entry_changes.items():
+            if entry_id in new_entries:  # written earlier in the group: insert it as it ends
+                n = new_entries[entry_id]
+                self.wallet_entries[n] = replace(
+                    self.wallet_entries[n], status=change.status, updated_at=change.updated_at
+                )
+            else:
+                self.entry_changes[entry_id] = change
+        self.topup_keys += later.topup_keys
+        self.profiles.update(later.profiles)
 
     def __bool__(self) -> bool:
         return bool(
@@ -89,6 +129,11 @@ class Changes:
             or self.events
             or self.usage_sums
             or self.applied_through
+            or self.wallets
+            or self.wallet_entries
+            or self.entry_changes
+            or self.topup_keys
+            or self.profiles
         )
 
 
@@ -119,6 +164,12 @@ class Loaded:
     pending: dict[int, list[PendingEvent]] = field(default_factory=dict)
     pending_more: dict[int, bool] = field(default_factory=dict)
     meters: dict[int, list[Meter]] = field(default_factory=dict)
+    # account_seq -> its wallet, for every locked account that has one
+    wallets: dict[int, WalletRecord] = field(default_factory=dict)
+    # (org_seq, Idempotency-Key) -> the top-up that used it, for the keys asked for that exist
+    topup_keys: dict[tuple[int, str], TopupKey] = field(default_factory=dict)
+    # account_seq -> what it still has besides its balance (for updates and deletes)
+    holdings: dict[int, "Holdings"] = field(default_factory=dict)
 
     def account(self, org_seq: int, account_id: str) -> AccountRecord | None:
         seq = self.account_ids.get((org_seq, account_id))
@@ -137,6 +188,11 @@ class Loaded:
         for seq, account in changes.accounts.items():
             self.accounts[seq] = account
         self.applications.update(changes.applications)
+        # a profile is the whole account as the decision left it, balance included
+        self.accounts.update(changes.profiles)
+        self.wallets.update(changes.wallets)
+        for key in changes.topup_keys:
+            self.topup_keys[(key.org_seq, key.key)] = key
         if changes.events:
             applied = {event.seq for event in changes.events}
             for seq in {event.account_seq for event in changes.events}:
