@@ -18,6 +18,7 @@ from drawdown.api import (
     methods,
     parties,
     usage,
+    wallet,
 )
 from drawdown.api.auth import KeyCache
 from drawdown.api.guards import BodyLimit, LastResort, NulFreeUrl
@@ -94,7 +95,14 @@ def create_app(
     methods.install(app)
     endpoints.mount(
         app,
-        [health.routes, *credits.routes, parties.routes, *applications.routes, *usage.routes],
+        [
+            health.routes,
+            *credits.routes,
+            parties.routes,
+            wallet.routes,
+            *applications.routes,
+            *usage.routes,
+        ],
     )
     # outermost last: LastResort, Throttle, NulFreeUrl, BodyLimit, then the app
     app.add_middleware(BodyLimit)

@@ -10,9 +10,11 @@ from drawdown.ledger.credit import effective_status
 from drawdown.ledger.records import (
     AccountRecord,
     ApplicationRecord,
+    AppliedLine,
     CreditRecord,
     TransactionRecord,
 )
+from drawdown.ledger.wallet import WalletEntryRecord, WalletRecord
 
 
 def timestamp(value: datetime) -> str:
@@ -133,12 +135,50 @@ def application(record: ApplicationRecord) -> dict[str, Any]:
                 "amount": money(line.amount),
                 "appliedAmount": money(line.applied),
                 "remainingAmount": money(line.remaining),
-                "allocations": [
-                    {"creditId": a.credit_id, "amount": money(a.amount)} for a in line.allocations
-                ],
+                "allocations": _allocations(line),
             }
             for line in record.lines
         ],
         "createdAt": timestamp(record.created_at),
         "updatedAt": timestamp(record.updated_at),
+    }
+
+
+def _allocations(line: AppliedLine) -> list[dict[str, Any]]:
+    """The credits that paid, in drawdown order, then the wallet if it paid."""
+    out: list[dict[str, Any]] = [
+        {"creditId": a.credit_id, "amount": money(a.amount)} for a in line.allocations
+    ]
+    if line.wallet is not None:
+        out.append({"walletId": line.wallet.wallet_id, "amount": money(line.wallet.amount)})
+    return out
+
+
+def wallet(record: WalletRecord) -> dict[str, Any]:
+    """Togai's WalletBalanceResponse."""
+    return {
+        "id": record.id,
+        "accountId": record.account_id,
+        "customerId": record.customer_id,
+        "balance": money(record.balance),
+        "creditUnit": record.currency,
+        "status": record.status.value,
+        "holdAmount": money(record.held),
+        "effectiveFrom": timestamp(record.effective_from),
+        "createdAt": timestamp(record.created_at),
+        "updatedAt": timestamp(record.updated_at),
+    }
+
+
+def wallet_entry(entry: WalletEntryRecord) -> dict[str, Any]:
+    """Togai's WalletEntry."""
+    return {
+        "id": entry.id,
+        "walletId": entry.wallet_id,
+        "transactionType": entry.entry_type.value,
+        "status": entry.status.value,
+        "entityId": entry.entity_id,
+        "amount": money(entry.amount),
+        "createdAt": timestamp(entry.created_at),
+        "closingBalance": money(entry.closing_balance),
     }
