@@ -68,6 +68,14 @@ EXPECTED_ERRORS = {
     "getBalanceAlerts": READ,
     "putAccountBalanceAlerts": WRITE | {"404"},
     "getAccountBalanceAlerts": READ | {"404"},
+    "topUpWalletForAccount": WRITE | {"404", "409"},
+    "walletBalanceForAccount": READ | {"404"},
+    "updateWalletForAccount": WRITE | {"404"},
+    "walletEntriesForAccount": READ | {"404"},
+    "updateCustomer": WRITE | {"404"},
+    "deleteCustomer": WRITE | {"404", "409"},
+    "updateAccount": WRITE | {"404", "409"},
+    "deleteAccount": WRITE | {"404", "409"},
 }
 # what an operation answers when all went well, when it is not 200 or 201
 SUCCESSES = {
@@ -82,6 +90,7 @@ TOGAI_TAGS = {
     "Customers": "CustomersApi",
     "Accounts": "AccountsApi",
     "Event Ingestion": "EventIngestionApi",
+    "Wallet": "WalletApi",
 }
 
 
@@ -138,7 +147,7 @@ async def test_togai_operations_keep_togai_operation_ids(document: dict[str, Any
         assert f"method='{method.upper()}'" in source, operation["operationId"]
         assert f"resource_path='{path}'" in source, operation["operationId"]
         checked += 1
-    assert checked == 13
+    assert checked == 21
 
 
 async def test_bearer_scheme_on_every_route_behind_a_key(document: dict[str, Any]) -> None:
@@ -469,6 +478,60 @@ async def test_every_rendered_answer_validates_against_the_document(
     await api.call("GET", "/usage/events/{event_id}", path="/usage/events/e-none")
 
     await walk_webhooks(api, client)
+    wallet = "/accounts/{account_id}/wallet"
+    topup = "/accounts/{account_id}/wallet_topup"
+    await api.call("GET", wallet, path="/accounts/acc-2/wallet")
+    await api.call("POST", topup, path="/accounts/acc-2/wallet_topup", json={"topupAmount": 0})
+    await api.call("POST", topup, path="/accounts/nobody/wallet_topup", json={"topupAmount": 1})
+    assert (
+        await api.call(
+            "POST",
+            topup,
+            path="/accounts/acc-2/wallet_topup",
+            json={"topupAmount": 5},
+            headers={"Idempotency-Key": "t-1"},
+        )
+    ).status_code == 200
+    await api.call(
+        "POST",
+        topup,
+        path="/accounts/acc-2/wallet_topup",
+        json={"topupAmount": 6},
+        headers={"Idempotency-Key": "t-1"},
+    )
+    await api.call("GET", wallet, path="/accounts/acc-2/wallet")
+    await api.call("PATCH", wallet, path="/accounts/acc-2/wallet", json={"status": "INACTIVE"})
+    await api.call("PATCH", wallet, path="/accounts/acc-1/wallet", json={})
+    await api.call("PATCH", wallet, path="/accounts/acc-2/wallet", json={"status": "x"})
+    await api.call("PATCH", wallet, path="/accounts/acc-2/wallet", json={"status": "ACTIVE"})
+    entries = wallet + "/entries"
+    await api.call("GET", entries, path="/accounts/acc-2/wallet/entries", params={"pageSize": 1})
+    await api.call("GET", entries, path="/accounts/acc-1/wallet/entries")
+    walleted = await api.call(
+        "POST",
+        apps,
+        path="/accounts/acc-2/credit_applications",
+        json={
+            "invoiceId": "inv-w",
+            "mode": "HOLD",
+            "lineItems": [{"entityId": "ff.z", "entityType": "FIXED_FEE_RATE_CARD", "amount": 1e3}],
+        },
+    )
+    assert "walletId" in walleted.text
+    customer = "/customers/{customer_id}"
+    await api.call("PATCH", customer, path="/customers/cust-3", json={"name": "Three Again"})
+    await api.call("PATCH", customer, path="/customers/cust-3", json={"name": "x"})
+    await api.call("PATCH", customer, path="/customers/nobody", json={})
+    account = "/accounts/{account_id}"
+    await api.call("PATCH", account, path="/accounts/acc-3", json={"invoiceCurrency": "EUR"})
+    await api.call("PATCH", account, path="/accounts/acc-2", json={"invoiceCurrency": "GBP"})
+    await api.call("PATCH", account, path="/accounts/nobody", json={"name": "Nobody"})
+    await api.call("PATCH", account, path="/accounts/acc-3", json={"tags": "x"})
+    await api.call("DELETE", customer, path="/customers/cust-3")
+    await api.call("DELETE", account, path="/accounts/acc-2")
+    assert (await api.call("DELETE", account, path="/accounts/acc-3")).status_code == 200
+    await api.call("DELETE", account, path="/accounts/acc-3")
+    assert (await api.call("DELETE", customer, path="/customers/cust-3")).status_code == 200
 
     anonymous = httpx.AsyncClient(transport=client._transport, base_url=str(client.base_url))
     async with anonymous:
@@ -604,6 +667,7 @@ async def test_request_examples_are_valid_requests(document: dict[str, Any]) -> 
     """/docs offers these in "Try it out"; each passes both the document and the validation."""
     import drawdown.api.schemas as models
     import drawdown.api.usage_schemas as usage_models
+    import drawdown.api.wallet_schemas as wallet_models
 
     checked = 0
     for name, schema in document["components"]["schemas"].items():
@@ -613,7 +677,11 @@ async def test_request_examples_are_valid_requests(document: dict[str, Any]) -> 
             validator = jsonschema_rs.Draft202012Validator(root, validate_formats=True)
             assert not [e.message for e in validator.iter_errors(example)], name
             decimal_example = json.loads(json.dumps(example), parse_float=Decimal)
-            model = getattr(models, name, None) or getattr(usage_models, name)
+            model = (
+                getattr(models, name, None)
+                or getattr(usage_models, name, None)
+                or getattr(wallet_models, name)
+            )
             model.model_validate(decimal_example)
             checked += 1
     assert checked >= 5

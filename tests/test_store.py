@@ -21,7 +21,7 @@ from drawdown.errors import DrawdownError
 from drawdown.ledger.allocation import EntityType
 from drawdown.ledger.application import ApplicationMode, ApplicationStatus
 from drawdown.ledger.balance import BalanceTotals
-from drawdown.ledger.changes import FIRST_CANDIDATES, Changes
+from drawdown.ledger.changes import FIRST_CANDIDATES, Changes, Holdings
 from drawdown.ledger.credit import CreditAmounts, CreditStatus, TransactionType
 from drawdown.ledger.events import NewEvent
 from drawdown.ledger.money import sub
@@ -35,13 +35,15 @@ from drawdown.ledger.records import (
 )
 from drawdown.ledger.usage import Aggregation, EventStatus, Meter, MeterStatus, Rate
 from drawdown.ledger.usage_records import AppliedEvent, Charge, UsageAllocation, UsageSums
-from drawdown.store import ledger, meters, parties, usage
+from drawdown.ledger.wallet import EntryChange, EntryStatus, TopupKey, WalletBook, new_wallet
+from drawdown.store import ledger, meters, parties, usage, wallets
 from drawdown.store.applications import insert_application
 from drawdown.store.database import Database, asyncpg_dsn
 from drawdown.store.faults import is_unique_violation, judge
 from drawdown.store.interface import Arriving, BalanceMoved, Verdict, Wants
 from drawdown.store.migrate import upgrade
-from drawdown.store.tables import accounts, usage_events, usage_totals
+from drawdown.store.tables import accounts, usage_events, usage_totals, wallet_entries
+from drawdown.store.tables import wallets as wallets_table
 from tests.conftest import _admin_dsn, create_postgres_database, drop_postgres_database
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -1310,3 +1312,193 @@ async def test_accounts_with_pending_events_are_found_and_fresh_ones_can_wait(
     assert {(first.seq, org, "acc-1"), (second.seq, org, "acc-2")} <= set(found)
     mine = [row for row in received_early if row[1] == org]
     assert mine == [(first.seq, org, "acc-1")]
+
+
+# -- wallets, account profiles and archives (docs/wallet.md)
+
+
+async def entries_of(db: Database, account_seq: int) -> list[Any]:
+    async with db.read() as conn:
+        rows = await conn.execute(
+            select(wallet_entries)
+            .join(wallets_table, wallets_table.c.seq == wallet_entries.c.wallet_seq)
+            .where(wallets_table.c.account_seq == account_seq)
+            .order_by(wallet_entries.c.number)
+        )
+        return list(rows)
+
+
+async def test_wallets_entries_keys_and_profiles_save_and_load_exactly(db: Database) -> None:
+    org = await new_org(db)
+    account = await new_account(db, org)
+    other = await new_account(db, org, "acc-2")
+    book = WalletBook(new_wallet(org, account.seq, account.id, "cust", "USD", NOW), NOW)
+    book.top_up(WIDEST)
+    book.top_up(TINY)
+    held = book.hold(Decimal("0.5"), "inv-1")
+    key = TopupKey(org, "key-1", account.seq, "h" * 64, book.entries[0].id, NOW)
+    profile = dataclasses.replace(
+        account,
+        name="Renamed",
+        invoice_currency="EUR",
+        status="DRAFT",
+        details={"tags": ["a"], "metadata": {}},
+        updated_at=NOW + timedelta(seconds=1),
+    )
+    async with db.write_store().transaction() as tx:
+        await tx.load(Wants(today=TODAY, accounts={(org, account.id)}))
+        made = Changes(
+            wallets={account.seq: book.wallet},
+            wallet_entries=list(book.entries),
+            topup_keys=[key],
+            profiles={account.seq: profile},
+        )
+        await tx.save(made)
+    assert made.wallets[account.seq].seq > 0
+    assert await version_of(db, account.seq) == 1 and await version_of(db, other.seq) == 0
+    wants = Wants(
+        today=TODAY,
+        accounts={(org, account.id), (org, other.id)},
+        topup_keys={(org, "key-1"), (org, "key-2")},
+    )
+    async with db.write_store().transaction() as tx:
+        loaded = await tx.load(wants)
+        assert loaded.wallets == {account.seq: made.wallets[account.seq]}
+        assert loaded.wallets[account.seq].balance == WIDEST + TINY - Decimal("0.5")
+        assert loaded.topup_keys == {(org, "key-1"): key}
+        assert loaded.accounts[account.seq] == dataclasses.replace(profile, seq=account.seq)
+        # capture the hold: the entry's status changes in place; a second top-up adds a row
+        later = WalletBook(loaded.wallets[account.seq], NOW)
+        later.capture(held.id, Decimal("0.5"))
+        later.top_up(Decimal(1))
+        await tx.save(
+            Changes(
+                wallets={account.seq: later.wallet},
+                wallet_entries=later.entries,
+                entry_changes={c.entry_id: c for c in later.changes},
+            )
+        )
+    rows = await entries_of(db, account.seq)
+    assert [(r.number, r.entry_type, r.status, r.amount, r.closing_balance) for r in rows] == [
+        (1, "CREDITED", "COMPLETED", WIDEST, WIDEST),
+        (2, "CREDITED", "COMPLETED", TINY, WIDEST + TINY),
+        (3, "DEBITED", "COMPLETED", Decimal("0.5"), WIDEST + TINY - Decimal("0.5")),
+        (4, "CREDITED", "COMPLETED", Decimal(1), WIDEST + TINY + Decimal("0.5")),
+    ]
+    assert rows[2].invoice_id == "inv-1" and rows[2].entity_id == "inv-1"
+    async with db.read() as conn:
+        found = await wallets.find_wallet(conn, account.seq)
+        listed = await wallets.page_of_entries(conn, found, 1, 2) if found else []
+    assert found is not None and found.consumed == Decimal("0.5") and found.held == 0
+    assert [entry.number for entry in listed] == [2, 3]
+
+
+async def test_an_entry_changes_status_once_and_a_second_change_fails_the_save(
+    db: Database,
+) -> None:
+    org = await new_org(db)
+    account = await new_account(db, org)
+    book = WalletBook(new_wallet(org, account.seq, account.id, "cust", "USD", NOW), NOW)
+    book.top_up(Decimal(10))
+    held = book.hold(Decimal(4), "inv-1")
+    async with db.write_store().transaction() as tx:
+        await tx.load(Wants(today=TODAY, accounts={(org, account.id)}))
+        await tx.save(Changes(wallets={account.seq: book.wallet}, wallet_entries=book.entries))
+    change = EntryChange(held.id, account.seq, EntryStatus.RELEASED, NOW)
+    async with db.write_store().transaction() as tx:
+        await tx.load(Wants(today=TODAY, accounts={(org, account.id)}))
+        await tx.save(Changes(entry_changes={held.id: change}))
+    with pytest.raises(RuntimeError):
+        async with db.write_store().transaction() as tx:
+            await tx.load(Wants(today=TODAY, accounts={(org, account.id)}))
+            again = dataclasses.replace(change, status=EntryStatus.COMPLETED)
+            await tx.save(Changes(entry_changes={held.id: again}))
+    rows = await entries_of(db, account.seq)
+    assert [r.status for r in rows] == ["COMPLETED", "RELEASED"]
+
+
+async def test_a_key_taken_in_the_organization_is_a_unique_violation(db: Database) -> None:
+    org = await new_org(db)
+    one = await new_account(db, org)
+    two = await new_account(db, org, "acc-2")
+    for account in (one, two):
+        key = TopupKey(org, "same", account.seq, account.id * 4, "wtxn.x", NOW)
+        try:
+            async with db.write_store().transaction() as tx:
+                await tx.load(Wants(today=TODAY, accounts={(org, account.id)}))
+                await tx.save(Changes(topup_keys=[key]))
+        except Exception as error:
+            assert account is two and is_unique_violation(error)
+        else:
+            assert account is one
+
+
+async def test_holdings_say_whether_credits_exist_and_which_invoices_are_held(
+    db: Database,
+) -> None:
+    org = await new_org(db)
+    account = await new_account(db, org)
+    empty = await new_account(db, org, "acc-2")
+    credit = await seed_credit(db, account, status=CreditStatus.CONSUMED)
+    await seed_application(db, account, "inv-b", credit, Decimal(1))
+    await seed_application(db, account, "inv-a", credit, Decimal(1))
+    async with db.write_store().transaction() as tx:
+        await tx.load(Wants(today=TODAY, accounts={(org, account.id), (org, empty.id)}))
+        assert await tx.holdings(account.seq) == Holdings(True, ("inv-a", "inv-b"))
+        assert await tx.holdings(empty.seq) == Holdings(False, ())
+
+
+async def test_an_archived_account_is_loaded_archived_and_refuses_new_events(
+    db: Database,
+) -> None:
+    org = await new_org(db)
+    account = await new_account(db, org)
+    archived = dataclasses.replace(account, archived_at=NOW)
+    async with db.write_store().transaction() as tx:
+        await tx.load(Wants(today=TODAY, accounts={(org, account.id)}))
+        await tx.save(Changes(profiles={account.seq: archived}))
+    async with db.write_store().transaction() as tx:
+        loaded = await tx.load(Wants(today=TODAY, accounts={(org, account.id)}))
+        assert loaded.accounts[account.seq].archived_at == NOW
+        [stored] = await tx.ingest([arriving(org, new_event("e-1", account.id))])
+        assert stored.verdict is Verdict.UNKNOWN_ACCOUNT
+    async with db.read() as conn:
+        assert await ledger.find_account(conn, org, account.id) is None
+        kept = await ledger.find_account(conn, org, account.id, archived=True)
+        assert kept is not None and kept.archived_at == NOW
+
+
+@pytest.mark.parametrize("moved", ["archived", "currency"])
+async def test_an_adding_save_refuses_an_account_archived_or_rebased_since_its_load(
+    db: Database, moved: str
+) -> None:
+    if not db.is_postgresql:
+        pytest.skip("SQLite saves under its write lock: an account read is an account held")
+    org = await new_org(db)
+    account = await new_account(db, org)
+    store = db.write_store()
+    wants = Wants(today=TODAY, accounts={(org, account.id)})
+    granted = credit_record(account, amount=Decimal(5))
+    with pytest.raises(BalanceMoved):
+        async with store.transaction() as grants:
+            seen = await grants.load(wants, lock=False)
+            async with store.transaction() as other:
+                await other.load(wants)
+                change = (
+                    {"archived_at": NOW} if moved == "archived" else {"invoice_currency": "EUR"}
+                )
+                profile = dataclasses.replace(account, **change)  # type: ignore[arg-type]
+                await other.save(Changes(profiles={account.seq: profile}))
+            added = dataclasses.replace(
+                seen.accounts[account.seq], totals=BalanceTotals(Decimal(5), Decimal(5))
+            )
+            await grants.save(
+                Changes(
+                    new_credits=[granted],
+                    lines=[line_on(granted, TransactionType.CREDITED, Decimal(5))],
+                    accounts={account.seq: added},
+                ),
+                added_to=dict(seen.accounts),
+            )
+    async with db.read() as conn:
+        assert await ledger.find_credit(conn, org, granted.id) is None

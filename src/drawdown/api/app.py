@@ -18,6 +18,7 @@ from drawdown.api import (
     methods,
     parties,
     usage,
+    wallet,
 )
 from drawdown.api import (
     webhooks as webhook_routes,
@@ -119,6 +120,7 @@ def create_app(
             health.routes,
             *credits.routes,
             parties.routes,
+            wallet.routes,
             *applications.routes,
             *usage.routes,
             webhook_routes.routes,

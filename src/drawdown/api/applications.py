@@ -40,6 +40,7 @@ def _application_request(body: CreditApplicationRequest) -> ApplicationRequest:
             LineItem(item.entityId, EntityType(item.entityType), item.amount)
             for item in body.lineItems
         ),
+        use_wallet=body.useWallet,
     )
 
 

@@ -60,6 +60,7 @@ class CreditApplicationStruct(Struct, forbid_unknown_fields=True, kw_only=True):
     mode: Literal["HOLD", "DEBIT"]
     asOf: date | UnsetType | None = UNSET
     lineItems: Annotated[list[LineItemStruct], Meta(min_length=1, max_length=500)]
+    useWallet: bool | UnsetType = UNSET
 
 
 _single = msgspec.json.Decoder(CreditRequestStruct)
@@ -112,7 +113,12 @@ def application(body: bytes) -> ApplicationRequest | None:
         return None
     try:
         decoded = _application.decode(body)
-        given = 3 + (decoded.asOf is not UNSET) + 3 * len(decoded.lineItems)
+        given = (
+            3
+            + (decoded.asOf is not UNSET)
+            + (decoded.useWallet is not UNSET)
+            + 3 * len(decoded.lineItems)
+        )
         if not no_key_repeated(body, given):
             return None
         return ApplicationRequest(
@@ -123,6 +129,7 @@ def application(body: bytes) -> ApplicationRequest | None:
                 LineItem(item.entityId, EntityType(item.entityType), _amount(item.amount))
                 for item in decoded.lineItems
             ),
+            use_wallet=decoded.useWallet is not False,
         )
     except _NOT_FAST:
         return None

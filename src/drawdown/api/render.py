@@ -14,6 +14,7 @@ from drawdown.ledger.records import (
     TransactionRecord,
 )
 from drawdown.ledger.shapes import timestamp
+from drawdown.ledger.wallet import WalletEntryRecord, WalletRecord
 
 
 def credit(record: CreditRecord, today: date) -> dict[str, Any]:
@@ -83,3 +84,13 @@ def created_customer(row: Row[Any], created_account: AccountRecord | None) -> di
 
 def application(record: ApplicationRecord) -> dict[str, Any]:
     return shapes.application(record, money)
+
+
+def wallet(record: WalletRecord) -> dict[str, Any]:
+    """Togai's WalletBalanceResponse."""
+    return shapes.wallet(record, money)
+
+
+def wallet_entry(entry: WalletEntryRecord) -> dict[str, Any]:
+    """Togai's WalletEntry."""
+    return shapes.wallet_entry(entry, money)

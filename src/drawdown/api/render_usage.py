@@ -52,6 +52,9 @@ def event(record: StoredEvent) -> dict[str, Any]:
         shown["allocations"] = [
             {"creditId": a.credit_id, "amount": money(a.amount)} for a in charge.allocations
         ]
+        if charge.wallet is not None:
+            paid = charge.wallet
+            shown["allocations"].append({"walletId": paid.wallet_id, "amount": money(paid.amount)})
         shown["uncovered"] = money(charge.uncovered)
         charges.append(shown)
     return {

@@ -9,7 +9,7 @@ from pydantic import BeforeValidator, ConfigDict, Field, StrictStr, WithJsonSche
 from pydantic.config import JsonDict
 
 from drawdown.api.fields import NonNegativeAmount, PositiveAmount, Text
-from drawdown.api.schemas import Body, Number, Out
+from drawdown.api.schemas import Body, Number, Out, WalletAllocation
 from drawdown.ledger.events import Refused, parse_timestamp
 
 MeterIdentifier = Annotated[
@@ -220,7 +220,8 @@ class EventCharge(Out):
     rate: CreditRateOut
     exactCost: Number | None = None
     cost: Number
-    allocations: list[UsageAllocation]
+    # the credits that paid, in drawdown order, then the wallet if it paid
+    allocations: list[UsageAllocation | WalletAllocation]
     uncovered: Number
 
 

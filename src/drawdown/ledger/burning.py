@@ -3,10 +3,12 @@ account's pending events, in (timestamp, id) order, under the account's lock.
 
 Each event is priced on every ACTIVE meter it matches (meter id order) and its cost drawn from
 the account's credits in drawdown order among those ACTIVE now and in effect on the event's UTC
-date whose scope covers the meter; what none pays is uncovered. What a credit pays for one
+date whose scope covers the meter; then the account's wallet, when it is ACTIVE and in effect
+on that date (docs/wallet.md); what none pays is uncovered. What a credit pays for one
 meter's events in the batch becomes one DEBITED line (entity = the meter id, no invoice), and
-every event records which credits paid how much on which line. The credits' amounts and the
-balance move through the book, like every debit.
+every event records which credits paid how much on which line; what the wallet pays for one
+meter in the batch is one COMPLETED DEBITED wallet entry, named by each event's share. The
+credits' amounts and the balance move through the book, like every debit.
 """
 
 from dataclasses import dataclass, replace
@@ -33,7 +35,14 @@ from drawdown.ledger.usage import (
     price,
     quantity,
 )
-from drawdown.ledger.usage_records import AppliedEvent, Charge, UsageAllocation, UsageSums
+from drawdown.ledger.usage_records import (
+    AppliedEvent,
+    Charge,
+    UsageAllocation,
+    UsageSums,
+    WalletPaid,
+)
+from drawdown.ledger.wallet import ENTRY_PREFIX
 
 
 @dataclass(frozen=True)
@@ -98,7 +107,7 @@ def burn(loaded: Loaded, account_seq: int, now: datetime) -> tuple[BurnOutcome, 
                 priced = price(amount, rate)
             except CostOutOfRange:
                 continue  # only if a meter or rate came after the event was accepted
-            allocations, uncovered = purse.draw(day, meter.id, priced.cost)
+            allocations, wallet_paid, uncovered = purse.draw(day, meter.id, priced.cost)
             charge = Charge(
                 meter_seq=meter.seq,
                 meter_id=meter.id,
@@ -108,6 +117,7 @@ def burn(loaded: Loaded, account_seq: int, now: datetime) -> tuple[BurnOutcome, 
                 exact_cost=priced.exact,
                 allocations=allocations,
                 uncovered=uncovered,
+                wallet=wallet_paid,
             )
             charges.append(charge)
             by_meter.setdefault(meter.seq, []).append(charge)
@@ -172,13 +182,19 @@ class _Purse:
         # (day, meter id) -> the first candidate that may still pay: the ones before it have
         # nothing left or may not pay that meter, and stay so for the rest of the batch
         self.start: dict[tuple[date, str], int] = {}
+        # the wallet, paid from after the credits: what it has left, and the batch's entries
+        # by meter id, in the order first drawn
+        self.wallet = draft.wallet(account_seq)
+        self.wallet_left = self.wallet.balance if self.wallet is not None else ZERO
+        self.wallet_lines: dict[str, _Line] = {}
 
     def draw(
         self, day: date, meter_id: str, cost: Decimal
-    ) -> tuple[tuple[UsageAllocation, ...], Decimal]:
-        """Pay `cost` for a meter's event of `day`; the allocations and what is uncovered."""
+    ) -> tuple[tuple[UsageAllocation, ...], WalletPaid | None, Decimal]:
+        """Pay `cost` for a meter's event of `day`: the credits' allocations, the wallet's
+        share, and what is uncovered."""
         if cost == 0:
-            return (), ZERO
+            return (), None, ZERO
         key = (self.account_seq, day)
         listed = self.draft.loaded.candidates.get(key)
         if listed is None:
@@ -207,7 +223,19 @@ class _Purse:
         if owed > 0 and not self.draft.loaded.complete.get(key, False):
             # a credit further down the order may pay the rest
             raise NeedCandidates(self.account_seq, day, have=len(listed))
-        return tuple(allocations), owed
+        wallet_paid = None
+        wallet = self.wallet
+        if owed > 0 and self.wallet_left > 0 and wallet is not None and wallet.wallet.pays_on(day):
+            paid = min(owed, self.wallet_left)
+            # wallet totals have 28 digits before the point: MONEY is exact or raises
+            self.wallet_left = MONEY.subtract(self.wallet_left, paid)
+            owed = MONEY.subtract(owed, paid)
+            line = self.wallet_lines.get(meter_id)
+            if line is None:
+                line = self.wallet_lines[meter_id] = _Line(new_id(ENTRY_PREFIX))
+            line.amount = MONEY.add(line.amount, paid)
+            wallet_paid = WalletPaid(wallet.wallet.id, paid, line.id)
+        return tuple(allocations), wallet_paid, owed
 
     def _left(self, credit_id: str) -> Decimal:
         left = self.left.get(credit_id)
@@ -261,3 +289,6 @@ class _Purse:
                 drawn = add(drawn, debit.amount)
             credit.amounts.consumed = add(credit.amounts.consumed, drawn)
             book.record(credit, before_status, before_amounts, lines)
+        if self.wallet is not None:
+            for meter_id, line in self.wallet_lines.items():
+                self.wallet.debit(line.amount, meter_id, entry_id=line.id)

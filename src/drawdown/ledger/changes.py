@@ -9,7 +9,7 @@ Decisions never mutate what they are given: they copy a record before changing i
 (`dataclasses.replace`, a new `CreditAmounts`) and return the copies in `Changes`.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -24,6 +24,12 @@ from drawdown.ledger.records import (
 from drawdown.ledger.uncovered import UncoveredMark
 from drawdown.ledger.usage import Meter
 from drawdown.ledger.usage_records import AppliedEvent, PendingEvent, UsageSums
+from drawdown.ledger.wallet import (
+    EntryChange,
+    TopupKey,
+    WalletEntryRecord,
+    WalletRecord,
+)
 
 # (account_seq, kind, threshold) -> when it fired, or None: armed again
 AlertMarks = dict[tuple[int, AlertKind, Decimal], datetime | None]
@@ -40,6 +46,15 @@ class NeedCandidates(Exception):
         self.account_seq = account_seq
         self.as_of = as_of
         self.have = have
+
+
+@dataclass(frozen=True)
+class Holdings:
+    """What a locked account has that its kept balance does not show: whether it ever had a
+    credit, and the invoices of its HELD applications."""
+
+    has_credits: bool
+    held_invoices: tuple[str, ...]
 
 
 @dataclass
@@ -66,6 +81,14 @@ class Changes:
     outbox: list[OutboxEvent] = field(default_factory=list)
     alert_marks: AlertMarks = field(default_factory=dict)
     uncovered: dict[int, UncoveredMark] = field(default_factory=dict)
+    # wallets made (seq 0) or changed, by account seq, as they now stand; entries written, in
+    # order; existing entries whose status changed, by entry id; top-up keys used
+    wallets: dict[int, WalletRecord] = field(default_factory=dict)
+    wallet_entries: list[WalletEntryRecord] = field(default_factory=list)
+    entry_changes: dict[str, EntryChange] = field(default_factory=dict)
+    topup_keys: list[TopupKey] = field(default_factory=list)
+    # accounts whose own fields changed (name, currency, status, details, archived_at)
+    profiles: dict[int, AccountRecord] = field(default_factory=dict)
 
     def merge(self, later: "Changes") -> None:
         """Add a later decision's changes; where both touch a record, the later one wins."""
@@ -93,6 +116,23 @@ class Changes:
         self.outbox += later.outbox
         self.alert_marks.update(later.alert_marks)
         self.uncovered.update(later.uncovered)
+        for seq, wallet in later.wallets.items():
+            earlier_wallet = self.wallets.get(seq)
+            if earlier_wallet is not None and earlier_wallet.seq == 0:
+                wallet = replace(wallet, seq=0)  # still to be inserted
+            self.wallets[seq] = wallet
+        self.wallet_entries += later.wallet_entries
+        new_entries = {entry.id: n for n, entry in enumerate(self.wallet_entries)}
+        for entry_id, change in later.entry_changes.items():
+            if entry_id in new_entries:  # written earlier in the group: insert it as it ends
+                n = new_entries[entry_id]
+                self.wallet_entries[n] = replace(
+                    self.wallet_entries[n], status=change.status, updated_at=change.updated_at
+                )
+            else:
+                self.entry_changes[entry_id] = change
+        self.topup_keys += later.topup_keys
+        self.profiles.update(later.profiles)
 
     def __bool__(self) -> bool:
         return bool(
@@ -107,6 +147,11 @@ class Changes:
             or self.outbox
             or self.alert_marks
             or self.uncovered
+            or self.wallets
+            or self.wallet_entries
+            or self.entry_changes
+            or self.topup_keys
+            or self.profiles
         )
 
 
@@ -145,6 +190,13 @@ class Loaded:
     def alerts_of(self, account_seq: int) -> AccountAlerts:
         return self.alerts.get(account_seq, NO_ALERTS)
 
+    # account_seq -> its wallet, for every locked account that has one
+    wallets: dict[int, WalletRecord] = field(default_factory=dict)
+    # (org_seq, Idempotency-Key) -> the top-up that used it, for the keys asked for that exist
+    topup_keys: dict[tuple[int, str], TopupKey] = field(default_factory=dict)
+    # account_seq -> what it still has besides its balance (for updates and deletes)
+    holdings: dict[int, "Holdings"] = field(default_factory=dict)
+
     def account(self, org_seq: int, account_id: str) -> AccountRecord | None:
         seq = self.account_ids.get((org_seq, account_id))
         return self.accounts[seq] if seq is not None else None
@@ -168,6 +220,11 @@ class Loaded:
         for seq, account_marks in marks.items():
             self.alerts[seq] = self.alerts_of(seq).with_marks(account_marks)
         self.uncovered.update(changes.uncovered)
+        # a profile is the whole account as the decision left it, balance included
+        self.accounts.update(changes.profiles)
+        self.wallets.update(changes.wallets)
+        for key in changes.topup_keys:
+            self.topup_keys[(key.org_seq, key.key)] = key
         if changes.events:
             applied = {event.seq for event in changes.events}
             for seq in {event.account_seq for event in changes.events}:

@@ -9,7 +9,8 @@ from decimal import Decimal
 from typing import Any
 
 from drawdown.ledger.credit import effective_status
-from drawdown.ledger.records import AccountRecord, ApplicationRecord, CreditRecord
+from drawdown.ledger.records import AccountRecord, ApplicationRecord, AppliedLine, CreditRecord
+from drawdown.ledger.wallet import WalletEntryRecord, WalletRecord
 
 Amount = Callable[[Decimal], Any]
 
@@ -79,12 +80,50 @@ def application(record: ApplicationRecord, amount: Amount = exact) -> dict[str, 
                 "amount": amount(line.amount),
                 "appliedAmount": amount(line.applied),
                 "remainingAmount": amount(line.remaining),
-                "allocations": [
-                    {"creditId": a.credit_id, "amount": amount(a.amount)} for a in line.allocations
-                ],
+                "allocations": _allocations(line, amount),
             }
             for line in record.lines
         ],
         "createdAt": timestamp(record.created_at),
         "updatedAt": timestamp(record.updated_at),
+    }
+
+
+def _allocations(line: AppliedLine, amount: Amount) -> list[dict[str, Any]]:
+    """The credits that paid, in drawdown order, then the wallet if it paid."""
+    out: list[dict[str, Any]] = [
+        {"creditId": a.credit_id, "amount": amount(a.amount)} for a in line.allocations
+    ]
+    if line.wallet is not None:
+        out.append({"walletId": line.wallet.wallet_id, "amount": amount(line.wallet.amount)})
+    return out
+
+
+def wallet(record: WalletRecord, amount: Amount = exact) -> dict[str, Any]:
+    """Togai's WalletBalanceResponse."""
+    return {
+        "id": record.id,
+        "accountId": record.account_id,
+        "customerId": record.customer_id,
+        "balance": amount(record.balance),
+        "creditUnit": record.currency,
+        "status": record.status.value,
+        "holdAmount": amount(record.held),
+        "effectiveFrom": timestamp(record.effective_from),
+        "createdAt": timestamp(record.created_at),
+        "updatedAt": timestamp(record.updated_at),
+    }
+
+
+def wallet_entry(entry: WalletEntryRecord, amount: Amount = exact) -> dict[str, Any]:
+    """Togai's WalletEntry."""
+    return {
+        "id": entry.id,
+        "walletId": entry.wallet_id,
+        "transactionType": entry.entry_type.value,
+        "status": entry.status.value,
+        "entityId": entry.entity_id,
+        "amount": amount(entry.amount),
+        "createdAt": timestamp(entry.created_at),
+        "closingBalance": amount(entry.closing_balance),
     }

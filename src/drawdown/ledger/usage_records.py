@@ -37,6 +37,15 @@ class UsageAllocation:
 
 
 @dataclass(slots=True)
+class WalletPaid:
+    """What the wallet paid of one charge, after the credits (docs/wallet.md)."""
+
+    wallet_id: str
+    amount: Decimal
+    entry_id: str  # the wallet's DEBITED entry of the batch that carries it
+
+
+@dataclass(slots=True)
 class Charge:
     """One event priced on one meter, and how it was paid."""
 
@@ -48,15 +57,21 @@ class Charge:
     exact_cost: Decimal | None  # only when it differs from `cost`
     allocations: tuple[UsageAllocation, ...]
     uncovered: Decimal
+    wallet: WalletPaid | None = None
 
     @property
     def paid_by_credits(self) -> Decimal:
         return total(allocation.amount for allocation in self.allocations)
 
+    @property
+    def paid_by_wallet(self) -> Decimal:
+        return ZERO if self.wallet is None else self.wallet.amount
+
     def stored(self) -> dict[str, Any]:
         """As kept in `usage_events.results`: amounts as exact decimal text (`str` of a
-        Decimal is exact; `Decimal(text)` reads it back to the same value)."""
-        return {
+        Decimal is exact; `Decimal(text)` reads it back to the same value). The wallet's share,
+        when it paid, is kept under "wallet"."""
+        stored: dict[str, Any] = {
             "meterId": self.meter_id,
             "meterSeq": self.meter_seq,
             "quantity": str(self.quantity),
@@ -67,10 +82,15 @@ class Charge:
             "allocations": [[a.credit_id, str(a.amount), a.line_id] for a in self.allocations],
             "uncovered": str(self.uncovered),
         }
+        if self.wallet is not None:
+            paid = self.wallet
+            stored["wallet"] = [paid.wallet_id, str(paid.amount), paid.entry_id]
+        return stored
 
     @classmethod
     def from_stored(cls, stored: dict[str, Any]) -> "Charge":
         exact = stored["exactCost"]
+        wallet = stored.get("wallet")
         return cls(
             meter_seq=int(stored["meterSeq"]),
             meter_id=stored["meterId"],
@@ -83,6 +103,7 @@ class Charge:
                 for credit_id, amount, line_id in stored["allocations"]
             ),
             uncovered=Decimal(stored["uncovered"]),
+            wallet=None if wallet is None else WalletPaid(wallet[0], Decimal(wallet[1]), wallet[2]),
         )
 
 
@@ -136,7 +157,7 @@ class UsageSums:
             total(c.quantity for c in charges),
             total(c.cost for c in charges),
             total(a.amount for c in charges for a in c.allocations),
-            ZERO,
+            total(c.wallet.amount for c in charges if c.wallet is not None),
             total(c.uncovered for c in charges),
             len(charges),
         )

@@ -188,6 +188,10 @@ class Coalescer:
         for write in group:
             write.wants(wants)
         loaded = await tx.load(wants, lock=not adding)
+        for org_seq, account_id in sorted(wants.holdings):
+            seq = loaded.account_ids.get((org_seq, account_id))
+            if seq is not None:
+                loaded.holdings[seq] = await tx.holdings(seq)
         now = self.clock.now()  # under the locks: no write computes with an earlier day
         before = dict(loaded.accounts)
         changes = Changes()

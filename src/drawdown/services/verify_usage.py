@@ -23,14 +23,16 @@ from drawdown.store.tables import (
     usage_purged,
     usage_purged_lines,
     usage_totals,
+    wallet_entries,
+    wallets,
 )
 
 
 @dataclass(frozen=True)
 class UsageLine:
-    """A DEBITED line without an invoice: usage's."""
+    """A DEBITED line without an invoice: usage's (a credit's line, or a wallet's entry)."""
 
-    credit_id: str
+    credit_id: str  # the credit, or the wallet
     entity_id: str | None
     amount: Decimal
 
@@ -57,9 +59,36 @@ async def usage_lines(conn: AsyncConnection, org_seq: int | None) -> dict[str, U
     }
 
 
+async def usage_wallet_entries(conn: AsyncConnection, org_seq: int | None) -> dict[str, UsageLine]:
+    """The wallets' DEBITED entries without an invoice (usage's), as lines of the wallet."""
+    query = (
+        select(
+            wallet_entries.c.id,
+            wallet_entries.c.entity_id,
+            wallet_entries.c.amount,
+            wallets.c.id.label("wallet_id"),
+        )
+        .join(wallets, wallets.c.seq == wallet_entries.c.wallet_seq)
+        .where(
+            wallet_entries.c.entry_type == "DEBITED",
+            wallet_entries.c.invoice_id.is_(None),
+        )
+    )
+    if org_seq is not None:
+        query = query.where(wallets.c.org_seq == org_seq)
+    return {
+        row.id: UsageLine(row.wallet_id, row.entity_id, row.amount)
+        for row in await conn.execute(query)
+    }
+
+
 async def check_usage(conn: AsyncConnection, org_seq: int | None) -> list[str]:
     problems: list[str] = []
     lines = await usage_lines(conn, org_seq)
+    # a wallet's usage entries are checked like credits' usage lines, the wallet in the
+    # credit's place (entry ids and line ids never meet: they have their own prefixes)
+    wallet_lines = await usage_wallet_entries(conn, org_seq)
+    lines.update(wallet_lines)
     drawn: dict[str, Decimal] = defaultdict(lambda: ZERO)
     sums: dict[tuple[int, int], UsageSums] = defaultdict(UsageSums)
 
@@ -81,8 +110,9 @@ async def check_usage(conn: AsyncConnection, org_seq: int | None) -> list[str]:
 
     for line_id, line in sorted(lines.items()):
         if drawn[line_id] != line.amount:
+            owner = "wallet" if line_id in wallet_lines else "credit"
             problems.append(
-                f"usage line {line_id} on credit {line.credit_id}: amount "
+                f"usage line {line_id} on {owner} {line.credit_id}: amount "
                 f"{format_amount(line.amount)} but its events drew "
                 f"{format_amount(drawn[line_id])}"
             )
@@ -122,12 +152,16 @@ def _check_event(
     for charge in charges:
         where = f"{name} on meter {charge.meter_id}"
         paid = charge.paid_by_credits
-        if add(paid, charge.uncovered) != charge.cost:
+        if add(add(paid, charge.paid_by_wallet), charge.uncovered) != charge.cost:
             problems.append(
                 f"{where}: cost {format_amount(charge.cost)} but credits paid "
-                f"{format_amount(paid)} and {format_amount(charge.uncovered)} is uncovered"
+                f"{format_amount(paid)}, the wallet {format_amount(charge.paid_by_wallet)} and "
+                f"{format_amount(charge.uncovered)} is uncovered"
             )
-        if charge.uncovered < 0 or any(a.amount <= 0 for a in charge.allocations):
+        shares = [a.amount for a in charge.allocations]
+        if charge.wallet is not None:
+            shares.append(charge.wallet.amount)
+        if charge.uncovered < 0 or any(amount <= 0 for amount in shares):
             problems.append(f"{where}: an amount paid or uncovered is not positive")
         try:
             priced = price(charge.quantity, charge.rate)
@@ -151,6 +185,19 @@ def _check_event(
                     f"{where}: paid on line {allocation.line_id} of entity {line.entity_id}"
                 )
             drawn[allocation.line_id] = add(drawn[allocation.line_id], allocation.amount)
+        if charge.wallet is not None:
+            paid_by = charge.wallet
+            entry = lines.get(paid_by.entry_id)
+            if entry is None or entry.credit_id != paid_by.wallet_id:
+                problems.append(
+                    f"{where}: wallet {paid_by.wallet_id} paid on entry {paid_by.entry_id}, "
+                    "which is not a usage entry of that wallet"
+                )
+            elif entry.entity_id != charge.meter_id:
+                problems.append(
+                    f"{where}: paid on wallet entry {paid_by.entry_id} of entity {entry.entity_id}"
+                )
+            drawn[paid_by.entry_id] = add(drawn[paid_by.entry_id], paid_by.amount)
         key = (row.account_seq, charge.meter_seq)
         sums[key] = sums[key] + UsageSums.of(charge)
     return problems

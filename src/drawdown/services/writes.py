@@ -4,14 +4,17 @@ HTTP layer never opens a transaction itself."""
 
 from collections.abc import Callable
 from datetime import datetime
+from decimal import Decimal
 
 from drawdown.clock import Clock
 from drawdown.ledger import burning, decisions
 from drawdown.ledger.burning import BurnOutcome
 from drawdown.ledger.changes import Changes, Loaded
+from drawdown.ledger.lifecycle import AccountUpdate
 from drawdown.ledger.outbox import SYSTEM
-from drawdown.ledger.records import ApplicationRecord, CreditRecord
+from drawdown.ledger.records import AccountRecord, ApplicationRecord, CreditRecord
 from drawdown.ledger.requests import ApplicationRequest, GrantRequest
+from drawdown.ledger.wallet import WalletRecord, WalletStatus
 from drawdown.services.coalescer import Coalescer
 from drawdown.store.interface import Wants, WriteStore
 
@@ -97,6 +100,54 @@ class Writes:
             lambda loaded, now: burning.burn_accounts(loaded, accounts, now), wants
         )
 
+    async def top_up(
+        self, org_seq: int, account_id: str, amount: Decimal, idempotency_key: str | None
+    ) -> WalletRecord:
+        """Top up the account's wallet (docs/wallet.md), on its lock like every money write."""
+
+        def wants(group: Wants) -> None:
+            group.accounts.add((org_seq, account_id))
+            if idempotency_key is not None:
+                group.topup_keys.add((org_seq, idempotency_key))
+
+        return await self.coalescer.submit(
+            lambda loaded, now: decisions.top_up(
+                loaded, org_seq, account_id, amount, idempotency_key, now
+            ),
+            wants,
+        )
+
+    async def update_wallet(
+        self,
+        org_seq: int,
+        account_id: str,
+        status: WalletStatus | None,
+        effective_from: datetime | None,
+    ) -> WalletRecord:
+        return await self.coalescer.submit(
+            lambda loaded, now: decisions.update_wallet(
+                loaded, org_seq, account_id, status, effective_from, now
+            ),
+            _account(org_seq, account_id),
+        )
+
+    async def update_account(
+        self, org_seq: int, account_id: str, update: AccountUpdate
+    ) -> AccountRecord:
+        """On the account's lock: a currency change is judged against every credit and wallet
+        the account has, with no grant or top-up in between."""
+        return await self.coalescer.submit(
+            lambda loaded, now: decisions.update_account(loaded, org_seq, account_id, update, now),
+            _account(org_seq, account_id, holdings=True),
+        )
+
+    async def archive_account(self, org_seq: int, account_id: str) -> None:
+        """Delete (archive) the account if it holds no money; on its lock."""
+        await self.coalescer.submit(
+            lambda loaded, now: decisions.archive_account(loaded, org_seq, account_id, now),
+            _account(org_seq, account_id, holdings=True),
+        )
+
     async def bring_to_today(self, account_seqs: list[int]) -> None:
         """Expire what is due and recount the balances of these accounts (the sweep, and
         reads that find an account behind the day). The coalescer brings every account it
@@ -106,6 +157,15 @@ class Writes:
             group.account_seqs.update(account_seqs)
 
         await self.coalescer.submit(_nothing_more, wants)
+
+
+def _account(org_seq: int, account_id: str, *, holdings: bool = False) -> Callable[[Wants], None]:
+    def wants(group: Wants) -> None:
+        group.accounts.add((org_seq, account_id))
+        if holdings:
+            group.holdings.add((org_seq, account_id))
+
+    return wants
 
 
 def _invoice(org_seq: int, account_id: str, invoice_id: str) -> Callable[[Wants], None]:

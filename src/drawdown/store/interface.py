@@ -12,7 +12,7 @@ from datetime import date, datetime
 from enum import Enum
 from typing import Protocol
 
-from drawdown.ledger.changes import Changes, Loaded
+from drawdown.ledger.changes import Changes, Holdings, Loaded
 from drawdown.ledger.events import NewEvent
 from drawdown.ledger.records import AccountRecord, CreditRecord
 from drawdown.ledger.usage import Meter
@@ -46,6 +46,11 @@ class Wants:
     # (timestamp, id) order), with their organizations' meters (burn-down)
     usage: set[tuple[int, str]] = field(default_factory=set)
     usage_batch: int = 0
+    # top-ups' Idempotency-Keys to find, by (org_seq, key). Every locked account comes with its
+    # wallet, if it has one (Loaded.wallets).
+    topup_keys: set[tuple[int, str]] = field(default_factory=set)
+    # accounts whose holdings to read too (updates and deletes: Loaded.holdings)
+    holdings: set[tuple[int, str]] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,10 @@ class WriteTransaction(Protocol):
 
     async def active_credits(self, account_seq: int) -> list[CreditRecord]:
         """All ACTIVE credits of a locked account, as stored."""
+        ...
+
+    async def holdings(self, account_seq: int) -> Holdings:
+        """Whether a locked account ever had a credit, and its HELD applications' invoices."""
         ...
 
     async def meters(self, org_seqs: Iterable[int]) -> dict[int, list[Meter]]:

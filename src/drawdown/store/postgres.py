@@ -30,7 +30,7 @@ import msgspec
 from drawdown.ledger.allocation import EntityType
 from drawdown.ledger.application import ApplicationMode, ApplicationStatus
 from drawdown.ledger.balance import BalanceTotals
-from drawdown.ledger.changes import FIRST_CANDIDATES, Changes, Loaded
+from drawdown.ledger.changes import FIRST_CANDIDATES, Changes, Holdings, Loaded
 from drawdown.ledger.credit import CreditAmounts, CreditStatus
 from drawdown.ledger.records import (
     AccountRecord,
@@ -38,10 +38,12 @@ from drawdown.ledger.records import (
     ApplicationRecord,
     AppliedLine,
     CreditRecord,
+    WalletShare,
 )
 from drawdown.ledger.uncovered import UncoveredMark
 from drawdown.ledger.usage import Aggregation, Meter, MeterStatus, Rate
 from drawdown.ledger.usage_records import PendingEvent
+from drawdown.ledger.wallet import TopupKey, WalletRecord, WalletStatus
 from drawdown.store import alerts, outbox, stored_events
 from drawdown.store.interface import Arriving, BalanceMoved, Stored, Verdict, Wants
 from drawdown.store.versions import accounts_written, check_lines
@@ -70,12 +72,18 @@ _METER_JSON = """json_build_array(
                      ORDER BY r.seq)
      FROM usage_meter_rates r WHERE r.meter_seq = m.seq))"""
 
+# A wallet as JSON, in the field order of `_WalletRow`.
+_WALLET_JSON = """json_build_array(
+    w.seq, w.org_seq, w.account_seq, w.id, w.account_id, w.customer_id, w.currency, w.status,
+    w.effective_from, w.topped_up, w.consumed, w.held, w.entries, w.created_at, w.updated_at)"""
+
 # $1 today; $2/$3 accounts by (org, id); $4 accounts by seq; $5/$6 credits by (org, id);
 # $7/$8 credits by (org, idempotency key); $9/$10/$11 applications by (org, account id,
 # invoice); $12/$13/$14 candidates by (org, account id, as_of); $15 how many candidates.
 # Accounts named by candidates and invoices are in $2/$3 too (the caller adds them); $16
 # whether to lock; $17/$18 accounts whose pending usage events to read (with their orgs'
-# meters), $19 how many per account. The query runs inside `drawdown_load`, which resolves and
+# meters), $19 how many per account; $20/$21 top-ups' Idempotency-Keys by (org, key). Every
+# locked account comes with its wallet. The query runs inside `drawdown_load`, which resolves and
 # locks the accounts.
 _LOAD_QUERY = f"""
 WITH locked AS (
@@ -129,7 +137,7 @@ SELECT
         l.bal_valid_through, l.bal_updated_at,
         l.version <> s.version,
         l.bal_as_of > $1 OR coalesce(l.bal_valid_through < $1, false),
-        l.usage_applied_through))
+        l.usage_applied_through, l.archived_at))
      FROM locked l JOIN seen s ON s.seq = l.seq)::text AS accounts,
     (SELECT json_agg({_CREDIT_JSON})
      FROM credits c WHERE c.seq IN (SELECT seq FROM wanted))::text AS credits,
@@ -152,6 +160,12 @@ SELECT
     (SELECT json_agg({_METER_JSON} ORDER BY m.org_seq, m.id)
      FROM usage_meters m
      WHERE m.org_seq IN (SELECT org_seq FROM usage_accounts))::text AS meters,
+    (SELECT json_agg({_WALLET_JSON})
+     FROM wallets w WHERE w.account_seq IN (SELECT seq FROM locked))::text AS wallets,
+    (SELECT json_agg(json_build_array(
+        k.org_seq, k.key, k.account_seq, k.request_hash, k.entry_id, k.created_at))
+     FROM unnest($20::bigint[], $21::text[]) AS w(org_seq, key)
+     JOIN wallet_topup_keys k ON k.org_seq = w.org_seq AND k.key = w.key)::text AS topup_keys,
     -- balance alerts: the account's own lists, its organization's, and what has fired
     (SELECT json_agg(json_build_array(
         l.seq, aa.thresholds, aa.wallet_thresholds, oa.thresholds, oa.wallet_thresholds,
@@ -177,9 +191,10 @@ SELECT
 _LOAD_FUNCTION = """
 CREATE OR REPLACE FUNCTION pg_temp.drawdown_load(
     date, bigint[], text[], bigint[], bigint[], text[], bigint[], text[], bigint[], text[],
-    text[], bigint[], text[], date[], int, bool, bigint[], text[], int)
+    text[], bigint[], text[], date[], int, bool, bigint[], text[], int, bigint[], text[])
 RETURNS TABLE (r_accounts text, r_credits text, r_candidates text, r_applications text,
-               r_events text, r_meters text, r_alerts text, r_uncovered text)
+               r_events text, r_meters text, r_wallets text, r_topup_keys text,
+               r_alerts text, r_uncovered text)
 LANGUAGE plpgsql VOLATILE AS $load$
 DECLARE
     target_seqs bigint[];
@@ -215,9 +230,11 @@ $load$
 _LOAD = """
 SELECT r_accounts AS accounts, r_credits AS credits, r_candidates AS candidates,
        r_applications AS applications, r_events AS events, r_meters AS meters,
-       r_alerts AS alerts, r_uncovered AS uncovered
+       r_wallets AS wallets, r_topup_keys AS topup_keys, r_alerts AS alerts,
+       r_uncovered AS uncovered
 FROM pg_temp.drawdown_load(
-    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
+    $21)
 """
 
 
@@ -243,7 +260,8 @@ WITH input AS (
                 $6::text[], $7::text[], $8::timestamptz[])
         WITH ORDINALITY AS v(org_seq, account_id, id, schema_name, occurred_at, content_hash,
             content, received_at, n)
-    LEFT JOIN accounts a ON a.org_seq = v.org_seq AND a.id = v.account_id
+    LEFT JOIN accounts a
+        ON a.org_seq = v.org_seq AND a.id = v.account_id AND a.archived_at IS NULL
 ), inserted AS (
     INSERT INTO usage_events (org_seq, account_seq, id, schema_name, occurred_at, content_hash,
                               content, status, received_at)
@@ -272,6 +290,12 @@ SELECT {_CREDIT_JSON}::text FROM credits c
 WHERE c.account_seq = $1 AND {_IN_EFFECT.format(day="$2")}
 ORDER BY {_DRAWDOWN_ORDER}
 OFFSET $3 LIMIT $4
+"""
+
+_HOLDINGS = """
+SELECT EXISTS (SELECT 1 FROM credits c WHERE c.account_seq = $1) AS has_credits,
+       (SELECT coalesce(json_agg(p.invoice_id ORDER BY p.invoice_id), '[]'::json)
+        FROM credit_applications p WHERE p.account_seq = $1 AND p.status = 'HELD')::text AS held
 """
 
 _ACTIVE = f"""
@@ -345,18 +369,29 @@ WITH new_credits AS (
         bal_updated_at = CASE WHEN NOT v.moved THEN a.bal_updated_at
             ELSE greatest(a.bal_updated_at, v.updated_at) END,
         -- greatest() passes over NULL: the latest usage timestamp applied only moves forward
-        usage_applied_through = greatest(a.usage_applied_through, v.usage_through)
+        usage_applied_through = greatest(a.usage_applied_through, v.usage_through),
+        -- the account's own fields, when an update or a delete changed them
+        name = CASE WHEN v.profiled THEN v.name ELSE a.name END,
+        invoice_currency = CASE WHEN v.profiled THEN v.currency ELSE a.invoice_currency END,
+        status = CASE WHEN v.profiled THEN v.status ELSE a.status END,
+        details = CASE WHEN v.profiled THEN v.details::json ELSE a.details END,
+        updated_at = CASE WHEN v.profiled THEN v.changed_at ELSE a.updated_at END,
+        archived_at = CASE WHEN v.profiled THEN v.archived_at ELSE a.archived_at END
     FROM unnest($38::bigint[], $39::bool[], $40::numeric[], $41::numeric[], $42::numeric[],
                 $43::numeric[], $44::date[], $45::date[], $46::timestamptz[],
-                $68::timestamptz[])
+                $68::timestamptz[], $125::bool[], $126::text[], $127::text[], $128::text[],
+                $129::text[], $130::timestamptz[], $131::timestamptz[], $132::text[])
         AS v(seq, moved, active, left_, held, pending, as_of, through, updated_at,
-            usage_through)
+            usage_through, profiled, name, currency, status, details, changed_at, archived_at,
+            loaded_currency)
     WHERE a.seq = v.seq
-      -- adding ($67): only to a balance that holds on the writer's day, and stays exact
+      -- adding ($67): only to a balance that holds on the writer's day, and stays exact, of
+      -- an account neither archived nor given another currency since it was read
       AND (NOT $67 OR NOT v.moved OR (
           a.bal_as_of <= v.as_of
           AND (a.bal_valid_through IS NULL OR a.bal_valid_through >= v.as_of)
-          AND a.bal_active_amount + v.active < 1e28))
+          AND a.bal_active_amount + v.active < 1e28
+          AND a.archived_at IS NULL AND a.invoice_currency = v.loaded_currency))
     RETURNING 1
 ), inserted AS (
     INSERT INTO credit_applications (
@@ -408,12 +443,60 @@ WITH new_credits AS (
         paid_by_wallet = t.paid_by_wallet + excluded.paid_by_wallet,
         uncovered = t.uncovered + excluded.uncovered, events = t.events + excluded.events
     RETURNING 1
+), new_wallets AS (
+    INSERT INTO wallets (org_seq, account_seq, id, account_id, customer_id, currency, status,
+                         effective_from, topped_up, consumed, held, entries, created_at,
+                         updated_at)
+    SELECT org_seq, account_seq, id, account_id, customer_id, currency, status, effective_from,
+           topped_up, consumed, held, entries, created_at, updated_at
+    FROM unnest($82::bigint[], $83::bigint[], $84::text[], $85::text[], $86::text[],
+                $87::text[], $88::text[], $89::timestamptz[], $90::numeric[], $91::numeric[],
+                $92::numeric[], $93::bigint[], $94::timestamptz[], $95::timestamptz[])
+        WITH ORDINALITY AS v(org_seq, account_seq, id, account_id, customer_id, currency, status,
+            effective_from, topped_up, consumed, held, entries, created_at, updated_at, n)
+    ORDER BY n
+    RETURNING account_seq, seq
+), changed_wallets AS (
+    UPDATE wallets AS w
+    SET status = v.status, effective_from = v.effective_from, topped_up = v.topped_up,
+        consumed = v.consumed, held = v.held, entries = v.entries, updated_at = v.updated_at
+    FROM unnest($96::bigint[], $97::text[], $98::timestamptz[], $99::numeric[], $100::numeric[],
+                $101::numeric[], $102::bigint[], $103::timestamptz[])
+        AS v(seq, status, effective_from, topped_up, consumed, held, entries, updated_at)
+    WHERE w.seq = v.seq
+    RETURNING 1
+), entries AS (
+    -- an entry of a wallet made in this save takes the seq its insert returned
+    INSERT INTO wallet_entries (wallet_seq, id, number, entry_type, status, amount,
+                                closing_balance, entity_id, invoice_id, created_at, updated_at)
+    SELECT coalesce(nullif(v.wallet_seq, 0), nw.seq), v.id, v.number, v.kind, v.status,
+           v.amount, v.closing, v.entity_id, v.invoice_id, v.created_at, v.updated_at
+    FROM unnest($104::bigint[], $105::bigint[], $106::text[], $107::bigint[], $108::text[],
+                $109::text[], $110::numeric[], $111::numeric[], $112::text[], $113::text[],
+                $114::timestamptz[], $115::timestamptz[])
+        WITH ORDINALITY AS v(wallet_seq, account_seq, id, number, kind, status, amount, closing,
+            entity_id, invoice_id, created_at, updated_at, n)
+    LEFT JOIN new_wallets nw ON nw.account_seq = v.account_seq
+    ORDER BY v.n
+    RETURNING 1
+), entry_changes AS (
+    -- only an ON_HOLD entry changes, once: one changed twice would fail the count
+    UPDATE wallet_entries AS e
+    SET status = v.status, updated_at = v.updated_at
+    FROM unnest($116::text[], $117::text[], $118::timestamptz[]) AS v(id, status, updated_at)
+    WHERE e.id = v.id AND e.status = 'ON_HOLD'
+    RETURNING 1
+), topup_keys AS (
+    INSERT INTO wallet_topup_keys (org_seq, key, account_seq, request_hash, entry_id, created_at)
+    SELECT * FROM unnest($119::bigint[], $120::text[], $121::bigint[], $122::text[],
+                         $123::text[], $124::timestamptz[])
+    RETURNING 1
 ), outbox AS (
     -- the events of the change (docs/webhooks.md), in the order they happened
     INSERT INTO events (id, org_seq, type, actor, account_seq, occurred_at, data)
     SELECT v.id, v.org_seq, v.type, v.actor, v.account_seq, v.occurred_at, v.data
-    FROM unnest($82::text[], $83::bigint[], $84::text[], $85::text[], $86::bigint[],
-                $87::timestamptz[], $88::text[])
+    FROM unnest($133::text[], $134::bigint[], $135::text[], $136::text[], $137::bigint[],
+                $138::timestamptz[], $139::text[])
         WITH ORDINALITY AS v(id, org_seq, type, actor, account_seq, occurred_at, data, n)
     ORDER BY v.n
     RETURNING seq, org_seq, type
@@ -431,19 +514,19 @@ WITH new_credits AS (
 ), marked AS (
     INSERT INTO alert_marks AS m (account_seq, kind, threshold, fired_at)
     SELECT v.account_seq, v.kind, v.threshold, v.fired_at
-    FROM unnest($89::bigint[], $90::text[], $91::numeric[], $92::timestamptz[])
+    FROM unnest($140::bigint[], $141::text[], $142::numeric[], $143::timestamptz[])
         AS v(account_seq, kind, threshold, fired_at)
     ORDER BY v.account_seq, v.kind, v.threshold
     ON CONFLICT (account_seq, kind, threshold) DO UPDATE SET fired_at = excluded.fired_at
     RETURNING 1
 ), armed AS (
     DELETE FROM alert_marks AS m
-    USING unnest($93::bigint[], $94::text[], $95::numeric[]) AS v(account_seq, kind, threshold)
+    USING unnest($144::bigint[], $145::text[], $146::numeric[]) AS v(account_seq, kind, threshold)
     WHERE m.account_seq = v.account_seq AND m.kind = v.kind AND m.threshold = v.threshold
     RETURNING 1
 ), uncovered AS (
     INSERT INTO uncovered_marks AS u (account_seq, last_sent_at, unreported, unreported_since)
-    SELECT * FROM unnest($96::bigint[], $97::timestamptz[], $98::numeric[], $99::timestamptz[])
+    SELECT * FROM unnest($147::bigint[], $148::timestamptz[], $149::numeric[], $150::timestamptz[])
     ON CONFLICT (account_seq) DO UPDATE
     SET last_sent_at = excluded.last_sent_at, unreported = excluded.unreported,
         unreported_since = excluded.unreported_since
@@ -458,6 +541,12 @@ SELECT (SELECT json_agg(json_build_array(id, seq)) FROM new_credits)::text AS cr
        (SELECT count(*) FROM updated) AS updated,
        (SELECT count(*) FROM applied) AS applied,
        (SELECT count(*) FROM sums) AS sums,
+       (SELECT json_agg(json_build_array(account_seq, seq)) FROM new_wallets)::text
+           AS wallet_seqs,
+       (SELECT count(*) FROM changed_wallets) AS changed_wallets,
+       (SELECT count(*) FROM entries) AS entries,
+       (SELECT count(*) FROM entry_changes) AS entry_changes,
+       (SELECT count(*) FROM topup_keys) AS topup_keys,
        (SELECT count(*) FROM outbox) AS outbox,
        (SELECT count(*) FROM fanned) AS fanned,
        (SELECT count(*) FROM marked) + (SELECT count(*) FROM armed) AS marks,
@@ -487,6 +576,7 @@ class _AccountRow(msgspec.Struct, array_like=True):
     stale: bool
     behind: bool  # the kept balance does not hold on the day asked for
     usage_applied_through: datetime | None
+    archived_at: datetime | None
 
     def record(self) -> AccountRecord:
         return AccountRecord(
@@ -511,7 +601,54 @@ class _AccountRow(msgspec.Struct, array_like=True):
             valid_through=self.valid_through,
             balance_updated_at=self.balance_updated_at,
             usage_applied_through=self.usage_applied_through,
+            archived_at=self.archived_at,
         )
+
+
+class _WalletRow(msgspec.Struct, array_like=True):
+    seq: int
+    org_seq: int
+    account_seq: int
+    id: str
+    account_id: str
+    customer_id: str
+    currency: str
+    status: WalletStatus
+    effective_from: datetime
+    topped_up: Decimal
+    consumed: Decimal
+    held: Decimal
+    entries: int
+    created_at: datetime
+    updated_at: datetime
+
+    def record(self) -> WalletRecord:
+        return WalletRecord(
+            seq=self.seq,
+            org_seq=self.org_seq,
+            account_seq=self.account_seq,
+            id=self.id,
+            account_id=self.account_id,
+            customer_id=self.customer_id,
+            currency=self.currency,
+            status=self.status,
+            effective_from=self.effective_from,
+            topped_up=self.topped_up,
+            consumed=self.consumed,
+            held=self.held,
+            entries=self.entries,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+        )
+
+
+class _TopupKeyRow(msgspec.Struct, array_like=True):
+    org_seq: int
+    key: str
+    account_seq: int
+    request_hash: str
+    entry_id: str
+    created_at: datetime
 
 
 class _CreditRow(msgspec.Struct, array_like=True):
@@ -572,8 +709,11 @@ class _CandidateList(msgspec.Struct, array_like=True):
 
 
 class _StoredAllocation(msgspec.Struct, rename="camel"):
-    credit_id: str
     amount: Decimal
+    credit_id: str | None = None
+    # the wallet's share (docs/wallet.md): its wallet and the entry that holds or debits it
+    wallet_id: str | None = None
+    entry_id: str | None = None
 
 
 class _StoredLine(msgspec.Struct, rename="camel"):
@@ -609,7 +749,17 @@ class _ApplicationRow(msgspec.Struct, array_like=True):
                     entity_type=line.entity_type,
                     amount=line.amount,
                     allocations=tuple(
-                        Allocation(share.credit_id, share.amount) for share in line.allocations
+                        Allocation(share.credit_id, share.amount)
+                        for share in line.allocations
+                        if share.credit_id is not None
+                    ),
+                    wallet=next(
+                        (
+                            WalletShare(share.wallet_id, share.amount, share.entry_id or "")
+                            for share in line.allocations
+                            if share.wallet_id is not None
+                        ),
+                        None,
                     ),
                 )
                 for line in self.line_items
@@ -699,6 +849,10 @@ _alerts = msgspec.json.Decoder(list[_AlertsRow])
 _uncovered = msgspec.json.Decoder(list[_UncoveredRow])
 _new_seqs = msgspec.json.Decoder(list[tuple[str, int]])
 _new_application_seqs = msgspec.json.Decoder(list[tuple[int, str, int]])
+_wallets = msgspec.json.Decoder(list[_WalletRow])
+_topup_keys = msgspec.json.Decoder(list[_TopupKeyRow])
+_invoice_ids = msgspec.json.Decoder(list[str])
+_new_wallet_seqs = msgspec.json.Decoder(list[tuple[int, int]])
 
 
 def _json_text(value: Any) -> str:
@@ -721,6 +875,7 @@ class PostgresTransaction:
         candidates = sorted(wants.candidates)
         usage = sorted(wants.usage)
         named.update(usage)
+        topup_keys = sorted(wants.topup_keys)
         args = (
             wants.today,
             [org for org, _ in named],
@@ -741,6 +896,8 @@ class PostgresTransaction:
             [org for org, _ in usage],
             [account_id for _, account_id in usage],
             wants.usage_batch,
+            [org for org, _ in topup_keys],
+            [key for _, key in topup_keys],
         )
         while True:
             row = await self._conn.fetchrow(_LOAD, *args)
@@ -811,6 +968,10 @@ class PostgresTransaction:
         rows = await self._conn.fetch(_ACTIVE, account_seq)
         return [_credit.decode(row[0]).record() for row in rows]
 
+    async def holdings(self, account_seq: int) -> Holdings:
+        row = await self._conn.fetchrow(_HOLDINGS, account_seq)
+        return Holdings(row["has_credits"], tuple(_invoice_ids.decode(row["held"])))
+
     async def save(
         self, changes: Changes, *, added_to: dict[int, AccountRecord] | None = None
     ) -> None:
@@ -844,6 +1005,8 @@ class PostgresTransaction:
         fired = sorted(key for key, at in changes.alert_marks.items() if at is not None)
         rearmed = sorted(key for key, at in changes.alert_marks.items() if at is None)
         uncovered = dict(sorted(changes.uncovered.items()))
+        made_wallets = [w for w in changes.wallets.values() if w.seq == 0]
+        changed_wallets = [w for w in changes.wallets.values() if w.seq != 0]
         args = (
             [c.org_seq for c in new],
             [c.account_seq for c in new],
@@ -926,6 +1089,8 @@ class PostgresTransaction:
             [s.paid_by_wallet for s in sums.values()],
             [s.uncovered for s in sums.values()],
             [s.events for s in sums.values()],
+            *_wallet_args(made_wallets, changed_wallets, changes),
+            *_profile_args(written, changes, moved),
             [e.id for e in notices],
             [e.org_seq for e in notices],
             [e.type.value for e in notices],
@@ -947,6 +1112,7 @@ class PostgresTransaction:
         )
         row = await self._conn.fetchrow(_SAVE, *args)
         new_seqs = _new_seqs.decode(row["credit_seqs"] or "[]")
+        wallet_seqs = _new_wallet_seqs.decode(row["wallet_seqs"] or "[]")
         application_seqs = _new_application_seqs.decode(row["application_seqs"] or "[]")
         counts = (
             len(new_seqs),
@@ -957,6 +1123,11 @@ class PostgresTransaction:
             row["updated"],
             row["applied"],
             row["sums"],
+            len(wallet_seqs),
+            row["changed_wallets"],
+            row["entries"],
+            row["entry_changes"],
+            row["topup_keys"],
             row["outbox"],
         )
         expected = (
@@ -968,6 +1139,11 @@ class PostgresTransaction:
             len(updated),
             len(events),
             len(sums),
+            len(made_wallets),
+            len(changed_wallets),
+            len(changes.wallet_entries),
+            len(changes.entry_changes),
+            len(changes.topup_keys),
             len(notices),
         )
         if adding and counts[3] < expected[3]:
@@ -980,6 +1156,80 @@ class PostgresTransaction:
             credit.seq = seqs[credit.id]
         for account_seq, invoice_id, seq in application_seqs:
             changes.applications[(account_seq, invoice_id)].seq = seq
+        for account_seq, seq in wallet_seqs:
+            changes.wallets[account_seq].seq = seq
+
+
+def _wallet_args(
+    made: list[WalletRecord], changed: list[WalletRecord], changes: Changes
+) -> tuple[list[Any], ...]:
+    """The save's $82-$124: wallets made and changed, entries, entries' new statuses, keys."""
+    entries = changes.wallet_entries
+    status_changes = list(changes.entry_changes.values())
+    keys = changes.topup_keys
+    return (
+        [w.org_seq for w in made],
+        [w.account_seq for w in made],
+        [w.id for w in made],
+        [w.account_id for w in made],
+        [w.customer_id for w in made],
+        [w.currency for w in made],
+        [w.status.value for w in made],
+        [w.effective_from for w in made],
+        [w.topped_up for w in made],
+        [w.consumed for w in made],
+        [w.held for w in made],
+        [w.entries for w in made],
+        [w.created_at for w in made],
+        [w.updated_at for w in made],
+        [w.seq for w in changed],
+        [w.status.value for w in changed],
+        [w.effective_from for w in changed],
+        [w.topped_up for w in changed],
+        [w.consumed for w in changed],
+        [w.held for w in changed],
+        [w.entries for w in changed],
+        [w.updated_at for w in changed],
+        [e.wallet_seq for e in entries],
+        [e.account_seq for e in entries],
+        [e.id for e in entries],
+        [e.number for e in entries],
+        [e.entry_type.value for e in entries],
+        [e.status.value for e in entries],
+        [e.amount for e in entries],
+        [e.closing_balance for e in entries],
+        [e.entity_id for e in entries],
+        [e.invoice_id for e in entries],
+        [e.created_at for e in entries],
+        [e.updated_at for e in entries],
+        [c.entry_id for c in status_changes],
+        [c.status.value for c in status_changes],
+        [c.updated_at for c in status_changes],
+        [k.org_seq for k in keys],
+        [k.key for k in keys],
+        [k.account_seq for k in keys],
+        [k.request_hash for k in keys],
+        [k.entry_id for k in keys],
+        [k.created_at for k in keys],
+    )
+
+
+def _profile_args(
+    written: list[int], changes: Changes, moved: list[AccountRecord | None]
+) -> tuple[list[Any], ...]:
+    """The save's $125-$132, per account written: its own fields when they changed, and the
+    currency a balance it adds to was read with."""
+    profiles = [changes.profiles.get(seq) for seq in written]
+    return (
+        [p is not None for p in profiles],
+        [p.name if p else None for p in profiles],
+        [p.invoice_currency if p else None for p in profiles],
+        [p.status if p else None for p in profiles],
+        [_json_text(p.details) if p else None for p in profiles],
+        [p.updated_at if p else None for p in profiles],
+        [p.archived_at if p else None for p in profiles],
+        [a.invoice_currency if a else None for a in moved],
+    )
 
 
 def _loaded(wants: Wants, row: Any, accounts: list[_AccountRow]) -> Loaded:
@@ -1025,6 +1275,17 @@ def _loaded(wants: Wants, row: Any, accounts: list[_AccountRow]) -> Loaded:
         del events[wants.usage_batch :]
     for meter in _meters.decode(row["meters"] or "[]"):
         loaded.meters[meter.org_seq].append(meter.record())
+    for wallet in _wallets.decode(row["wallets"] or "[]"):
+        loaded.wallets[wallet.account_seq] = wallet.record()
+    for used in _topup_keys.decode(row["topup_keys"] or "[]"):
+        loaded.topup_keys[(used.org_seq, used.key)] = TopupKey(
+            used.org_seq,
+            used.key,
+            used.account_seq,
+            used.request_hash,
+            used.entry_id,
+            used.created_at,
+        )
     for kept in _alerts.decode(row["alerts"] or "[]"):
         own = (kept.own, kept.own_wallet)
         organization = (kept.organization, kept.organization_wallet)

@@ -63,6 +63,9 @@ async def purge_some(conn: AsyncConnection, account_seq: int, cutoff: datetime, 
             orgs[key] = row.org_seq
             for allocation in charge.allocations:
                 lines[allocation.line_id] = add(lines[allocation.line_id], allocation.amount)
+            if charge.wallet is not None:  # a wallet entry's id, kept like a line's
+                entry_id = charge.wallet.entry_id
+                lines[entry_id] = add(lines[entry_id], charge.wallet.amount)
     if conn.dialect.name == "postgresql":
         await _add_in_sql(conn, sums, orgs, lines)
     else:

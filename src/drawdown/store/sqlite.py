@@ -13,12 +13,13 @@ from typing import Any
 from sqlalchemy import and_, bindparam, case, delete, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from drawdown.ledger.changes import FIRST_CANDIDATES, Changes, Loaded
+from drawdown.ledger.changes import FIRST_CANDIDATES, Changes, Holdings, Loaded
 from drawdown.ledger.credit import CreditStatus
 from drawdown.ledger.records import AccountRecord, ApplicationRecord, CreditRecord
 from drawdown.ledger.usage import EventStatus, Meter
 from drawdown.ledger.usage_records import UsageSums
-from drawdown.store import alerts, ledger, meters, outbox, stored_events
+from drawdown.ledger.wallet import EntryStatus, TopupKey
+from drawdown.store import alerts, ledger, meters, outbox, stored_events, wallets
 from drawdown.store.interface import Arriving, Stored, Verdict, Wants
 from drawdown.store.tables import (
     accounts,
@@ -28,6 +29,11 @@ from drawdown.store.tables import (
     uncovered_marks,
     usage_events,
     usage_totals,
+    wallet_entries,
+    wallet_topup_keys,
+)
+from drawdown.store.tables import (
+    wallets as wallets_table,
 )
 from drawdown.store.versions import accounts_written, check_lines
 
@@ -63,6 +69,18 @@ _WRITE_ACCOUNT = (
         bal_as_of=bindparam("b_as_of"),
         bal_valid_through=bindparam("b_valid_through"),
         bal_updated_at=bindparam("b_updated_at"),
+    )
+)
+_WRITE_PROFILE = (
+    update(accounts)
+    .where(accounts.c.seq == bindparam("b_seq"))
+    .values(
+        name=bindparam("b_name"),
+        invoice_currency=bindparam("b_currency"),
+        status=bindparam("b_status"),
+        details=bindparam("b_details"),
+        updated_at=bindparam("b_updated_at"),
+        archived_at=bindparam("b_archived_at"),
     )
 )
 _BUMP_VERSION = (
@@ -211,7 +229,44 @@ class SqliteTransaction:
         )
         if loaded.pending:
             loaded.uncovered = await alerts.uncovered_of(conn, loaded.pending)
+        await self._load_wallets(loaded, wants)
         return loaded
+
+    async def _load_wallets(self, loaded: Loaded, wants: Wants) -> None:
+        if loaded.accounts:
+            found = await wallets.of_accounts(self._conn, list(loaded.accounts))
+            loaded.wallets.update(found)
+        if wants.topup_keys:
+            rows = await self._conn.execute(
+                select(wallet_topup_keys).where(
+                    tuple_(wallet_topup_keys.c.org_seq, wallet_topup_keys.c.key).in_(
+                        list(wants.topup_keys)
+                    )
+                )
+            )
+            for row in rows:
+                loaded.topup_keys[(row.org_seq, row.key)] = TopupKey(
+                    row.org_seq,
+                    row.key,
+                    row.account_seq,
+                    row.request_hash,
+                    row.entry_id,
+                    row.created_at,
+                )
+
+    async def holdings(self, account_seq: int) -> Holdings:
+        any_credit = await self._conn.execute(
+            select(credits.c.seq).where(credits.c.account_seq == account_seq).limit(1)
+        )
+        held = await self._conn.execute(
+            select(credit_applications.c.invoice_id)
+            .where(
+                credit_applications.c.account_seq == account_seq,
+                credit_applications.c.status == "HELD",
+            )
+            .order_by(credit_applications.c.invoice_id)
+        )
+        return Holdings(any_credit.first() is not None, tuple(row.invoice_id for row in held))
 
     async def _load_usage(self, loaded: Loaded, wants: Wants) -> None:
         orgs = set()
@@ -252,7 +307,8 @@ class SqliteTransaction:
         for start in range(0, len(named), 400):
             rows = await conn.execute(
                 select(accounts.c.seq, accounts.c.org_seq, accounts.c.id).where(
-                    tuple_(accounts.c.org_seq, accounts.c.id).in_(named[start : start + 400])
+                    tuple_(accounts.c.org_seq, accounts.c.id).in_(named[start : start + 400]),
+                    accounts.c.archived_at.is_(None),
                 )
             )
             account_seqs.update({(row.org_seq, row.id): row.seq for row in rows})
@@ -394,6 +450,21 @@ class SqliteTransaction:
             )
         await self._save_usage(changes)
         await self._save_notices(changes)
+        await self._save_wallets(changes)
+        for seq, profile in sorted(changes.profiles.items()):
+            await _one_row(
+                conn,
+                _WRITE_PROFILE,
+                {
+                    "b_seq": seq,
+                    "b_name": profile.name,
+                    "b_currency": profile.invoice_currency,
+                    "b_status": profile.status,
+                    "b_details": profile.details,
+                    "b_updated_at": profile.updated_at,
+                    "b_archived_at": profile.archived_at,
+                },
+            )
         for (account_seq, invoice_id), application in changes.applications.items():
             if application.seq != 0:
                 await _one_row(
@@ -471,6 +542,89 @@ class SqliteTransaction:
                     unreported=mark.unreported,
                     unreported_since=mark.unreported_since,
                 )
+            )
+
+    async def _save_wallets(self, changes: Changes) -> None:
+        conn = self._conn
+        for wallet in changes.wallets.values():
+            values = {
+                "status": wallet.status.value,
+                "effective_from": wallet.effective_from,
+                "topped_up": wallet.topped_up,
+                "consumed": wallet.consumed,
+                "held": wallet.held,
+                "entries": wallet.entries,
+                "updated_at": wallet.updated_at,
+            }
+            if wallet.seq == 0:
+                made = await conn.execute(
+                    wallets_table.insert()
+                    .values(
+                        org_seq=wallet.org_seq,
+                        account_seq=wallet.account_seq,
+                        id=wallet.id,
+                        account_id=wallet.account_id,
+                        customer_id=wallet.customer_id,
+                        currency=wallet.currency,
+                        created_at=wallet.created_at,
+                        **values,
+                    )
+                    .returning(wallets_table.c.seq)
+                )
+                wallet.seq = int(made.scalar_one())
+            else:
+                await _one_row(
+                    conn,
+                    update(wallets_table).where(wallets_table.c.seq == wallet.seq).values(values),
+                    {},
+                )
+        if changes.wallet_entries:
+            seq_of = {wallet.account_seq: wallet.seq for wallet in changes.wallets.values()}
+            await conn.execute(
+                wallet_entries.insert(),
+                [
+                    {
+                        "wallet_seq": entry.wallet_seq or seq_of[entry.account_seq],
+                        "id": entry.id,
+                        "number": entry.number,
+                        "entry_type": entry.entry_type.value,
+                        "status": entry.status.value,
+                        "amount": entry.amount,
+                        "closing_balance": entry.closing_balance,
+                        "entity_id": entry.entity_id,
+                        "invoice_id": entry.invoice_id,
+                        "created_at": entry.created_at,
+                        "updated_at": entry.updated_at,
+                    }
+                    for entry in changes.wallet_entries
+                ],
+            )
+        for change in changes.entry_changes.values():
+            # only an ON_HOLD entry changes, once: one changed twice fails the save
+            await _one_row(
+                conn,
+                update(wallet_entries)
+                .where(
+                    wallet_entries.c.id == change.entry_id,
+                    wallet_entries.c.status == EntryStatus.ON_HOLD.value,
+                )
+                .values(status=change.status.value, updated_at=change.updated_at),
+                {},
+            )
+        if changes.topup_keys:
+            await conn.execute(
+                wallet_topup_keys.insert(),
+                [
+                    {
+                        "org_seq": key.org_seq,
+                        "key": key.key,
+                        "account_seq": key.account_seq,
+                        "request_hash": key.request_hash,
+                        "entry_id": key.entry_id,
+                        "created_at": key.created_at,
+                    }
+                    for key in changes.topup_keys
+                ],
             )
 
     async def _save_usage(self, changes: Changes) -> None:

@@ -72,6 +72,8 @@ customers = Table(
     Column("status", String(20), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # set when deleted: reads answer 404, the id stays taken (docs/wallet.md)
+    Column("archived_at", UtcDateTime, nullable=True),
     UniqueConstraint("org_seq", "id", name="uq_customers_org_id"),
 )
 
@@ -104,6 +106,8 @@ accounts = Table(
     Column("version", BigInteger, nullable=False, server_default=text("0")),
     # The latest timestamp of an event applied on the account (usage); it only moves forward.
     Column("usage_applied_through", UtcDateTime, nullable=True),
+    # set when deleted (only once no money remains): reads answer 404, the id stays taken
+    Column("archived_at", UtcDateTime, nullable=True),
     UniqueConstraint("org_seq", "id", name="uq_accounts_org_id"),
     Index("ix_accounts_bal_valid_through", "bal_valid_through"),
 )
@@ -424,4 +428,60 @@ uncovered_marks = Table(
     Column("last_sent_at", UtcDateTime, nullable=True),
     Column("unreported", MoneyTotal, nullable=False),
     Column("unreported_since", UtcDateTime, nullable=True),
+)
+
+# The wallet (docs/wallet.md): one prepaid balance per account, and its ledger of entries.
+wallets = Table(
+    "wallets",
+    metadata,
+    Column("seq", Key, primary_key=True, autoincrement=True),
+    Column("org_seq", Key, ForeignKey("organizations.seq"), nullable=False),
+    Column("account_seq", Key, ForeignKey("accounts.seq"), nullable=False, unique=True),
+    Column("id", String(50), nullable=False, unique=True),
+    Column("account_id", String(50), nullable=False),
+    Column("customer_id", String(50), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("effective_from", UtcDateTime, nullable=False),
+    # balance = topped_up - consumed - held
+    Column("topped_up", MoneyTotal, nullable=False),
+    Column("consumed", MoneyTotal, nullable=False),
+    Column("held", MoneyTotal, nullable=False),
+    # the number of the wallet's last entry (entries are numbered 1, 2, 3, ... in order)
+    Column("entries", BigInteger, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+wallet_entries = Table(
+    "wallet_entries",
+    metadata,
+    Column("seq", Key, primary_key=True, autoincrement=True),
+    Column("wallet_seq", Key, ForeignKey("wallets.seq"), nullable=False),
+    Column("id", String(50), nullable=False, unique=True),
+    Column("number", BigInteger, nullable=False),
+    # CREDITED (top-up), DEBITED (an invoice or usage), RELEASED (a hold given back; unlisted)
+    Column("entry_type", String(10), nullable=False),
+    # COMPLETED, ON_HOLD, RELEASED (a released hold; unlisted)
+    Column("status", String(10), nullable=False),
+    Column("amount", MoneyTotal, nullable=False),
+    # the wallet's balance right after the entry
+    Column("closing_balance", MoneyTotal, nullable=False),
+    Column("entity_id", String(255), nullable=True),
+    Column("invoice_id", String(255), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("wallet_seq", "number", name="uq_wallet_entries_wallet_number"),
+)
+
+# Idempotency-Key of top-ups, unique per organization: the same key and request answer again.
+wallet_topup_keys = Table(
+    "wallet_topup_keys",
+    metadata,
+    Column("org_seq", Key, ForeignKey("organizations.seq"), primary_key=True),
+    Column("key", String(50), primary_key=True),
+    Column("account_seq", Key, ForeignKey("accounts.seq"), nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("entry_id", String(50), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
 )
