@@ -19,7 +19,7 @@ from drawdown.ledger.records import AccountRecord, ApplicationRecord, CreditReco
 from drawdown.ledger.usage import EventStatus, Meter
 from drawdown.ledger.usage_records import UsageSums
 from drawdown.store import ledger, meters, stored_events
-from drawdown.store.interface import Arriving, Stored, Verdict, Wants
+from drawdown.store.interface import Arriving, Stored, Verdict, Wants, candidate_keys
 from drawdown.store.tables import (
     accounts,
     credit_applications,
@@ -189,7 +189,7 @@ class SqliteTransaction:
 
         await self._load_applications(loaded, wants)
 
-        for org_seq, account_id, as_of in sorted(wants.candidates):
+        for org_seq, account_id, as_of in sorted(candidate_keys(wants)):
             seq = loaded.account_ids.get((org_seq, account_id))
             if seq is None:
                 continue
