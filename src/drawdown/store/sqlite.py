@@ -20,7 +20,7 @@ from drawdown.ledger.usage import EventStatus, Meter
 from drawdown.ledger.usage_records import UsageSums
 from drawdown.ledger.wallet import EntryStatus, TopupKey
 from drawdown.store import alerts, ledger, meters, outbox, stored_events, wallets
-from drawdown.store.interface import Arriving, Stored, Verdict, Wants
+from drawdown.store.interface import Arriving, Stored, Verdict, Wants, candidate_keys
 from drawdown.store.tables import (
     accounts,
     alert_marks,
@@ -209,7 +209,7 @@ class SqliteTransaction:
 
         await self._load_applications(loaded, wants)
 
-        for org_seq, account_id, as_of in sorted(wants.candidates):
+        for org_seq, account_id, as_of in sorted(candidate_keys(wants)):
             seq = loaded.account_ids.get((org_seq, account_id))
             if seq is None:
                 continue
