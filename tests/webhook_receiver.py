@@ -74,6 +74,8 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length") or 0)
             body = self.rfile.read(length)
+            if len(body) < length:
+                return  # the sender died mid-request (kill -9): nothing was delivered
             headers = {key.lower(): value for key, value in self.headers.items()}
             webhook_id = headers.get("webhook-id", "")
             arrived = time.time()
