@@ -30,7 +30,7 @@ from drawdown.services import url_rules
 from drawdown.services.webhook_settings import WebhookSettings
 from drawdown.store import deliveries
 from drawdown.store.database import Database
-from drawdown.store.deliveries import Claimed, Outcome
+from drawdown.store.deliveries import Claimed, Outcome, Recorded
 
 log = logging.getLogger("drawdown.delivery")
 
@@ -80,6 +80,9 @@ class Deliverer:
         self._wake = asyncio.Event()
         self._sending: set[asyncio.Task[None]] = set()
         self._client: httpx.AsyncClient | None = None
+        # outcomes waiting to be written, and whether a transaction is writing them
+        self._outcomes: list[tuple[Recorded, asyncio.Future[None]]] = []
+        self._recording = False
         # for tests and the bench
         self.attempts = 0
         self.delivered = 0
@@ -165,19 +168,43 @@ class Deliverer:
         schedule = self.settings.retry_schedule
         made = delivery.attempts + 1
         retry_after = schedule[made - 1] if made <= len(schedule) else None
+        await self._record(Recorded(outcome, retry_after))
+
+    async def _record(self, recorded: Recorded) -> None:
+        """Outcomes are written many to a transaction: those that finish while one is being
+        written go together in the next."""
+        done = asyncio.get_running_loop().create_future()
+        self._outcomes.append((recorded, done))
+        if not self._recording:
+            self._recording = True
+            asyncio.get_running_loop().create_task(self._write_outcomes())
+        await done
+
+    async def _write_outcomes(self) -> None:
         disable_after = timedelta(seconds=self.settings.disable_after_seconds)
         try:
-            disabled = await self.db.transact(
-                lambda conn: deliveries.record(
-                    conn, outcome, self.claimer, retry_after, disable_after
-                )
-            )
-        except Exception:
-            # the claim ends and the delivery is sent again: at least once
-            log.exception("could not record a webhook attempt for event %s", delivery.event_id)
-            return
-        if disabled:
-            log.warning("webhook endpoint %d disabled: %s", delivery.endpoint_seq, outcome.error)
+            while self._outcomes:
+                batch, self._outcomes = self._outcomes, []
+                recorded = [item for item, _ in batch]
+                try:
+                    disabled = await self.db.transact(
+                        functools.partial(
+                            deliveries.record_all,
+                            recorded=recorded,
+                            claimer=self.claimer,
+                            disable_after=disable_after,
+                        )
+                    )
+                    for endpoint_seq in disabled:
+                        log.warning("webhook endpoint %d disabled after failing", endpoint_seq)
+                except Exception:
+                    # the claims end and the deliveries are sent again: at least once
+                    log.exception("could not record %d webhook attempts", len(batch))
+                for _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
+        finally:
+            self._recording = False
 
     async def _attempt(self, delivery: Claimed) -> Outcome:
         at = _wall_clock()

@@ -107,26 +107,51 @@ async def claim(
     return claimed
 
 
-async def record(
+@dataclass(frozen=True)
+class Recorded:
+    """An attempt's outcome, and when the delivery is due again if it failed (None: FAILED,
+    no retry left)."""
+
+    outcome: Outcome
+    retry_after: float | None
+
+
+async def record_all(
+    conn: AsyncConnection, recorded: list[Recorded], claimer: str, disable_after: timedelta
+) -> list[int]:
+    """Write many attempts in one transaction (one commit for many deliveries); the endpoints
+    this disabled."""
+    await conn.execute(
+        webhook_attempts.insert(),
+        [
+            {
+                "delivery_seq": r.outcome.delivery_seq,
+                "attempted_at": r.outcome.at,
+                "status_code": r.outcome.status_code,
+                "duration_ms": r.outcome.duration_ms,
+                "error": r.outcome.error,
+            }
+            for r in recorded
+        ],
+    )
+    disabled = []
+    for r in sorted(recorded, key=lambda r: (r.outcome.endpoint_seq, r.outcome.at)):
+        if await _fate(conn, r.outcome, claimer, r.retry_after, disable_after):
+            disabled.append(r.outcome.endpoint_seq)
+    return disabled
+
+
+async def _fate(
     conn: AsyncConnection,
     outcome: Outcome,
     claimer: str,
     retry_after: float | None,
     disable_after: timedelta,
 ) -> bool:
-    """Write the attempt, and the delivery's fate if the claim is still this process's: done,
-    due again after `retry_after` seconds, or FAILED (None: no retry left). The endpoint's
-    failure streak starts, ends, or disables it. True when this disabled the endpoint."""
+    """The delivery's fate if the claim is still this process's: done, due again after
+    `retry_after` seconds, or FAILED. The endpoint's failure streak starts, ends, or disables
+    it. True when this disabled the endpoint."""
     d, w = webhook_deliveries.c, webhook_endpoints.c
-    await conn.execute(
-        webhook_attempts.insert().values(
-            delivery_seq=outcome.delivery_seq,
-            attempted_at=outcome.at,
-            status_code=outcome.status_code,
-            duration_ms=outcome.duration_ms,
-            error=outcome.error,
-        )
-    )
     mine = and_(d.seq == outcome.delivery_seq, d.claimed_by == claimer, d.status == "PENDING")
     release = {"claimed_by": None, "claimed_until": None, "attempts": d.attempts + 1}
     if outcome.delivered:
