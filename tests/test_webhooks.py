@@ -689,3 +689,38 @@ async def test_thresholds_must_be_positive_exact_and_distinct(caller: Caller) ->
     assert (await caller.http.put("/accounts/nobody/balance_alerts", json={})).status_code == 404
     days = await caller.http.put("/balance_alerts", json={"expiringSoonDays": 0})
     assert days.status_code == 400
+
+
+async def test_wallet_top_ups_and_wallet_thresholds(caller: Caller, hooks: Receiver) -> None:
+    await register(caller, hooks, ["wallet.topped_up", "wallet.low", "wallet.depleted"])
+    await make_account(caller.http)
+    alerts = await caller.http.put(
+        "/accounts/acc-1/balance_alerts", json={"walletThresholds": [50]}
+    )
+    assert decimal_json(alerts)["walletThresholds"] == [50]
+    topped = await caller.http.post(
+        "/accounts/acc-1/wallet_topup", json={"topupAmount": 100}, headers={"Idempotency-Key": "t1"}
+    )
+    assert topped.status_code == 200, topped.text
+    again = await caller.http.post(
+        "/accounts/acc-1/wallet_topup", json={"topupAmount": 100}, headers={"Idempotency-Key": "t1"}
+    )
+    assert again.status_code == 200  # the same top-up: nothing new
+    # no credits: the wallet pays; 40 left (below 50), then 0
+    assert (await apply(caller.http, "w1", [60], mode="DEBIT")).status_code == 200
+    assert (await apply(caller.http, "w2", [10], mode="DEBIT")).status_code == 200
+    assert (await apply(caller.http, "w3", [30], mode="HOLD")).status_code == 200
+    await deliver(caller)
+    assert await types_of(caller, hooks) == ["wallet.topped_up", "wallet.low", "wallet.depleted"]
+    topped_up = (await of_type(caller, hooks, "wallet.topped_up"))[0]
+    assert topped_up["data"]["topupAmount"] == 100
+    assert topped_up["data"]["wallet"]["balance"] == 100
+    assert topped_up["data"]["entry"]["transactionType"] == "CREDITED"
+    assert topped_up["actor"] == caller.key_id
+    low = (await of_type(caller, hooks, "wallet.low"))[0]
+    assert (low["data"]["threshold"], low["data"]["wallet"]["balance"]) == (50, 40)
+    depleted = (await of_type(caller, hooks, "wallet.depleted"))[0]
+    assert depleted["data"]["wallet"]["balance"] == 0
+    assert depleted["data"]["wallet"]["holdAmount"] == 30
+    state = decimal_json(await caller.http.get("/accounts/acc-1/balance_alerts"))
+    assert state["source"]["walletThresholds"] == "ACCOUNT"

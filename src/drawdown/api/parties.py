@@ -198,7 +198,9 @@ async def update_account(
     ctx: Annotated[Context, Depends(context)],
 ) -> Any:
     update = service.account_update(body.model_dump(exclude_none=True))
-    account = await ctx.writes.update_account(principal.org_seq, account_id, update)
+    account = await ctx.writes.update_account(
+        principal.org_seq, account_id, update, principal.key_id
+    )
     return JSONResponse(render.account(account))
 
 
@@ -215,7 +217,7 @@ async def delete_account(
     principal: Annotated[Principal, Depends(writer)],
     ctx: Annotated[Context, Depends(context)],
 ) -> Any:
-    await ctx.writes.archive_account(principal.org_seq, account_id)
+    await ctx.writes.archive_account(principal.org_seq, account_id, principal.key_id)
     return JSONResponse({"success": True})
 
 

@@ -51,7 +51,7 @@ async def top_up_wallet(
     idempotency_key: IdempotencyKey = None,
 ) -> Any:
     wallet = await ctx.writes.top_up(
-        principal.org_seq, account_id, body.topupAmount, idempotency_key
+        principal.org_seq, account_id, body.topupAmount, idempotency_key, principal.key_id
     )
     return JSONResponse(render.wallet(wallet))
 
@@ -91,7 +91,7 @@ async def update_wallet(
     given = body or UpdateWalletRequest()
     status = WalletStatus(given.status) if given.status is not None else None
     wallet = await ctx.writes.update_wallet(
-        principal.org_seq, account_id, status, given.effectiveFrom
+        principal.org_seq, account_id, status, given.effectiveFrom, principal.key_id
     )
     return JSONResponse(render.wallet(wallet))
 

@@ -8,13 +8,14 @@ from decimal import Decimal
 from typing import Any
 
 from drawdown.ledger import shapes
-from drawdown.ledger.alerts import AlertKind, judge
+from drawdown.ledger.alerts import AlertKind, Judgement, judge
 from drawdown.ledger.application import ApplicationStatus
 from drawdown.ledger.changes import AlertMarks, Changes, Loaded
 from drawdown.ledger.credit import CreditStatus
 from drawdown.ledger.money import ZERO, sub
 from drawdown.ledger.outbox import EventType, OutboxEvent, new_event
 from drawdown.ledger.records import AccountRecord, CreditRecord
+from drawdown.ledger.wallet import EntryType, WalletRecord
 
 _APPLICATION_EVENTS = {
     ApplicationStatus.HELD: EventType.APPLICATION_HELD,
@@ -64,7 +65,33 @@ def happenings(
             )
         elif credit.status is CreditStatus.CONSUMED:
             events.append(_credit_event(loaded, EventType.CREDIT_CONSUMED, credit, now))
+    for entry in changes.wallet_entries:
+        if entry.entry_type is EntryType.CREDITED:
+            wallet = next(w for w in changes.wallets.values() if w.id == entry.wallet_id)
+            data = {
+                "wallet": shapes.wallet(wallet),
+                "topupAmount": entry.amount,
+                "entry": shapes.wallet_entry(entry),
+            }
+            events.append(
+                new_event(EventType.WALLET_TOPPED_UP, wallet.org_seq, wallet.account_seq, now, data)
+            )
     marks: AlertMarks = {}
+    for seq, wallet in changes.wallets.items():
+        earlier_wallet = loaded.wallets.get(seq)
+        wallet_before = earlier_wallet.balance if earlier_wallet is not None else ZERO
+        if wallet_before == wallet.balance:
+            continue
+        alerts = loaded.alerts_of(seq)
+        judged = judge(
+            wallet_before,
+            wallet.balance,
+            alerts.of(AlertKind.WALLET),
+            alerts.fired_of(AlertKind.WALLET),
+        )
+        for threshold in judged.fired:
+            events.append(_wallet_event(wallet, threshold, now))
+        _mark(marks, seq, AlertKind.WALLET, judged, now)
     for seq, account in changes.accounts.items():
         before_balance = loaded.accounts[seq].totals.running_balance
         after_balance = account.totals.running_balance
@@ -79,11 +106,24 @@ def happenings(
         )
         for threshold in judged.fired:
             events.append(_balance_event(account, threshold, now))
-        for threshold in judged.disarm:
-            marks[(seq, AlertKind.BALANCE, threshold)] = now
-        for threshold in judged.rearm:
-            marks[(seq, AlertKind.BALANCE, threshold)] = None
+        _mark(marks, seq, AlertKind.BALANCE, judged, now)
     return events, marks
+
+
+def _mark(marks: AlertMarks, seq: int, kind: AlertKind, judged: Judgement, now: datetime) -> None:
+    for threshold in judged.disarm:
+        marks[(seq, kind, threshold)] = now
+    for threshold in judged.rearm:
+        marks[(seq, kind, threshold)] = None
+
+
+def _wallet_event(wallet: WalletRecord, threshold: Decimal, now: datetime) -> OutboxEvent:
+    data: dict[str, Any] = {"accountId": wallet.account_id}
+    if threshold:
+        data["threshold"] = threshold
+    data["wallet"] = shapes.wallet(wallet)
+    kind = EventType.WALLET_LOW if threshold else EventType.WALLET_DEPLETED
+    return new_event(kind, wallet.org_seq, wallet.account_seq, now, data)
 
 
 def _today(loaded: Loaded, credit: CreditRecord, now: datetime) -> date:

@@ -99,7 +99,12 @@ class Writes:
         )
 
     async def top_up(
-        self, org_seq: int, account_id: str, amount: Decimal, idempotency_key: str | None
+        self,
+        org_seq: int,
+        account_id: str,
+        amount: Decimal,
+        idempotency_key: str | None,
+        actor: str = SYSTEM,
     ) -> WalletRecord:
         """Top up the account's wallet (docs/wallet.md), on its lock like every money write."""
 
@@ -113,6 +118,7 @@ class Writes:
                 loaded, org_seq, account_id, amount, idempotency_key, now
             ),
             wants,
+            actor=actor,
         )
 
     async def update_wallet(
@@ -121,29 +127,33 @@ class Writes:
         account_id: str,
         status: WalletStatus | None,
         effective_from: datetime | None,
+        actor: str = SYSTEM,
     ) -> WalletRecord:
         return await self.coalescer.submit(
             lambda loaded, now: decisions.update_wallet(
                 loaded, org_seq, account_id, status, effective_from, now
             ),
             _account(org_seq, account_id),
+            actor=actor,
         )
 
     async def update_account(
-        self, org_seq: int, account_id: str, update: AccountUpdate
+        self, org_seq: int, account_id: str, update: AccountUpdate, actor: str = SYSTEM
     ) -> AccountRecord:
         """On the account's lock: a currency change is judged against every credit and wallet
         the account has, with no grant or top-up in between."""
         return await self.coalescer.submit(
             lambda loaded, now: decisions.update_account(loaded, org_seq, account_id, update, now),
             _account(org_seq, account_id, holdings=True),
+            actor=actor,
         )
 
-    async def archive_account(self, org_seq: int, account_id: str) -> None:
+    async def archive_account(self, org_seq: int, account_id: str, actor: str = SYSTEM) -> None:
         """Delete (archive) the account if it holds no money; on its lock."""
         await self.coalescer.submit(
             lambda loaded, now: decisions.archive_account(loaded, org_seq, account_id, now),
             _account(org_seq, account_id, holdings=True),
+            actor=actor,
         )
 
     async def bring_to_today(self, account_seqs: list[int]) -> None:
