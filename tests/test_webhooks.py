@@ -288,6 +288,7 @@ async def test_thresholds_fire_once_per_crossing_and_rearm_when_the_balance_rise
         "walletThresholds": [],
         "source": {"thresholds": "ACCOUNT", "walletThresholds": "ORGANIZATION"},
         "fired": [],
+        "walletFired": [],
     }
     await grant(caller.http, amount=200)
     steps = [("d1", 99), ("d2", 1), ("d3", 92)]  # 101, 100 (<100.5), 8 (<10)
@@ -724,3 +725,5 @@ async def test_wallet_top_ups_and_wallet_thresholds(caller: Caller, hooks: Recei
     assert depleted["data"]["wallet"]["holdAmount"] == 30
     state = decimal_json(await caller.http.get("/accounts/acc-1/balance_alerts"))
     assert state["source"]["walletThresholds"] == "ACCOUNT"
+    assert state["walletFired"] == [50, 0]
+    assert state["fired"] == []

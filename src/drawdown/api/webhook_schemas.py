@@ -113,6 +113,7 @@ class AccountBalanceAlerts(Out):
     walletThresholds: list[Number]
     source: AlertSources
     fired: list[Number] = Field(description="Thresholds that fired and are not armed again")
+    walletFired: list[Number] = Field(description="The same, of the wallet's thresholds")
 
 
 class BalanceAlertsRequest(Body):

@@ -288,6 +288,7 @@ def _account_alerts(found: balance_alerts.AccountAlerts) -> dict[str, Any]:
             "walletThresholds": "ACCOUNT" if found.own_wallet_thresholds else "ORGANIZATION",
         },
         "fired": [money(t) for t in found.fired],
+        "walletFired": [money(t) for t in found.wallet_fired],
     }
 
 

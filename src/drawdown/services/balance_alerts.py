@@ -33,6 +33,7 @@ class AccountAlerts:
     own_thresholds: bool
     own_wallet_thresholds: bool
     fired: list[Decimal]
+    wallet_fired: list[Decimal]
 
 
 def stored(values: list[Decimal] | None, field: str) -> list[str] | None:
@@ -101,6 +102,7 @@ async def _account(conn: AsyncConnection, org_seq: int, account_id: str) -> Acco
         own_balance is not None,
         own_wallet is not None,
         await store.fired(conn, account.seq, AlertKind.BALANCE),
+        await store.fired(conn, account.seq, AlertKind.WALLET),
     )
 
 
