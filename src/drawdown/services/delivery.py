@@ -142,6 +142,9 @@ class Deliverer:
             room = self.settings.concurrency - len(self._sending)
             if room <= 0:
                 return started
+            async with self.db.read() as conn:
+                if not await deliveries.any_due(conn, _wall_clock()):
+                    return started
             claimed = await self.db.transact(functools.partial(self._claim, limit=room))
             for delivery in claimed:
                 task = asyncio.get_running_loop().create_task(self._deliver(delivery))

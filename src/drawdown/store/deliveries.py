@@ -45,6 +45,13 @@ class Outcome:
         return self.error is None
 
 
+async def any_due(conn: AsyncConnection, now: datetime) -> bool:
+    """Whether a claim would find anything (a read: an idle poll takes no write lock)."""
+    d = webhook_deliveries.c
+    query = select(d.seq).where(d.status == "PENDING", d.next_attempt_at <= now).limit(1)
+    return (await conn.execute(query)).first() is not None
+
+
 async def claim(
     conn: AsyncConnection, now: datetime, until: datetime, claimer: str, limit: int
 ) -> list[Claimed]:

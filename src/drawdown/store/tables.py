@@ -36,6 +36,7 @@ BYTE_ORDER_ID = String(50).with_variant(String(50, collation="C"), "postgresql")
 # Event ids (Togai's limit) in byte order too: an account's events apply in (timestamp, id) order.
 EVENT_ID = String(512).with_variant(String(512, collation="C"), "postgresql")
 PENDING = text("status = 'PENDING'")
+ACTIVE = text("status = 'ACTIVE'")
 
 organizations = Table(
     "organizations",
@@ -150,6 +151,13 @@ credits = Table(
         "effective_from",
         "created_at",
         "id",
+    ),
+    # The sweep's credit.expiring_soon: active credits by their last day
+    Index(
+        "ix_credits_expiring",
+        "effective_until",
+        postgresql_where=ACTIVE,
+        sqlite_where=ACTIVE,
     ),
 )
 

@@ -6,7 +6,8 @@ Revises: 0006
 
 Every event is written in the transaction of the change that caused it, with one delivery row
 per endpoint that takes it; deliveries wait as PENDING (a partial index holds just those,
-soonest first) until an attempt succeeds or the retries run out (docs/webhooks.md).
+soonest first) until an attempt succeeds or the retries run out (docs/webhooks.md). Active
+credits are indexed by their last day for the sweep's credit.expiring_soon.
 """
 
 import sqlalchemy as sa
@@ -20,6 +21,7 @@ branch_labels = None
 depends_on = None
 
 PENDING = sa.text("status = 'PENDING'")
+ACTIVE = sa.text("status = 'ACTIVE'")
 
 POSTGRESQL_CHECKS = {
     "webhook_endpoints": {"status_known": "status IN ('ENABLED', 'DISABLED')"},
@@ -174,6 +176,14 @@ def upgrade() -> None:
         _fk("uncovered_marks", "account_seq", "accounts"),
         sa.PrimaryKeyConstraint("account_seq", name=op.f("pk_uncovered_marks")),
     )
+    op.create_index(
+        "ix_credits_expiring",
+        "credits",
+        ["effective_until"],
+        unique=False,
+        postgresql_where=ACTIVE,
+        sqlite_where=ACTIVE,
+    )
     if op.get_bind().dialect.name == "postgresql":
         for table_name, table_checks in POSTGRESQL_CHECKS.items():
             for name, sql in table_checks.items():
@@ -181,6 +191,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_credits_expiring", table_name="credits")
     op.drop_table("uncovered_marks")
     op.drop_table("expiring_soon_sent")
     op.drop_table("alert_marks")
