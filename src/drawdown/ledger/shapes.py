@@ -24,7 +24,8 @@ def timestamp(value: datetime) -> str:
     path writes it too): 2026-11-24T12:00:00Z, 2026-11-24T12:00:00.15Z."""
     value = value.astimezone(UTC)
     fraction = f".{value.microsecond:06d}".rstrip("0") if value.microsecond else ""
-    return value.strftime("%Y-%m-%dT%H:%M:%S") + fraction + "Z"
+    # four digits of year always (strftime writes year 237 as "237", which is no RFC 3339)
+    return f"{value.year:04d}-" + value.strftime("%m-%dT%H:%M:%S") + fraction + "Z"
 
 
 def day(value: date | None) -> str | None:
