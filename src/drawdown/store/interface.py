@@ -114,6 +114,10 @@ class WriteTransaction(Protocol):
         it; for each, in order, what became of it. No two may share (org_seq, id)."""
         ...
 
+    async def event_hashes(self, keys: list[tuple[int, str]]) -> dict[tuple[int, str], str]:
+        """The content hashes of the stored events among these (org_seq, id)."""
+        ...
+
     async def save(
         self, changes: Changes, *, added_to: dict[int, AccountRecord] | None = None
     ) -> None:

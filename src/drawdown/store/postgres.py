@@ -942,6 +942,12 @@ class PostgresTransaction:
             found.setdefault(meter.org_seq, []).append(meter.record())
         return found
 
+    async def event_hashes(self, keys: list[tuple[int, str]]) -> dict[tuple[int, str], str]:
+        found = await self._conn.fetch(
+            _EVENT_HASHES, [org for org, _ in keys], [event_id for _, event_id in keys]
+        )
+        return {(row["org_seq"], row["id"]): row["content_hash"] for row in found}
+
     async def ingest(self, events: list[Arriving]) -> list[Stored]:
         rows = await self._conn.fetch(
             _INGEST,
@@ -968,12 +974,9 @@ class PostgresTransaction:
                 verdict = Verdict.DUPLICATE if same else Verdict.CONFLICT
                 results.append(Stored(verdict, row["account_seq"]))
         if unseen:
-            found = await self._conn.fetch(
-                _EVENT_HASHES,
-                [events[n].org_seq for n in unseen],
-                [events[n].event.id for n in unseen],
+            hashes = await self.event_hashes(
+                [(events[n].org_seq, events[n].event.id) for n in unseen]
             )
-            hashes = {(r["org_seq"], r["id"]): r["content_hash"] for r in found}
             for n in unseen:
                 arriving = events[n]
                 stored_hash = hashes[(arriving.org_seq, arriving.event.id)]

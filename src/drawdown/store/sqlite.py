@@ -299,6 +299,18 @@ class SqliteTransaction:
     async def meters(self, org_seqs: Iterable[int]) -> dict[int, list[Meter]]:
         return await meters.of_organizations(self._conn, org_seqs)
 
+    async def event_hashes(self, keys: list[tuple[int, str]]) -> dict[tuple[int, str], str]:
+        hashes: dict[tuple[int, str], str] = {}
+        for start in range(0, len(keys), 400):
+            chunk = keys[start : start + 400]
+            rows = await self._conn.execute(
+                select(
+                    usage_events.c.org_seq, usage_events.c.id, usage_events.c.content_hash
+                ).where(tuple_(usage_events.c.org_seq, usage_events.c.id).in_(chunk))
+            )
+            hashes.update({(row.org_seq, row.id): row.content_hash for row in rows})
+        return hashes
+
     async def ingest(self, events: list[Arriving]) -> list[Stored]:
         # under the write lock (BEGIN IMMEDIATE) what is read is current
         conn = self._conn
@@ -312,17 +324,7 @@ class SqliteTransaction:
                 )
             )
             account_seqs.update({(row.org_seq, row.id): row.seq for row in rows})
-        ids = [(a.org_seq, a.event.id) for a in events]
-        hashes: dict[tuple[int, str], str] = {}
-        for start in range(0, len(ids), 400):
-            rows = await conn.execute(
-                select(
-                    usage_events.c.org_seq, usage_events.c.id, usage_events.c.content_hash
-                ).where(
-                    tuple_(usage_events.c.org_seq, usage_events.c.id).in_(ids[start : start + 400])
-                )
-            )
-            hashes.update({(row.org_seq, row.id): row.content_hash for row in rows})
+        hashes = await self.event_hashes([(a.org_seq, a.event.id) for a in events])
         results = []
         new_rows = []
         for arriving in events:
