@@ -164,6 +164,9 @@ async def test_update_status_and_effective_from(client: httpx.AsyncClient) -> No
     assert changed.json()["effectiveFrom"] == "2026-11-30T23:00:00Z"
     same = await client.patch("/accounts/acc-1/wallet", json={})
     assert same.json() == changed.json()
+    for when in ("0288-04-18T03:48:52.33Z", "9999-12-31T23:59:59.999999Z"):
+        early = await client.patch("/accounts/acc-1/wallet", json={"effectiveFrom": when})
+        assert early.json()["effectiveFrom"] == when  # the year in four digits, always
     for body, words in (
         ({"status": "ARCHIVED"}, "status:"),
         ({"effectiveFrom": "tomorrow"}, "effectiveFrom:"),

@@ -22,7 +22,8 @@ def timestamp(value: datetime) -> str:
     path writes it too): 2026-11-24T12:00:00Z, 2026-11-24T12:00:00.15Z."""
     value = value.astimezone(UTC)
     fraction = f".{value.microsecond:06d}".rstrip("0") if value.microsecond else ""
-    return value.strftime("%Y-%m-%dT%H:%M:%S") + fraction + "Z"
+    # the year always in four digits: strftime's %Y writes the year 288 as "288"
+    return f"{value.year:04d}-" + value.strftime("%m-%dT%H:%M:%S") + fraction + "Z"
 
 
 def day(value: date | None) -> str | None:
