@@ -99,6 +99,7 @@ def parse_value(name: str, text: str) -> Decimal:
         raise Refused(f"attribute '{name}': value {error}") from None
 
 
+@functools.lru_cache(maxsize=4096)  # events of a batch often share a second
 def parse_timestamp(text: str) -> datetime:
     """ISO 8601; without an offset it is UTC; at most microseconds."""
     if _TOO_FINE.search(text):

@@ -60,10 +60,10 @@ class _Request:
     org_seq: int
     events: list[NewEvent]
     future: "asyncio.Future[list[Outcome]]" = field(init=False)
+    keys: set[tuple[int, str]] = field(init=False)
 
-    @property
-    def keys(self) -> set[tuple[int, str]]:
-        return {(self.org_seq, event.id) for event in self.events}
+    def __post_init__(self) -> None:
+        self.keys = {(self.org_seq, event.id) for event in self.events}
 
 
 class Ingestion:
@@ -238,11 +238,15 @@ def _check(request: _Request, meters: list[Meter], now: datetime) -> list[Outcom
     return found
 
 
+_NEW = Outcome(Fate.NEW)
+_DUPLICATE = Outcome(Fate.DUPLICATE)
+
+
 def _outcome(event: NewEvent, verdict: Verdict) -> Outcome:
     if verdict is Verdict.NEW:
-        return Outcome(Fate.NEW)
+        return _NEW
     if verdict is Verdict.DUPLICATE:
-        return Outcome(Fate.DUPLICATE)
+        return _DUPLICATE
     if verdict is Verdict.CONFLICT:
         return Outcome(
             Fate.REFUSED,
@@ -292,7 +296,7 @@ async def ingest_batch(
             if leader.fate is Fate.REFUSED:
                 waiting.append((index, event))  # judged on its own in the next round
             elif earlier.content_hash() == event.content_hash():
-                outcomes[index] = Outcome(Fate.DUPLICATE)
+                outcomes[index] = _DUPLICATE
             else:
                 outcomes[index] = Outcome(
                     Fate.REFUSED,
