@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from drawdown.clock import FixedClock
+from drawdown.jobs.purge import purge_events
 from drawdown.store.database import Database
 from tests.conftest import new_key
 from tests.helpers import apply, decimal_json, grant, make_account, post_raw
@@ -163,6 +164,9 @@ async def test_update_status_and_effective_from(client: httpx.AsyncClient) -> No
     assert changed.json()["effectiveFrom"] == "2026-11-30T23:00:00Z"
     same = await client.patch("/accounts/acc-1/wallet", json={})
     assert same.json() == changed.json()
+    for when in ("0288-04-18T03:48:52.33Z", "9999-12-31T23:59:59.999999Z"):
+        early = await client.patch("/accounts/acc-1/wallet", json={"effectiveFrom": when})
+        assert early.json()["effectiveFrom"] == when  # the year in four digits, always
     for body, words in (
         ({"status": "ARCHIVED"}, "status:"),
         ({"effectiveFrom": "tomorrow"}, "effectiveFrom:"),
@@ -424,3 +428,56 @@ async def test_entries_page_through_once_each_and_refuse_a_foreign_token(
     assert bad.status_code == 400
     too_big = await client.get("/accounts/acc-1/wallet/entries", params={"pageSize": 51})
     assert too_big.status_code == 400
+
+
+async def test_usage_draws_the_wallet_after_the_credits_and_survives_the_clean_up(
+    client: httpx.AsyncClient, db: Database, clock: FixedClock, org_name: str
+) -> None:
+    await make_account(client)
+    meter = {
+        "id": "um.tokens",
+        "name": "Tokens",
+        "eventSchemaName": "llm_call",
+        "aggregation": "SUM",
+        "attribute": "tokens",
+        "creditRate": {"credits": 1, "perQuantity": 1},
+    }
+    assert (await client.post("/usage_meters", json=meter)).status_code == 201
+    credit = await grant(client, amount=4)
+    wallet = (await top_up(client, "5.5")).json()
+    events = [
+        {
+            "schemaName": "llm_call",
+            "id": f"e-{n}",
+            "timestamp": f"2026-11-24T11:0{n}:00Z",
+            "accountId": "acc-1",
+            "attributes": [{"name": "tokens", "value": "3"}],
+        }
+        for n in (1, 2, 3, 4)
+    ]
+    assert (await client.post("/ingestBatch", json={"events": events})).status_code == 202
+    await client._transport.app.state.applier.drain()  # type: ignore[attr-defined]
+    usage = decimal_json(await client.get("/accounts/acc-1/usage"))
+    [totals] = usage["meters"]
+    assert (totals["paidByCredits"], totals["paidByWallet"], totals["uncovered"]) == (
+        4,
+        D("5.5"),
+        D("2.5"),
+    )
+    second = decimal_json(await client.get("/usage/events/e-2"))
+    assert second["meters"][0]["allocations"] == [
+        {"creditId": credit["id"], "amount": 1},
+        {"walletId": wallet["id"], "amount": 2},
+    ]
+    [_, spent] = await entries(client)  # one entry for the meter's batch
+    assert (spent["entityId"], spent["amount"], spent["closingBalance"]) == (
+        "um.tokens",
+        D("5.5"),
+        0,
+    )
+    await assert_books_balance(db, clock, org_name)
+    clock.advance(timedelta(days=60))
+    assert await purge_events(db, clock, 45) >= 4  # the session's other tests' too
+    assert (await client.get("/usage/events/e-1")).status_code == 404
+    await assert_books_balance(db, clock, org_name)
+    assert decimal_json(await client.get("/accounts/acc-1/usage"))["meters"] == usage["meters"]
