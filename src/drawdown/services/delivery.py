@@ -82,6 +82,7 @@ class Deliverer:
         self._client: httpx.AsyncClient | None = None
         # outcomes waiting to be written, and whether a transaction is writing them
         self._outcomes: list[tuple[Recorded, asyncio.Future[None]]] = []
+        self._unwritten: set[asyncio.Future[None]] = set()
         self._recording = False
         # for tests and the bench
         self.attempts = 0
@@ -106,6 +107,9 @@ class Deliverer:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.settings.poll_seconds)
+            if self._wake.is_set():
+                # what commits or finishes sending meanwhile is taken by the same claim
+                await asyncio.sleep(self.settings.gather_seconds)
             self._wake.clear()
             try:
                 await self._claim_and_start()
@@ -120,8 +124,8 @@ class Deliverer:
         before = self.attempts
         while True:
             started = await self._claim_and_start()
-            while self._sending:
-                await asyncio.gather(*list(self._sending), return_exceptions=True)
+            while self._sending or self._unwritten:
+                await asyncio.gather(*self._sending, *self._unwritten, return_exceptions=True)
             if not started:
                 return self.attempts - before
 
@@ -171,17 +175,19 @@ class Deliverer:
         schedule = self.settings.retry_schedule
         made = delivery.attempts + 1
         retry_after = schedule[made - 1] if made <= len(schedule) else None
-        await self._record(Recorded(outcome, retry_after))
+        self._record(Recorded(outcome, retry_after))
 
-    async def _record(self, recorded: Recorded) -> None:
+    def _record(self, recorded: Recorded) -> None:
         """Outcomes are written many to a transaction: those that finish while one is being
-        written go together in the next."""
+        written go together in the next. The attempt's room is free at once (its claim holds
+        until the outcome is written), so a slow commit never slows sending."""
         done = asyncio.get_running_loop().create_future()
         self._outcomes.append((recorded, done))
+        self._unwritten.add(done)
+        done.add_done_callback(self._unwritten.discard)
         if not self._recording:
             self._recording = True
             asyncio.get_running_loop().create_task(self._write_outcomes())
-        await done
 
     async def _write_outcomes(self) -> None:
         disable_after = timedelta(seconds=self.settings.disable_after_seconds)

@@ -25,6 +25,8 @@ class WebhookSettings:
     # a claim outlives an attempt (10 s) with room to spare; a dead process's claim expires
     claim_seconds: float = 30.0
     poll_seconds: float = 0.5
+    # after a wake-up, how long to gather more before claiming (one claim for many)
+    gather_seconds: float = 0.01
     # attempts one process has in flight at once
     concurrency: int = 32
     timeout_seconds: float = TIMEOUT_SECONDS

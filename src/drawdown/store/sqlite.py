@@ -5,8 +5,8 @@ database's one write lock from its first statement: everything it reads is curre
 loads and saves may take several statements each.
 """
 
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from datetime import date
 from typing import Any
 
@@ -750,12 +750,18 @@ def _credit_values(credit: CreditRecord) -> dict[str, Any]:
 
 
 class SqliteStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        turn: Callable[[], AbstractAsyncContextManager[None]] = nullcontext,
+    ) -> None:
         self._engine = engine
+        # the process's writers take turns (Database.writer_turn)
+        self._turn = turn
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[SqliteTransaction]:
-        async with self._engine.connect() as conn:
+        async with self._turn(), self._engine.connect() as conn:
             await conn.execution_options(drawdown_write=True)
             async with conn.begin():
                 tx = SqliteTransaction(conn)
