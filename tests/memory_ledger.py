@@ -10,6 +10,7 @@ import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 from drawdown.errors import DrawdownError
@@ -24,6 +25,13 @@ from drawdown.ledger.records import (
     TransactionRecord,
 )
 from drawdown.ledger.requests import ApplicationRequest, GrantRequest
+from drawdown.ledger.wallet import (
+    EntryStatus,
+    TopupKey,
+    WalletEntryRecord,
+    WalletRecord,
+    WalletStatus,
+)
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 EPOCH_DAY = EPOCH.date()
@@ -49,6 +57,10 @@ class MemoryLedger:
     credits: dict[str, CreditRecord] = field(default_factory=dict)
     lines: dict[str, list[TransactionRecord]] = field(default_factory=dict)
     applications: dict[tuple[int, str], ApplicationRecord] = field(default_factory=dict)
+    # wallets by account seq, their entries by id (in the order written), top-up keys
+    wallets: dict[int, WalletRecord] = field(default_factory=dict)
+    entries: dict[str, WalletEntryRecord] = field(default_factory=dict)
+    topup_keys: dict[tuple[int, str], TopupKey] = field(default_factory=dict)
     # how many candidates a load gives first, and how many more each time a decision asks
     first: int = 8
     more: int = 8
@@ -125,6 +137,9 @@ class MemoryLedger:
             through = account.valid_through
             if account.as_of > today or (through is not None and through < today):
                 self.load_active(loaded, seq)
+            if seq in self.wallets:
+                loaded.wallets[seq] = copy.deepcopy(self.wallets[seq])
+        loaded.topup_keys = dict(self.topup_keys)
         for org_seq, key in keys:
             for credit in self.credits.values():
                 if credit.org_seq == org_seq and credit.idempotency_key == key:
@@ -201,6 +216,25 @@ class MemoryLedger:
             else:
                 assert application.seq == stored_app.seq
             self.applications[key] = saved
+        for seq, wallet in changes.wallets.items():
+            saved_wallet = copy.deepcopy(wallet)
+            if seq not in self.wallets:
+                assert wallet.seq == 0
+                saved_wallet.seq = next(self._seqs)
+            else:
+                assert wallet.seq == self.wallets[seq].seq
+            self.wallets[seq] = saved_wallet
+        for entry in changes.wallet_entries:
+            assert entry.id not in self.entries and entry.amount > 0
+            self.entries[entry.id] = entry
+        for entry_id, change in changes.entry_changes.items():
+            assert self.entries[entry_id].status is EntryStatus.ON_HOLD
+            self.entries[entry_id] = replace(self.entries[entry_id], status=change.status)
+        for used in changes.topup_keys:
+            assert (used.org_seq, used.key) not in self.topup_keys
+            self.topup_keys[(used.org_seq, used.key)] = used
+        for seq, profile in changes.profiles.items():
+            self.accounts[seq] = copy.deepcopy(profile)
 
 
 # -- the coalescer, as the tests play it ---------------------------------------------------
@@ -229,7 +263,21 @@ class Void:
     credit_id: str
 
 
-Write = Grant | Apply | Settle | Void
+@dataclass(frozen=True)
+class TopUp:
+    account_id: str
+    amount: Decimal
+    key: str | None = None
+
+
+@dataclass(frozen=True)
+class SetWallet:
+    account_id: str
+    status: WalletStatus | None = None
+    effective_from: datetime | None = None
+
+
+Write = Grant | Apply | Settle | Void | TopUp | SetWallet
 Outcome = Any  # list[CreditRecord] | ApplicationRecord | CreditRecord | DrawdownError
 
 
@@ -243,6 +291,12 @@ def decide(loaded: Loaded, org_seq: int, write: Write, now: datetime) -> tuple[A
             decisions.capture if write.action == "capture" else decisions.release
         )
         return settle(loaded, org_seq, write.account_id, write.invoice_id, now)
+    if isinstance(write, TopUp):
+        return decisions.top_up(loaded, org_seq, write.account_id, write.amount, write.key, now)
+    if isinstance(write, SetWallet):
+        return decisions.update_wallet(
+            loaded, org_seq, write.account_id, write.status, write.effective_from, now
+        )
     return decisions.void(loaded, org_seq, write.credit_id, now)
 
 
@@ -268,6 +322,8 @@ def wants_of(org_seq: int, writes: list[Write], today: date) -> dict[str, set[An
         elif isinstance(write, Settle):
             wants["accounts"].add((org_seq, write.account_id))
             wants["invoices"].add((org_seq, write.account_id, write.invoice_id))
+        elif isinstance(write, TopUp | SetWallet):
+            wants["accounts"].add((org_seq, write.account_id))
         else:
             wants["credits"].add((org_seq, write.credit_id))
     return wants

@@ -109,6 +109,42 @@ class Credit:
             self.status = CONSUMED
 
 
+@dataclass
+class WalletEntry:
+    """A listed wallet entry (wallet.md): a released hold leaves the list."""
+
+    kind: str  # CREDITED | DEBITED
+    status: str  # COMPLETED | ON_HOLD
+    units: int
+    closing: int
+    entity_id: str | None
+
+
+@dataclass
+class Wallet:
+    """The account's prepaid balance (wallet.md): paid from after the credits."""
+
+    id: str
+    effective_from: date
+    status: str = ACTIVE
+    topped_up: int = 0
+    consumed: int = 0
+    held: int = 0
+    entries: list[WalletEntry] = field(default_factory=list)
+
+    @property
+    def balance(self) -> int:
+        return self.topped_up - self.consumed - self.held
+
+    def pays_on(self, day: date) -> bool:
+        return self.status == ACTIVE and self.effective_from <= day
+
+    def write(self, kind: str, status: str, count: int, entity_id: str | None) -> WalletEntry:
+        entry = WalletEntry(kind, status, count, self.balance, entity_id)
+        self.entries.append(entry)
+        return entry
+
+
 @dataclass(frozen=True)
 class Item:
     entity_id: str
@@ -126,14 +162,32 @@ class Application:
     as_of: date
     # per line item: the (credit id, units) that paid it, in the order they paid
     allocations: list[list[tuple[str, int]]]
+    use_wallet: bool = True
+    # per line item: what the wallet paid after the credits; the wallet's entry, if any
+    wallet_shares: list[int] = field(default_factory=list)
+    wallet_id: str | None = None
+    wallet_entry: WalletEntry | None = None
 
-    def same_request(self, mode: str, as_of: date | None, items: tuple[Item, ...]) -> bool:
-        return (self.mode, self.requested_as_of, self.items) == (mode, as_of, items)
+    def same_request(
+        self, mode: str, as_of: date | None, items: tuple[Item, ...], use_wallet: bool
+    ) -> bool:
+        asked = (self.mode, self.requested_as_of, self.items, self.use_wallet)
+        return asked == (mode, as_of, items, use_wallet)
+
+    @property
+    def wallet_total(self) -> int:
+        return sum(self.wallet_shares)
 
     def view(self) -> dict[str, object]:
         lines = []
-        for item, paid in zip(self.items, self.allocations, strict=True):
-            applied = sum(u for _, u in paid)
+        for n, (item, paid) in enumerate(zip(self.items, self.allocations, strict=True)):
+            share = self.wallet_shares[n] if self.wallet_shares else 0
+            applied = sum(u for _, u in paid) + share
+            shown: list[dict[str, object]] = [
+                {"creditId": cid, "amount": amount(u)} for cid, u in paid
+            ]
+            if share:
+                shown.append({"walletId": self.wallet_id, "amount": amount(share)})
             lines.append(
                 {
                     "entityId": item.entity_id,
@@ -141,10 +195,10 @@ class Application:
                     "amount": amount(item.units),
                     "appliedAmount": amount(applied),
                     "remainingAmount": amount(item.units - applied),
-                    "allocations": [{"creditId": cid, "amount": amount(u)} for cid, u in paid],
+                    "allocations": shown,
                 }
             )
-        applied_total = sum(u for paid in self.allocations for _, u in paid)
+        applied_total = sum(u for paid in self.allocations for _, u in paid) + self.wallet_total
         owed_total = sum(item.units for item in self.items)
         return {
             "invoiceId": self.invoice_id,
@@ -171,6 +225,7 @@ class Account:
     today: date
     credits: dict[str, Credit] = field(default_factory=dict)
     applications: dict[str, Application] = field(default_factory=dict)
+    wallet: Wallet | None = None
 
     # -- days ------------------------------------------------------------------------------
 
@@ -218,12 +273,13 @@ class Account:
         mode: str,
         as_of: date | None,
         items: tuple[Item, ...],
+        use_wallet: bool = True,
     ) -> Answer:
         if any(item.units < 0 or not fits(item.units) for item in items) or not items:
             return Answer(400)
         existing = self.applications.get(invoice_id)
         if existing is not None and existing.status == DEBITED:
-            if existing.same_request(mode, as_of, items):
+            if existing.same_request(mode, as_of, items, use_wallet):
                 return Answer(200, existing)
             return Answer(409)
         if existing is not None and existing.status == HELD:
@@ -247,10 +303,31 @@ class Account:
                 owed -= share
                 paid.append((credit.id, share))
             allocations.append(paid)
-        application = Application(invoice_id, mode, as_of, items, HELD, day, allocations)
+        application = Application(
+            invoice_id, mode, as_of, items, HELD, day, allocations, use_wallet
+        )
+        wallet = self.wallet if use_wallet else None
+        if wallet is not None and wallet.pays_on(day):
+            # after the credits, line by line, as far as the wallet's balance goes
+            left = wallet.balance
+            for item, paid in zip(items, allocations, strict=True):
+                share = min(item.units - sum(u for _, u in paid), left)
+                left -= share
+                application.wallet_shares.append(share)
+            total = application.wallet_total
+            if total > 0:
+                application.wallet_id = wallet.id
+                if mode == "DEBIT":
+                    wallet.consumed += total
+                    entry = wallet.write("DEBITED", "COMPLETED", total, invoice_id)
+                else:
+                    wallet.held += total
+                    entry = wallet.write("DEBITED", "ON_HOLD", total, invoice_id)
+                application.wallet_entry = entry
         self.applications[invoice_id] = application
         if mode == "DEBIT":
-            self._capture(application)
+            self._capture_credits(application)
+            application.status = DEBITED
         return Answer(200, application)
 
     def capture(self, invoice_id: str) -> Answer:
@@ -275,6 +352,15 @@ class Account:
         return Answer(200, application)
 
     def _capture(self, application: Application) -> None:
+        self._capture_credits(application)
+        entry = application.wallet_entry
+        if entry is not None and self.wallet is not None:
+            self.wallet.held -= entry.units
+            self.wallet.consumed += entry.units
+            entry.status = "COMPLETED"
+        application.status = DEBITED
+
+    def _capture_credits(self, application: Application) -> None:
         for item, paid in zip(application.items, application.allocations, strict=True):
             for credit_id, share in paid:
                 credit = self.credits[credit_id]
@@ -282,7 +368,6 @@ class Account:
                 credit.consumed += share
                 credit.lines.append(Line("DEBITED", share, application.invoice_id, item.entity_id))
                 credit.settle_status()
-        application.status = DEBITED
 
     def _give_back(self, application: Application) -> None:
         """A released hold returns to its credit, or to the credit's closing line when the
@@ -297,6 +382,43 @@ class Account:
                 elif credit.status == EXPIRED:
                     credit.expired += share
                     credit.lines.append(Line(EXPIRED, share))
+        entry = application.wallet_entry
+        if entry is not None and self.wallet is not None and entry.status == "ON_HOLD":
+            # the hold leaves the list; the entries after it keep their closing balances
+            self.wallet.held -= entry.units
+            self.wallet.entries.remove(entry)
+            application.wallet_entry = None
+
+    # -- the wallet ------------------------------------------------------------------------
+
+    def top_up(self, count: int, wallet_id: str) -> Wallet:
+        """The first top-up makes the wallet, ACTIVE and in effect from today."""
+        if self.wallet is None:
+            self.wallet = Wallet(wallet_id, self.today)
+        self.wallet.topped_up += count
+        self.wallet.write("CREDITED", "COMPLETED", count, None)
+        return self.wallet
+
+    def set_wallet_status(self, status: str) -> Answer:
+        if self.wallet is None:
+            return Answer(404)
+        self.wallet.status = status
+        return Answer(200)
+
+    def wallet_view(self) -> dict[str, object]:
+        assert self.wallet is not None
+        return {
+            "balance": amount(self.wallet.balance),
+            "holdAmount": amount(self.wallet.held),
+            "status": self.wallet.status,
+        }
+
+    def entries_view(self) -> list[tuple[object, ...]]:
+        assert self.wallet is not None
+        return [
+            (e.kind, e.status, amount(e.units), amount(e.closing), e.entity_id)
+            for e in self.wallet.entries
+        ]
 
     # -- void ------------------------------------------------------------------------------
 
@@ -343,7 +465,12 @@ class Account:
         }
 
     def check_invariants(self) -> None:
-        """credits.md "One credit's arithmetic", on the model itself."""
+        """credits.md "One credit's arithmetic" and wallet.md's, on the model itself."""
+        if self.wallet is not None:
+            listed = self.wallet.entries
+            assert self.wallet.balance >= 0 and self.wallet.held >= 0
+            assert self.wallet.held == sum(e.units for e in listed if e.status == "ON_HOLD")
+            assert self.wallet.topped_up == sum(e.units for e in listed if e.kind == "CREDITED")
         for credit in self.credits.values():
             totals: dict[str, int] = {}
             for line in credit.lines:

@@ -137,6 +137,14 @@ async def test_openapi_uses_togais_operation_ids(client: httpx.AsyncClient) -> N
         "getCustomer": ("get", "/customers/{customer_id}"),
         "createAccount": ("post", "/accounts"),
         "getAccount": ("get", "/accounts/{account_id}"),
+        "updateCustomer": ("patch", "/customers/{customer_id}"),
+        "deleteCustomer": ("delete", "/customers/{customer_id}"),
+        "updateAccount": ("patch", "/accounts/{account_id}"),
+        "deleteAccount": ("delete", "/accounts/{account_id}"),
+        "topUpWalletForAccount": ("post", "/accounts/{account_id}/wallet_topup"),
+        "walletBalanceForAccount": ("get", "/accounts/{account_id}/wallet"),
+        "updateWalletForAccount": ("patch", "/accounts/{account_id}/wallet"),
+        "walletEntriesForAccount": ("get", "/accounts/{account_id}/wallet/entries"),
     }
     for operation_id, where in expected.items():
         assert operations[operation_id] == where

@@ -112,7 +112,7 @@ def grant_bodies(draw: st.DrawFn) -> str:
 def application_bodies(draw: st.DrawFn) -> str:
     items = draw(st.lists(objects(LINE_FIELDS, ()), min_size=0, max_size=3))
     fields = {**APPLICATION_FIELDS, "lineItems": "[" + ", ".join(items) + "]"}
-    return draw(objects(fields, ("asOf",)))
+    return draw(objects(fields, ("asOf", "useWallet")))
 
 
 @given(grant_bodies())
@@ -189,7 +189,7 @@ def test_plain_applications_take_the_fast_path_with_the_documented_values() -> N
         {"entityId": "um.x", "entityType": "USAGE_METER_RATE_CARD", "amount": Decimal("30.05")},
         {"entityId": "ff.y", "entityType": "FIXED_FEE_RATE_CARD", "amount": 0},
     ]
-    for extra in ({}, {"asOf": "2026-11-01"}, {"asOf": None}):
+    for extra in ({}, {"asOf": "2026-11-01"}, {"asOf": None}, {"useWallet": False}):
         for mode in ("HOLD", "DEBIT"):
             raw = dumps({"invoiceId": "inv-1", "mode": mode, "lineItems": items, **extra})
             fast = bodies.application(raw)

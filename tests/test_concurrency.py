@@ -120,3 +120,104 @@ async def test_concurrent_debits_spend_exactly_what_was_granted(
         f"in {elapsed:.2f} s; asked {DEBIT_AMOUNT * (DEBITS + DRAIN_DEBITS)}, "
         f"granted {granted}, spent {applied}"
     )
+
+
+TOPUP_KEYS = 8
+TOPUP_REPEATS = 3
+TOPUP_AMOUNT = Decimal("4.05")
+
+
+async def test_with_a_wallet_behind_the_credits_nothing_is_spent_twice(
+    database_url: str, db: Database
+) -> None:
+    """Grants, idempotent top-ups and debits race on one account over several processes: the
+    debits spend the credits first, then the wallet, and exactly what both held is spent."""
+    org = f"race-wallet-{uuid.uuid4().hex}"
+    key = create_key(database_url, org)
+    with live_server(database_url, workers=WORKERS) as server:
+        async with httpx.AsyncClient(
+            base_url=server.base_url,
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+            limits=httpx.Limits(max_connections=64),
+            timeout=60,
+        ) as http:
+            created = await http.post(
+                "/customers",
+                content=json.dumps(
+                    {
+                        "id": "race",
+                        "name": "Race Customer",
+                        "primaryEmail": "race@example.test",
+                        "address": {},
+                        "account": {"id": "race-acc", "name": "Race account"},
+                    }
+                ),
+            )
+            assert created.status_code == 201
+
+            def grant(index: int) -> Any:
+                body = (
+                    '{"accountId":"race-acc","purpose":"PREPAID_CREDIT",'
+                    f'"effectiveFrom":"2026-01-01","creditAmount":{GRANT_AMOUNT},'
+                    f'"priority":{index % 3},"idempotencyKey":"race-grant-{index}"}}'
+                )
+                return http.post("/credits", content=body)
+
+            def top_up(index: int) -> Any:
+                return http.post(
+                    "/accounts/race-acc/wallet_topup",
+                    content=f'{{"topupAmount":{TOPUP_AMOUNT}}}',
+                    headers={"Idempotency-Key": f"race-topup-{index}"},
+                )
+
+            def debit(invoice: str) -> Any:
+                body = (
+                    f'{{"invoiceId":"{invoice}","mode":"DEBIT","lineItems":[{{"entityId":'
+                    f'"um.api","entityType":"USAGE_METER_RATE_CARD","amount":{DEBIT_AMOUNT}}}]}}'
+                )
+                return http.post("/accounts/race-acc/credit_applications", content=body)
+
+            calls = [grant(i) for i in range(GRANT_KEYS) for _ in range(GRANT_REPEATS)]
+            calls += [top_up(i) for i in range(TOPUP_KEYS) for _ in range(TOPUP_REPEATS)]
+            calls += [debit(f"inv-{n}") for n in range(DEBITS)]
+            random.Random(11).shuffle(calls)
+            responses = await asyncio.gather(*calls)
+            responses += await asyncio.gather(
+                *(debit(f"drain-{n}") for n in range(DRAIN_DEBITS + 60))
+            )
+
+            statuses = sorted({r.status_code for r in responses})
+            assert statuses == [200], [r.text for r in responses if r.status_code != 200][:3]
+            granted = GRANT_AMOUNT * GRANT_KEYS
+            topped = TOPUP_AMOUNT * TOPUP_KEYS
+            debits = [_exact(r) for r in responses if "invoiceId" in r.text]
+            by_credits = by_wallet = Decimal(0)
+            for applied in debits:
+                for share in applied["lineItems"][0]["allocations"]:
+                    if "walletId" in share:
+                        by_wallet += share["amount"]
+                    else:
+                        by_credits += share["amount"]
+            assert (by_credits, by_wallet) == (granted, topped)
+            wallet = _exact(await http.get("/accounts/race-acc/wallet"))
+            assert (wallet["balance"], wallet["holdAmount"]) == (0, 0)
+            entries: list[Any] = []
+            token = None
+            while True:
+                page = await http.get(
+                    "/accounts/race-acc/wallet/entries",
+                    params={"pageSize": 50, **({"nextToken": token} if token else {})},
+                )
+                entries += _exact(page)["data"]
+                token = page.json().get("nextToken")
+                if not token:
+                    break
+            credited = [e for e in entries if e["transactionType"] == "CREDITED"]
+            assert len(credited) == TOPUP_KEYS  # each key topped up once
+            assert (
+                sum((e["amount"] for e in entries if e["transactionType"] == "DEBITED"), Decimal(0))
+                == topped
+            )
+
+    clock = FixedClock(datetime.now(UTC))
+    assert await books_problems(db, clock, org) == []

@@ -3,7 +3,6 @@ from decimal import Decimal
 
 import pytest
 
-from drawdown.api.render import timestamp
 from drawdown.ledger.ids import new_id
 from drawdown.ledger.money import (
     AmountError,
@@ -13,6 +12,7 @@ from drawdown.ledger.money import (
     format_amount,
     sub,
 )
+from drawdown.ledger.shapes import timestamp
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,7 @@
 """Random histories of grants, holds, re-holds, debits, captures, releases, voids, hostile
-amounts and clock moves (across midnight and past expiries, with and without the sweep).
+amounts and clock moves (across midnight and past expiries, with and without the sweep), and of
+the wallet behind the credits: top-ups, applications with and without it, deactivation with
+holds, and top-ups racing debits.
 
 After every step the API must agree with the independent reference model
 (tests/reference_model.py) to the last digit: the answer's status code and body, every credit's
@@ -7,6 +9,8 @@ status, amounts and ledger lines, the list of credits and the account's balance;
 `drawdown verify` must find the books sound. Amounts span the whole allowed range, from
 0.0000000001 to 999999999999999999.9999999999, so sums of many maximal credits are exercised."""
 
+import asyncio
+import copy
 import json
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -76,7 +80,11 @@ apply_op = st.tuples(
     st.sampled_from(INVOICES),
     line_items,
     st.one_of(st.none(), st.integers(-2, 3)),
+    st.sampled_from([True, True, False]),  # useWallet
 )
+topup_op = st.tuples(st.just("topup"), amounts)
+wallet_status_op = st.tuples(st.just("wallet_status"), st.sampled_from(["ACTIVE", "INACTIVE"]))
+race_op = st.tuples(st.just("race"), amounts, st.sampled_from(INVOICES), line_items)
 settle_op = st.tuples(st.sampled_from(["capture", "release"]), st.sampled_from(INVOICES))
 void_op = st.tuples(st.just("void"), st.integers(0, 30))
 clock_op = st.tuples(st.just("advance"), st.integers(1, 6 * 24), st.booleans())
@@ -90,6 +98,10 @@ operation = st.one_of(
     settle_op,
     void_op,
     clock_op,
+    topup_op,
+    topup_op,
+    wallet_status_op,
+    race_op,
 )
 
 
@@ -146,16 +158,85 @@ class History:
             credit_id, count, priority, effective_from, effective_until, scope, self.clock.now()
         )
 
-    async def apply(self, mode: str, invoice: str, items: list[Any], as_of: int | None) -> None:
+    async def apply(
+        self,
+        mode: str,
+        invoice: str,
+        items: list[Any],
+        as_of: int | None,
+        use_wallet: bool = True,
+    ) -> None:
         as_of_day = None if as_of is None else self.today + timedelta(days=as_of)
+        response = await self._post_application(mode, invoice, items, as_of_day, use_wallet)
+        model_items = tuple(Item(e, t, units(a)) for (e, t), a in items)
+        answer = self.model.apply(invoice, mode, as_of_day, model_items, use_wallet)
+        self._compare(response, answer)
+
+    async def _post_application(
+        self, mode: str, invoice: str, items: list[Any], as_of: date | None, use_wallet: bool
+    ) -> httpx.Response:
         lines = ",".join(
             f'{{"entityId":"{e}","entityType":"{t}","amount":{a}}}' for (e, t), a in items
         )
-        as_of_field = f'"asOf":"{as_of_day.isoformat()}",' if as_of_day else ""
-        text = f'{{"invoiceId":"{invoice}","mode":"{mode}",{as_of_field}"lineItems":[{lines}]}}'
-        response = await post_raw(self.http, f"/accounts/{ACCOUNT}/credit_applications", text)
+        as_of_field = f'"asOf":"{as_of.isoformat()}",' if as_of else ""
+        wallet_field = "" if use_wallet else '"useWallet":false,'
+        text = (
+            f'{{"invoiceId":"{invoice}","mode":"{mode}",{as_of_field}{wallet_field}'
+            f'"lineItems":[{lines}]}}'
+        )
+        return await post_raw(self.http, f"/accounts/{ACCOUNT}/credit_applications", text)
+
+    async def _post_top_up(self, literal: str) -> httpx.Response:
+        return await post_raw(
+            self.http, f"/accounts/{ACCOUNT}/wallet_topup", f'{{"topupAmount": {literal}}}'
+        )
+
+    async def top_up(self, value: Decimal) -> None:
+        response = await self._post_top_up(str(value))
+        self._topped_up(response, value)
+
+    def _topped_up(self, response: httpx.Response, value: Decimal) -> None:
+        """A top-up of an amount the model can hold: 200 with the wallet as the model has it,
+        or 409 when the wallet's total would pass 28 digits."""
+        wallet = self.model.wallet
+        topped = (wallet.topped_up if wallet else 0) + units(value)
+        if topped >= 10**38:  # 28 digits before the point, in units of 10^-10
+            assert response.status_code == 409, response.text
+            return
+        assert response.status_code == 200, response.text
+        self.model.top_up(units(value), response.json()["id"])
+        body = decimal_json(response)
+        assert {key: body[key] for key in self.model.wallet_view()} == self.model.wallet_view()
+
+    async def set_wallet_status(self, status: str) -> None:
+        response = await self.http.patch(f"/accounts/{ACCOUNT}/wallet", json={"status": status})
+        assert response.status_code == self.model.set_wallet_status(status).status, response.text
+
+    async def race(self, value: Decimal, invoice: str, items: list[Any]) -> None:
+        """A top-up and a DEBIT sent at once: the answers must be those of one order or the
+        other, and the books then those of that order."""
+        top_up, debit = await asyncio.gather(
+            self._post_top_up(str(value)),
+            self._post_application("DEBIT", invoice, items, None, True),
+        )
         model_items = tuple(Item(e, t, units(a)) for (e, t), a in items)
-        self._compare(response, self.model.apply(invoice, mode, as_of_day, model_items))
+        orders = []
+        for top_up_first in (True, False):
+            model = copy.deepcopy(self.model)
+            trial = History(self.http, self.db, self.clock, self.org)
+            trial.model = model
+            try:
+                if top_up_first:
+                    trial._topped_up(top_up, value)
+                answer = model.apply(invoice, "DEBIT", None, model_items)
+                trial._compare(debit, answer)
+                if not top_up_first:
+                    trial._topped_up(top_up, value)
+            except AssertionError:
+                continue
+            orders.append(model)
+        assert orders, (top_up.text, debit.text)
+        self.model = orders[0]
 
     async def settle(self, action: str, invoice: str) -> None:
         path = f"/accounts/{ACCOUNT}/credit_applications/{invoice}/{action}"
@@ -218,7 +299,37 @@ class History:
         assert {key: balance[key] for key in self.model.balance_view()} == (
             self.model.balance_view()
         )
+        await self.compare_wallet()
         assert await books_problems(self.db, self.clock, self.org) == []
+
+    async def compare_wallet(self) -> None:
+        response = await self.http.get(f"/accounts/{ACCOUNT}/wallet")
+        if self.model.wallet is None:
+            assert response.status_code == 404, response.text
+            return
+        assert response.status_code == 200, response.text
+        wallet = decimal_json(response)
+        assert {key: wallet[key] for key in self.model.wallet_view()} == self.model.wallet_view()
+        listed: list[tuple[object, ...]] = []
+        token = None
+        while True:
+            params = {"pageSize": 3, **({"nextToken": token} if token else {})}
+            page = await self.http.get(f"/accounts/{ACCOUNT}/wallet/entries", params=params)
+            assert page.status_code == 200, page.text
+            for entry in decimal_json(page)["data"]:
+                listed.append(
+                    (
+                        entry["transactionType"],
+                        entry["status"],
+                        entry["amount"],
+                        entry["closingBalance"],
+                        entry["entityId"],
+                    )
+                )
+            token = page.json().get("nextToken")
+            if not token:
+                break
+        assert listed == self.model.entries_view()
 
     async def step(self, op: tuple[Any, ...]) -> None:
         kind = op[0]
@@ -231,7 +342,13 @@ class History:
         elif kind == "hostile":
             await self.grant(op[1], 1, 0, None, None)
         elif kind in ("HOLD", "DEBIT"):
-            await self.apply(kind, op[1], op[2], op[3])
+            await self.apply(kind, op[1], op[2], op[3], *op[4:])
+        elif kind == "topup":
+            await self.top_up(op[1])
+        elif kind == "wallet_status":
+            await self.set_wallet_status(op[1])
+        elif kind == "race":
+            await self.race(op[1], op[2], op[3])
         elif kind in ("capture", "release"):
             await self.settle(kind, op[1])
         elif kind == "void":
@@ -312,5 +429,43 @@ async def test_a_hold_replaced_after_a_void_gives_the_voided_share_back(db: Data
             ("void", 0),
             ("HOLD", "inv-a", one, None),
             ("capture", "inv-a"),
+        ],
+    )
+
+
+async def test_holds_spanning_credits_and_the_wallet_captured_and_released(db: Database) -> None:
+    """A HOLD paid partly by a credit and partly by the wallet; one captured, one released, one
+    replaced; the wallet deactivated while it holds, then its holds settled."""
+    two = [(ENTITIES[0], Decimal(30)), (ENTITIES[1], Decimal("12.5"))]
+    await run_history(
+        db,
+        [
+            ("grant", Decimal(20), 0, 0, None, 0),
+            ("topup", Decimal(50)),
+            ("HOLD", "inv-a", two, None, True),
+            ("HOLD", "inv-b", [(ENTITIES[0], Decimal(10))], None, True),
+            ("wallet_status", "INACTIVE"),
+            ("HOLD", "inv-c", [(ENTITIES[0], Decimal(5))], None, True),
+            ("capture", "inv-a"),
+            ("release", "inv-b"),
+            ("wallet_status", "ACTIVE"),
+            ("HOLD", "inv-c", [(ENTITIES[0], Decimal(7))], None, True),
+            ("HOLD", "inv-c", [(ENTITIES[0], Decimal(8))], None, False),
+            ("race", Decimal(3), "inv-b", [(ENTITIES[1], Decimal(4))]),
+            ("advance", 30, True),
+        ],
+    )
+
+
+async def test_the_widest_top_ups_and_debits_stay_exact(db: Database) -> None:
+    widest = [(ENTITIES[0], LARGEST), (ENTITIES[1], LARGEST)]
+    await run_history(
+        db,
+        [
+            ("topup", LARGEST),
+            ("topup", LARGEST),
+            ("topup", SMALLEST),
+            ("DEBIT", "inv-a", widest, None, True),
+            ("race", LARGEST, "inv-b", widest),
         ],
     )

@@ -21,8 +21,9 @@ from drawdown.errors import DrawdownError
 from drawdown.ledger.allocation import EntityType
 from drawdown.ledger.application import ApplicationMode, ApplicationStatus
 from drawdown.ledger.balance import BalanceTotals
-from drawdown.ledger.changes import FIRST_CANDIDATES, Changes
+from drawdown.ledger.changes import FIRST_CANDIDATES, Changes, Holdings
 from drawdown.ledger.credit import CreditAmounts, CreditStatus, TransactionType
+from drawdown.ledger.events import NewEvent
 from drawdown.ledger.money import sub
 from drawdown.ledger.records import (
     AccountRecord,
@@ -32,13 +33,17 @@ from drawdown.ledger.records import (
     CreditRecord,
     TransactionRecord,
 )
-from drawdown.store import ledger, parties
+from drawdown.ledger.usage import Aggregation, EventStatus, Meter, MeterStatus, Rate
+from drawdown.ledger.usage_records import AppliedEvent, Charge, UsageAllocation, UsageSums
+from drawdown.ledger.wallet import EntryChange, EntryStatus, TopupKey, WalletBook, new_wallet
+from drawdown.store import ledger, meters, parties, usage, wallets
 from drawdown.store.applications import insert_application
 from drawdown.store.database import Database, asyncpg_dsn
 from drawdown.store.faults import is_unique_violation, judge
-from drawdown.store.interface import BalanceMoved, Wants
+from drawdown.store.interface import Arriving, BalanceMoved, Verdict, Wants
 from drawdown.store.migrate import upgrade
-from drawdown.store.tables import accounts
+from drawdown.store.tables import accounts, usage_events, usage_totals, wallet_entries
+from drawdown.store.tables import wallets as wallets_table
 from tests.conftest import _admin_dsn, create_postgres_database, drop_postgres_database
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -842,6 +847,8 @@ async def test_postgresql_loads_and_saves_in_one_statement_each(db: Database) ->
         idempotency_keys={(org, "k")},
         invoices={(org, account.id, "inv-1")},
         candidates={(org, account.id, TODAY)},
+        usage={(org, account.id)},
+        usage_batch=10,
     )
 
     def changes(loaded: Any, n: int) -> Changes:
@@ -994,3 +1001,548 @@ async def test_postgresql_loads_and_saves_find_rows_by_index_whatever_the_statis
         )
     assert {row["relname"] for row in scans} >= {"accounts", "credits", "credit_applications"}
     assert {row["relname"]: row["seq_scan"] for row in scans if row["seq_scan"]} == {}
+
+
+# -- usage: events stored with their verdicts, meters, pending events, what applying saves
+
+LARGEST_VALUE = Decimal("999999999999999999.9999999999")
+
+
+def new_event(
+    event_id: str,
+    account_id: str = "acc-1",
+    *,
+    at: datetime = NOW,
+    tokens: Decimal | int = 10,
+    dimensions: dict[str, str] | None = None,
+) -> NewEvent:
+    return NewEvent(
+        id=event_id,
+        schema_name="llm_call",
+        account_id=account_id,
+        timestamp=at,
+        attributes={"tokens": (Decimal(tokens), "tokens")},
+        dimensions=dimensions or {"model": "large"},
+    )
+
+
+def arriving(org: int, event: NewEvent) -> Arriving:
+    return Arriving(org, event, event.content_hash(), NOW)
+
+
+async def ingest(db: Database, events: list[Arriving]) -> list[Any]:
+    async with db.write_store().transaction() as tx:
+        return await tx.ingest(events)
+
+
+async def seed_meter(
+    db: Database,
+    org: int,
+    meter_id: str = "um.tokens",
+    *,
+    rates: tuple[Rate, ...] = (Rate(Decimal(2), Decimal(1000)),),
+    aggregation: Aggregation = Aggregation.SUM,
+    status: MeterStatus = MeterStatus.ACTIVE,
+) -> Meter:
+    meter = Meter(
+        seq=0,
+        org_seq=org,
+        id=meter_id,
+        name=f"Meter {meter_id}",
+        event_schema_name="llm_call",
+        aggregation=aggregation,
+        attribute="tokens" if aggregation is Aggregation.SUM else None,
+        filters=(("model", "large"),),
+        status=status,
+        rates=rates,
+        created_at=NOW,
+        updated_at=NOW,
+    )
+    async with db.write() as conn:
+        await meters.insert(conn, meter)
+        found = await meters.find(conn, org, meter_id)
+    assert found is not None
+    return found
+
+
+async def stored_events(db: Database, org: int) -> dict[str, Any]:
+    async with db.read() as conn:
+        rows = await conn.execute(select(usage_events).where(usage_events.c.org_seq == org))
+        return {row.id: row for row in rows}
+
+
+# -- ingest
+
+
+async def test_ingest_stores_new_events_and_tells_duplicates_from_conflicts(db: Database) -> None:
+    org, other = await new_org(db), await new_org(db)
+    account = await new_account(db, org, "acc-1")
+    await new_account(db, other, "acc-2")
+    first = new_event("e-1")
+    results = await ingest(
+        db,
+        [
+            arriving(org, first),
+            arriving(org, new_event("e-2", tokens=LARGEST_VALUE)),
+            arriving(org, new_event("e-3", "acc-2")),  # another organization's account
+            arriving(org, new_event("e-4", "nobody")),
+        ],
+    )
+    assert [(r.verdict, r.account_seq) for r in results] == [
+        (Verdict.NEW, account.seq),
+        (Verdict.NEW, account.seq),
+        (Verdict.UNKNOWN_ACCOUNT, None),
+        (Verdict.UNKNOWN_ACCOUNT, None),
+    ]
+    stored = await stored_events(db, org)
+    assert set(stored) == {"e-1", "e-2"}
+    row = stored["e-1"]
+    assert (row.status, row.account_seq, row.schema_name) == ("PENDING", account.seq, "llm_call")
+    assert row.occurred_at == NOW and row.content_hash == first.content_hash()
+    assert row.content == {
+        "attributes": [["tokens", "10", "tokens"]],
+        "dimensions": first.dimensions,
+    }
+    assert stored["e-2"].content["attributes"][0][1] == "999999999999999999.9999999999"
+
+    again = await ingest(
+        db,
+        [
+            arriving(org, first),
+            arriving(org, new_event("e-2", tokens=1)),
+            arriving(other, new_event("e-1", "acc-2")),  # ids are per organization
+        ],
+    )
+    assert [r.verdict for r in again] == [Verdict.DUPLICATE, Verdict.CONFLICT, Verdict.NEW]
+    assert len(await stored_events(db, org)) == 2
+
+
+async def test_concurrent_ingests_of_one_id_store_it_once(db: Database) -> None:
+    org = await new_org(db)
+    await new_account(db, org, "acc-1")
+    events = [arriving(org, new_event(f"e-{n}")) for n in range(50)]
+    outcomes = await asyncio.gather(
+        ingest(db, events), ingest(db, list(reversed(events))), ingest(db, events[10:20])
+    )
+    verdicts = [r.verdict for outcome in outcomes for r in outcome]
+    assert verdicts.count(Verdict.NEW) == 50
+    assert verdicts.count(Verdict.DUPLICATE) == 60
+    assert len(await stored_events(db, org)) == 50
+
+
+async def test_meters_come_with_their_rates_oldest_first(db: Database) -> None:
+    org = await new_org(db)
+    later = NOW + timedelta(days=1)
+    rates = (Rate(Decimal(0), TINY), Rate(WIDEST, WIDEST, later))
+    tokens = await seed_meter(db, org, "um.tokens", rates=rates)
+    calls = await seed_meter(db, org, "um.calls", aggregation=Aggregation.COUNT)
+    assert tokens.rates == rates and tokens.seq > 0
+    async with db.write_store().transaction() as tx:
+        found = await tx.meters([org, 10**12])
+    assert found == {org: [calls, tokens]}
+
+
+# -- load and save
+
+
+async def seed_pending(db: Database, org: int, *events: NewEvent) -> None:
+    results = await ingest(db, [arriving(org, event) for event in events])
+    assert all(r.verdict is Verdict.NEW for r in results)
+
+
+async def test_a_load_reads_the_first_pending_events_in_timestamp_then_id_order(
+    db: Database,
+) -> None:
+    org = await new_org(db)
+    account = await new_account(db, org, "acc-1")
+    await new_account(db, org, "acc-2")
+    meter = await seed_meter(db, org)
+    await seed_pending(
+        db,
+        org,
+        new_event("b", at=NOW),
+        new_event("a", at=NOW),
+        new_event("z", at=NOW - timedelta(seconds=1)),
+        new_event("c", at=NOW + timedelta(microseconds=1)),
+        new_event("other", "acc-2"),
+    )
+    wants = Wants(today=TODAY, usage={(org, "acc-1")}, usage_batch=3)
+    async with db.write_store().transaction() as tx:
+        loaded = await tx.load(wants)
+    assert set(loaded.accounts) == {account.seq}
+    assert [e.id for e in loaded.pending[account.seq]] == ["z", "a", "b"]
+    assert loaded.pending_more == {account.seq: True}
+    assert loaded.meters == {org: [meter]}
+    first = loaded.pending[account.seq][0]
+    assert first.attributes == {"tokens": Decimal(10)} and first.dimensions == {"model": "large"}
+    assert first.timestamp == NOW - timedelta(seconds=1) and first.account_seq == account.seq
+
+    async with db.write_store().transaction() as tx:
+        whole = await tx.load(dataclasses.replace(wants, usage_batch=4))
+    assert whole.pending_more == {account.seq: False}
+    assert len(whole.pending[account.seq]) == 4
+
+
+def charge(meter: Meter, amount: Decimal, credit_id: str, line_id: str) -> Charge:
+    return Charge(
+        meter_seq=meter.seq,
+        meter_id=meter.id,
+        quantity=LARGEST_VALUE,
+        rate=meter.rate,
+        cost=amount,
+        exact_cost=Decimal("0.1" + "1" * 39),
+        allocations=(UsageAllocation(credit_id, amount, line_id),),
+        uncovered=TINY,
+    )
+
+
+async def test_applying_saves_results_totals_and_the_latest_time_exactly(db: Database) -> None:
+    org = await new_org(db)
+    account = await new_account(db, org)
+    meter = await seed_meter(db, org)
+    credit = await seed_credit(db, account, amount=WIDEST)
+    earlier = NOW - timedelta(hours=1)
+    await seed_pending(db, org, new_event("e-1", at=earlier), new_event("e-2"))
+    store = db.write_store()
+    wants = Wants(today=TODAY, usage={(org, account.id)}, usage_batch=10)
+
+    async with store.transaction() as tx:
+        loaded = await tx.load(wants)
+        first, second = loaded.pending[account.seq]
+        paid = sub(WIDEST, TINY)
+        line = line_on(credit, TransactionType.DEBITED, paid, entity_id=meter.id)
+        used = dataclasses.replace(credit, amounts=CreditAmounts(WIDEST, consumed=paid))
+        applied = [
+            AppliedEvent(
+                first.seq,
+                account.seq,
+                first.timestamp,
+                EventStatus.APPLIED,
+                (charge(meter, paid, credit.id, line.id),),
+                NOW,
+            ),
+            AppliedEvent(second.seq, account.seq, second.timestamp, EventStatus.UNMETERED, (), NOW),
+        ]
+        sums = UsageSums(LARGEST_VALUE, paid, paid, Decimal(0), TINY, 1)
+        await tx.save(
+            Changes(
+                credits={used.id: used},
+                lines=[line],
+                events=applied,
+                usage_sums={(account.seq, meter.seq): sums},
+                applied_through={account.seq: earlier},
+            )
+        )
+    stored = await stored_events(db, org)
+    assert stored["e-1"].status == "APPLIED" and stored["e-1"].applied_at == NOW
+    assert [Charge.from_stored(r) for r in stored["e-1"].results] == list(applied[0].charges)
+    assert stored["e-1"].meter_ids == ",um.tokens,"
+    assert stored["e-2"].status == "UNMETERED" and stored["e-2"].results == []
+    assert stored["e-2"].meter_ids is None
+    assert await version_of(db, account.seq) == 1
+
+    # the totals add up; the latest time applied only moves forward
+    async with store.transaction() as tx:
+        loaded = await tx.load(wants)
+        assert loaded.pending[account.seq] == []
+        assert loaded.accounts[account.seq].usage_applied_through == earlier
+        await tx.save(
+            Changes(
+                usage_sums={(account.seq, meter.seq): sums},
+                applied_through={account.seq: earlier - timedelta(days=1)},
+                events=[],
+            )
+        )
+        await tx.save(Changes(usage_sums={(account.seq, meter.seq): sums}))
+    async with db.read() as conn:
+        total = (
+            await conn.execute(
+                select(usage_totals).where(usage_totals.c.account_seq == account.seq)
+            )
+        ).one()
+        through = (
+            await conn.execute(
+                select(accounts.c.usage_applied_through).where(accounts.c.seq == account.seq)
+            )
+        ).scalar_one()
+    tripled = sums + sums + sums
+    assert (total.quantity, total.cost, total.paid_by_credits, total.uncovered, total.events) == (
+        tripled.quantity,
+        tripled.cost,
+        tripled.paid_by_credits,
+        tripled.uncovered,
+        3,
+    )
+    assert total.org_seq == org
+    assert through == earlier
+
+
+async def test_an_event_is_never_applied_twice(db: Database) -> None:
+    org = await new_org(db)
+    account = await new_account(db, org)
+    await seed_pending(db, org, new_event("e-1"))
+    store = db.write_store()
+    wants = Wants(today=TODAY, usage={(org, account.id)}, usage_batch=10)
+    async with store.transaction() as tx:
+        [event] = (await tx.load(wants)).pending[account.seq]
+    done = AppliedEvent(event.seq, account.seq, event.timestamp, EventStatus.UNMETERED, (), NOW)
+    async with store.transaction() as tx:
+        await tx.save(Changes(events=[done]))
+    with pytest.raises(RuntimeError):
+        async with store.transaction() as tx:
+            await tx.save(Changes(events=[done], applied_through={account.seq: NOW}))
+    assert await version_of(db, account.seq) == 1  # the second save rolled back whole
+
+
+@pytest.mark.parametrize("named_too", [False, True])
+async def test_a_burn_skips_an_account_another_holds_unless_the_group_names_it(
+    db: Database, named_too: bool
+) -> None:
+    """Burn-down alone never waits for an account's lock (PostgreSQL: SKIP LOCKED; SQLite's
+    one writer waits anyway): the account is left out and its events wait for the next burn.
+    When another write of the group names the account, the load waits, and reads what is still
+    pending after the holder committed."""
+    org = await new_org(db)
+    account = await new_account(db, org)
+    await seed_pending(db, org, *(new_event(f"e-{n}") for n in range(5)))
+    store = db.write_store()
+    wants = Wants(today=TODAY, usage={(org, account.id)}, usage_batch=10)
+    second_wants = dataclasses.replace(wants, accounts={(org, account.id)} if named_too else set())
+    first_loaded = asyncio.Event()
+    release = asyncio.Event()
+
+    async def first() -> int:
+        async with store.transaction() as tx:
+            loaded = await tx.load(wants)
+            first_loaded.set()
+            await release.wait()
+            events = loaded.pending[account.seq]
+            applied = [
+                AppliedEvent(e.seq, e.account_seq, e.timestamp, EventStatus.UNMETERED, (), NOW)
+                for e in events
+            ]
+            await tx.save(Changes(events=applied))
+            return len(events)
+
+    async def second() -> int | None:
+        await first_loaded.wait()
+        async with store.transaction() as tx:
+            loaded = await tx.load(second_wants)
+            found = loaded.pending.get(account.seq)
+            return None if found is None else len(found)
+
+    running = asyncio.gather(first(), second())
+    await first_loaded.wait()
+    await asyncio.sleep(0.2)
+    release.set()
+    skipped = db.is_postgresql and not named_too
+    assert await running == [5, None if skipped else 0]
+
+
+async def test_accounts_with_pending_events_are_found_and_fresh_ones_can_wait(
+    db: Database,
+) -> None:
+    org = await new_org(db)
+    first = await new_account(db, org, "acc-1")
+    second = await new_account(db, org, "acc-2")
+    await new_account(db, org, "acc-3")  # nothing pending
+    early = Arriving(org, new_event("e-1", "acc-1"), new_event("e-1", "acc-1").content_hash(), NOW)
+    late_event = new_event("e-2", "acc-2")
+    late = Arriving(org, late_event, late_event.content_hash(), NOW + timedelta(seconds=5))
+    await ingest(db, [early, late])
+    async with db.read() as conn:
+        found = await usage.accounts_with_pending(conn, 10**6)
+        received_early = await usage.accounts_with_pending(conn, 10**6, NOW + timedelta(seconds=1))
+    assert {(first.seq, org, "acc-1"), (second.seq, org, "acc-2")} <= set(found)
+    mine = [row for row in received_early if row[1] == org]
+    assert mine == [(first.seq, org, "acc-1")]
+
+
+# -- wallets, account profiles and archives (docs/wallet.md)
+
+
+async def entries_of(db: Database, account_seq: int) -> list[Any]:
+    async with db.read() as conn:
+        rows = await conn.execute(
+            select(wallet_entries)
+            .join(wallets_table, wallets_table.c.seq == wallet_entries.c.wallet_seq)
+            .where(wallets_table.c.account_seq == account_seq)
+            .order_by(wallet_entries.c.number)
+        )
+        return list(rows)
+
+
+async def test_wallets_entries_keys_and_profiles_save_and_load_exactly(db: Database) -> None:
+    org = await new_org(db)
+    account = await new_account(db, org)
+    other = await new_account(db, org, "acc-2")
+    book = WalletBook(new_wallet(org, account.seq, account.id, "cust", "USD", NOW), NOW)
+    book.top_up(WIDEST)
+    book.top_up(TINY)
+    held = book.hold(Decimal("0.5"), "inv-1")
+    key = TopupKey(org, "key-1", account.seq, "h" * 64, book.entries[0].id, NOW)
+    profile = dataclasses.replace(
+        account,
+        name="Renamed",
+        invoice_currency="EUR",
+        status="DRAFT",
+        details={"tags": ["a"], "metadata": {}},
+        updated_at=NOW + timedelta(seconds=1),
+    )
+    async with db.write_store().transaction() as tx:
+        await tx.load(Wants(today=TODAY, accounts={(org, account.id)}))
+        made = Changes(
+            wallets={account.seq: book.wallet},
+            wallet_entries=list(book.entries),
+            topup_keys=[key],
+            profiles={account.seq: profile},
+        )
+        await tx.save(made)
+    assert made.wallets[account.seq].seq > 0
+    assert await version_of(db, account.seq) == 1 and await version_of(db, other.seq) == 0
+    wants = Wants(
+        today=TODAY,
+        accounts={(org, account.id), (org, other.id)},
+        topup_keys={(org, "key-1"), (org, "key-2")},
+    )
+    async with db.write_store().transaction() as tx:
+        loaded = await tx.load(wants)
+        assert loaded.wallets == {account.seq: made.wallets[account.seq]}
+        assert loaded.wallets[account.seq].balance == WIDEST + TINY - Decimal("0.5")
+        assert loaded.topup_keys == {(org, "key-1"): key}
+        assert loaded.accounts[account.seq] == dataclasses.replace(profile, seq=account.seq)
+        # capture the hold: the entry's status changes in place; a second top-up adds a row
+        later = WalletBook(loaded.wallets[account.seq], NOW)
+        later.capture(held.id, Decimal("0.5"))
+        later.top_up(Decimal(1))
+        await tx.save(
+            Changes(
+                wallets={account.seq: later.wallet},
+                wallet_entries=later.entries,
+                entry_changes={c.entry_id: c for c in later.changes},
+            )
+        )
+    rows = await entries_of(db, account.seq)
+    assert [(r.number, r.entry_type, r.status, r.amount, r.closing_balance) for r in rows] == [
+        (1, "CREDITED", "COMPLETED", WIDEST, WIDEST),
+        (2, "CREDITED", "COMPLETED", TINY, WIDEST + TINY),
+        (3, "DEBITED", "COMPLETED", Decimal("0.5"), WIDEST + TINY - Decimal("0.5")),
+        (4, "CREDITED", "COMPLETED", Decimal(1), WIDEST + TINY + Decimal("0.5")),
+    ]
+    assert rows[2].invoice_id == "inv-1" and rows[2].entity_id == "inv-1"
+    async with db.read() as conn:
+        found = await wallets.find_wallet(conn, account.seq)
+        listed = await wallets.page_of_entries(conn, found, 1, 2) if found else []
+    assert found is not None and found.consumed == Decimal("0.5") and found.held == 0
+    assert [entry.number for entry in listed] == [2, 3]
+
+
+async def test_an_entry_changes_status_once_and_a_second_change_fails_the_save(
+    db: Database,
+) -> None:
+    org = await new_org(db)
+    account = await new_account(db, org)
+    book = WalletBook(new_wallet(org, account.seq, account.id, "cust", "USD", NOW), NOW)
+    book.top_up(Decimal(10))
+    held = book.hold(Decimal(4), "inv-1")
+    async with db.write_store().transaction() as tx:
+        await tx.load(Wants(today=TODAY, accounts={(org, account.id)}))
+        await tx.save(Changes(wallets={account.seq: book.wallet}, wallet_entries=book.entries))
+    change = EntryChange(held.id, account.seq, EntryStatus.RELEASED, NOW)
+    async with db.write_store().transaction() as tx:
+        await tx.load(Wants(today=TODAY, accounts={(org, account.id)}))
+        await tx.save(Changes(entry_changes={held.id: change}))
+    with pytest.raises(RuntimeError):
+        async with db.write_store().transaction() as tx:
+            await tx.load(Wants(today=TODAY, accounts={(org, account.id)}))
+            again = dataclasses.replace(change, status=EntryStatus.COMPLETED)
+            await tx.save(Changes(entry_changes={held.id: again}))
+    rows = await entries_of(db, account.seq)
+    assert [r.status for r in rows] == ["COMPLETED", "RELEASED"]
+
+
+async def test_a_key_taken_in_the_organization_is_a_unique_violation(db: Database) -> None:
+    org = await new_org(db)
+    one = await new_account(db, org)
+    two = await new_account(db, org, "acc-2")
+    for account in (one, two):
+        key = TopupKey(org, "same", account.seq, account.id * 4, "wtxn.x", NOW)
+        try:
+            async with db.write_store().transaction() as tx:
+                await tx.load(Wants(today=TODAY, accounts={(org, account.id)}))
+                await tx.save(Changes(topup_keys=[key]))
+        except Exception as error:
+            assert account is two and is_unique_violation(error)
+        else:
+            assert account is one
+
+
+async def test_holdings_say_whether_credits_exist_and_which_invoices_are_held(
+    db: Database,
+) -> None:
+    org = await new_org(db)
+    account = await new_account(db, org)
+    empty = await new_account(db, org, "acc-2")
+    credit = await seed_credit(db, account, status=CreditStatus.CONSUMED)
+    await seed_application(db, account, "inv-b", credit, Decimal(1))
+    await seed_application(db, account, "inv-a", credit, Decimal(1))
+    async with db.write_store().transaction() as tx:
+        await tx.load(Wants(today=TODAY, accounts={(org, account.id), (org, empty.id)}))
+        assert await tx.holdings(account.seq) == Holdings(True, ("inv-a", "inv-b"))
+        assert await tx.holdings(empty.seq) == Holdings(False, ())
+
+
+async def test_an_archived_account_is_loaded_archived_and_refuses_new_events(
+    db: Database,
+) -> None:
+    org = await new_org(db)
+    account = await new_account(db, org)
+    archived = dataclasses.replace(account, archived_at=NOW)
+    async with db.write_store().transaction() as tx:
+        await tx.load(Wants(today=TODAY, accounts={(org, account.id)}))
+        await tx.save(Changes(profiles={account.seq: archived}))
+    async with db.write_store().transaction() as tx:
+        loaded = await tx.load(Wants(today=TODAY, accounts={(org, account.id)}))
+        assert loaded.accounts[account.seq].archived_at == NOW
+        [stored] = await tx.ingest([arriving(org, new_event("e-1", account.id))])
+        assert stored.verdict is Verdict.UNKNOWN_ACCOUNT
+    async with db.read() as conn:
+        assert await ledger.find_account(conn, org, account.id) is None
+        kept = await ledger.find_account(conn, org, account.id, archived=True)
+        assert kept is not None and kept.archived_at == NOW
+
+
+@pytest.mark.parametrize("moved", ["archived", "currency"])
+async def test_an_adding_save_refuses_an_account_archived_or_rebased_since_its_load(
+    db: Database, moved: str
+) -> None:
+    if not db.is_postgresql:
+        pytest.skip("SQLite saves under its write lock: an account read is an account held")
+    org = await new_org(db)
+    account = await new_account(db, org)
+    store = db.write_store()
+    wants = Wants(today=TODAY, accounts={(org, account.id)})
+    granted = credit_record(account, amount=Decimal(5))
+    with pytest.raises(BalanceMoved):
+        async with store.transaction() as grants:
+            seen = await grants.load(wants, lock=False)
+            async with store.transaction() as other:
+                await other.load(wants)
+                change = (
+                    {"archived_at": NOW} if moved == "archived" else {"invoice_currency": "EUR"}
+                )
+                profile = dataclasses.replace(account, **change)  # type: ignore[arg-type]
+                await other.save(Changes(profiles={account.seq: profile}))
+            added = dataclasses.replace(
+                seen.accounts[account.seq], totals=BalanceTotals(Decimal(5), Decimal(5))
+            )
+            await grants.save(
+                Changes(
+                    new_credits=[granted],
+                    lines=[line_on(granted, TransactionType.CREDITED, Decimal(5))],
+                    accounts={account.seq: added},
+                ),
+                added_to=dict(seen.accounts),
+            )
+    async with db.read() as conn:
+        assert await ledger.find_credit(conn, org, granted.id) is None

@@ -1,14 +1,23 @@
 """Settings, read from the environment. A bad value stops the program with one clear line."""
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from drawdown.services.webhook_settings import (
+    DEFAULT_RETRY_SCHEDULE,
+    FIVE_DAYS,
+    WebhookSettings,
+    parse_duration,
+    parse_schedule,
+)
 from drawdown.store.database import DEFAULT_WAIT_SECONDS
 
 DEFAULT_DATABASE_URL = "sqlite:///./drawdown.db"
+# events are accepted up to 45 days old, so they must be kept at least that long
+MIN_RETENTION_DAYS = 45
 
 
 class SettingsError(ValueError):
@@ -24,6 +33,41 @@ def _number(name: str, default: str, kind: type[int] | type[float], minimum: flo
     if value < minimum:
         raise SettingsError(f"{name} must be at least {minimum}, not {raw!r}")
     return value
+
+
+def _flag(name: str) -> bool:
+    raw = os.environ.get(name, "").strip()
+    if raw in ("", "0"):
+        return False
+    if raw == "1":
+        return True
+    raise SettingsError(f"{name} must be 1 or 0, not {raw!r}")
+
+
+def _duration(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return parse_duration(raw)
+    except ValueError as error:
+        raise SettingsError(f"{name}: {error}") from None
+
+
+def _webhooks() -> WebhookSettings:
+    raw = os.environ.get("DRAWDOWN_WEBHOOK_RETRY_SCHEDULE", "").strip()
+    try:
+        schedule = parse_schedule(raw) if raw else DEFAULT_RETRY_SCHEDULE
+    except ValueError as error:
+        raise SettingsError(f"DRAWDOWN_WEBHOOK_RETRY_SCHEDULE: {error}") from None
+    return WebhookSettings(
+        allow_http=_flag("DRAWDOWN_WEBHOOK_ALLOW_HTTP"),
+        allow_private=_flag("DRAWDOWN_WEBHOOK_ALLOW_PRIVATE"),
+        retry_schedule=schedule,
+        disable_after_seconds=_duration("DRAWDOWN_WEBHOOK_DISABLE_AFTER", FIVE_DAYS),
+        claim_seconds=_duration("DRAWDOWN_WEBHOOK_CLAIM_SECONDS", 30.0),
+        poll_seconds=_duration("DRAWDOWN_WEBHOOK_POLL_SECONDS", 0.5),
+    )
 
 
 def _database_url(raw: str) -> str:
@@ -52,6 +96,12 @@ class Settings:
     redis_prefix: str = "drawdown"
     # write transactions one worker runs at once; each holds every write that arrived meanwhile
     write_groups: int = 2
+    # usage (docs/usage.md): how often each process looks for pending events, how many events
+    # of one account one transaction applies, how long events are kept (at least 45 days)
+    usage_poll_seconds: float = 0.2
+    usage_batch: int = 2000
+    event_retention_days: int = 45
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -69,4 +119,10 @@ class Settings:
             redis_url=os.environ.get("DRAWDOWN_REDIS_URL") or None,
             redis_prefix=os.environ.get("DRAWDOWN_REDIS_PREFIX") or "drawdown",
             write_groups=int(_number("DRAWDOWN_WRITE_GROUPS", "2", int, 1)),
+            usage_poll_seconds=_number("DRAWDOWN_USAGE_POLL_SECONDS", "0.2", float, 0.001),
+            usage_batch=int(_number("DRAWDOWN_USAGE_BATCH", "2000", int, 1)),
+            event_retention_days=int(
+                _number("DRAWDOWN_EVENT_RETENTION_DAYS", "45", int, MIN_RETENTION_DAYS)
+            ),
+            webhooks=_webhooks(),
         )

@@ -46,6 +46,10 @@ def create() -> FastAPI:
         redis_url=settings.redis_url,
         redis_prefix=settings.redis_prefix,
         write_groups=settings.write_groups,
+        usage_poll_seconds=settings.usage_poll_seconds,
+        usage_batch=settings.usage_batch,
+        webhooks=settings.webhooks,
+        deliver_webhooks=True,
     )
     freeze_startup_heap()
     return app

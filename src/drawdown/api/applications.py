@@ -40,11 +40,14 @@ def _application_request(body: CreditApplicationRequest) -> ApplicationRequest:
             LineItem(item.entityId, EntityType(item.entityType), item.amount)
             for item in body.lineItems
         ),
+        use_wallet=body.useWallet,
     )
 
 
 async def apply_credits(call: Call) -> Response:
-    application = await call.writes.apply(call.org_seq, call.path["account_id"], call.body)
+    application = await call.writes.apply(
+        call.org_seq, call.path["account_id"], call.body, call.actor
+    )
     return JSONResponse(render.application(application))
 
 
@@ -109,7 +112,7 @@ async def get_credit_application(
 
 async def capture_credit_application(call: Call) -> Response:
     account_id, invoice_id = call.path["account_id"], call.path["invoice_id"]
-    application = await call.writes.capture(call.org_seq, account_id, invoice_id)
+    application = await call.writes.capture(call.org_seq, account_id, invoice_id, call.actor)
     return JSONResponse(render.application(application))
 
 
@@ -129,7 +132,7 @@ capture = Endpoint(
 
 async def release_credit_application(call: Call) -> Response:
     account_id, invoice_id = call.path["account_id"], call.path["invoice_id"]
-    application = await call.writes.release(call.org_seq, account_id, invoice_id)
+    application = await call.writes.release(call.org_seq, account_id, invoice_id, call.actor)
     return JSONResponse(render.application(application))
 
 

@@ -60,6 +60,7 @@ class CreditApplicationStruct(Struct, forbid_unknown_fields=True, kw_only=True):
     mode: Literal["HOLD", "DEBIT"]
     asOf: date | UnsetType | None = UNSET
     lineItems: Annotated[list[LineItemStruct], Meta(min_length=1, max_length=500)]
+    useWallet: bool | UnsetType = UNSET
 
 
 _single = msgspec.json.Decoder(CreditRequestStruct)
@@ -98,7 +99,7 @@ def grants(body: bytes) -> Grants | None:
             items = [_single.decode(body)]
             given = _grant_keys(items[0])
             batch = False
-        if not _no_key_repeated(body, given):
+        if not no_key_repeated(body, given):
             return None
         return Grants(batch, [_grant(item) for item in items])
     except _NOT_FAST:
@@ -112,8 +113,13 @@ def application(body: bytes) -> ApplicationRequest | None:
         return None
     try:
         decoded = _application.decode(body)
-        given = 3 + (decoded.asOf is not UNSET) + 3 * len(decoded.lineItems)
-        if not _no_key_repeated(body, given):
+        given = (
+            3
+            + (decoded.asOf is not UNSET)
+            + (decoded.useWallet is not UNSET)
+            + 3 * len(decoded.lineItems)
+        )
+        if not no_key_repeated(body, given):
             return None
         return ApplicationRequest(
             invoice_id=decoded.invoiceId,
@@ -123,12 +129,13 @@ def application(body: bytes) -> ApplicationRequest | None:
                 LineItem(item.entityId, EntityType(item.entityType), _amount(item.amount))
                 for item in decoded.lineItems
             ),
+            use_wallet=decoded.useWallet is not False,
         )
     except _NOT_FAST:
         return None
 
 
-def _no_key_repeated(body: bytes, given: int) -> bool:
+def no_key_repeated(body: bytes, given: int) -> bool:
     """Whether the (valid) JSON text writes no key twice in one object, given that the structs
     received `given` fields: every key is a field (unknown ones are refused) and a field counts
     once, so the keys written equal `given` exactly when none repeats.

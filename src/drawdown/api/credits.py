@@ -56,7 +56,7 @@ def _grants(body: CreateCreditRequest | CreditRequest) -> bodies.Grants:
 async def create_credit(call: Call) -> Response:
     grants: bodies.Grants = call.body
     today = call.today()
-    credits = await call.writes.grant(call.org_seq, grants.requests)
+    credits = await call.writes.grant(call.org_seq, grants.requests, call.actor)
     if grants.batch:
         return JSONResponse({"credits": [render.credit(c, today) for c in credits]})
     return JSONResponse(render.credit(credits[0], today))
@@ -135,7 +135,7 @@ async def list_credits(
 
 async def void_credit(call: Call) -> Response:
     today = call.today()
-    credit = await call.writes.void(call.org_seq, call.path["credit_id"])
+    credit = await call.writes.void(call.org_seq, call.path["credit_id"], call.actor)
     return JSONResponse(render.credit(credit, today))
 
 

@@ -1,4 +1,5 @@
-"""Togai's customers and accounts, as far as credits need them."""
+"""Togai's customers and accounts, as far as credits need them, with their whole lifecycle:
+create, read, list, update, delete (archive; docs/wallet.md)."""
 
 from typing import Annotated, Any
 
@@ -17,6 +18,11 @@ from drawdown.api.schemas import (
     CreateCustomerResponse,
     Customer,
     CustomerPaginatedResponse,
+)
+from drawdown.api.wallet_schemas import (
+    BaseSuccessResponse,
+    UpdateAccountRequest,
+    UpdateCustomerRequest,
 )
 from drawdown.ledger.records import AccountRecord
 from drawdown.services import parties as service
@@ -74,6 +80,46 @@ async def get_customer(
     async with ctx.db.read() as conn:
         customer = await service.get_customer(conn, principal.org_seq, customer_id)
     return JSONResponse(render.customer(customer))
+
+
+@routes.patch(
+    "/customers/{customer_id}",
+    operation_id="updateCustomer",
+    responses=errors(*WRITE, 404),
+    summary="Update a customer",
+    response_model=Customer,
+    tags=["Customers"],
+)
+async def update_customer(
+    customer_id: Annotated[Identifier, Path(description="Identifier of the customer")],
+    body: UpdateCustomerRequest,
+    principal: Annotated[Principal, Depends(writer)],
+    ctx: Annotated[Context, Depends(context)],
+) -> Any:
+    fields = body.model_dump(exclude_none=True)
+    customer = await ctx.db.transact(
+        lambda conn: service.update_customer(conn, principal.org_seq, customer_id, fields, ctx.now)
+    )
+    return JSONResponse(render.customer(customer))
+
+
+@routes.delete(
+    "/customers/{customer_id}",
+    operation_id="deleteCustomer",
+    responses=errors(*WRITE, 404, 409),
+    summary="Delete (archive) a customer whose accounts are all deleted",
+    response_model=BaseSuccessResponse,
+    tags=["Customers"],
+)
+async def delete_customer(
+    customer_id: Annotated[Identifier, Path(description="Identifier of the customer")],
+    principal: Annotated[Principal, Depends(writer)],
+    ctx: Annotated[Context, Depends(context)],
+) -> Any:
+    await ctx.db.transact(
+        lambda conn: service.delete_customer(conn, principal.org_seq, customer_id, ctx.now)
+    )
+    return JSONResponse({"success": True})
 
 
 @routes.get(
@@ -135,6 +181,44 @@ async def get_account(
     async with ctx.db.read() as conn:
         account = await service.get_account(conn, principal.org_seq, account_id)
     return JSONResponse(render.account(account))
+
+
+@routes.patch(
+    "/accounts/{account_id}",
+    operation_id="updateAccount",
+    responses=errors(*WRITE, 404, 409),
+    summary="Update an account (its currency only while it has no credits and no wallet)",
+    response_model=Account,
+    tags=["Accounts"],
+)
+async def update_account(
+    account_id: Annotated[Identifier, Path(description="Identifier of the account")],
+    body: UpdateAccountRequest,
+    principal: Annotated[Principal, Depends(writer)],
+    ctx: Annotated[Context, Depends(context)],
+) -> Any:
+    update = service.account_update(body.model_dump(exclude_none=True))
+    account = await ctx.writes.update_account(
+        principal.org_seq, account_id, update, principal.key_id
+    )
+    return JSONResponse(render.account(account))
+
+
+@routes.delete(
+    "/accounts/{account_id}",
+    operation_id="deleteAccount",
+    responses=errors(*WRITE, 404, 409),
+    summary="Delete (archive) an account that holds no money",
+    response_model=BaseSuccessResponse,
+    tags=["Accounts"],
+)
+async def delete_account(
+    account_id: Annotated[Identifier, Path(description="Identifier of the account")],
+    principal: Annotated[Principal, Depends(writer)],
+    ctx: Annotated[Context, Depends(context)],
+) -> Any:
+    await ctx.writes.archive_account(principal.org_seq, account_id, principal.key_id)
+    return JSONResponse({"success": True})
 
 
 @routes.get(

@@ -1,52 +1,24 @@
 """Records to Togai's JSON shapes. Amounts leave through `money`, so they stay exact."""
 
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 from sqlalchemy import Row
 
 from drawdown.api.jsonio import money
-from drawdown.ledger.credit import effective_status
+from drawdown.ledger import shapes
 from drawdown.ledger.records import (
     AccountRecord,
     ApplicationRecord,
     CreditRecord,
     TransactionRecord,
 )
-
-
-def timestamp(value: datetime) -> str:
-    """UTC, RFC 3339, the fraction of a second without trailing zeros (as PostgreSQL's JSON
-    path writes it too): 2026-11-24T12:00:00Z, 2026-11-24T12:00:00.15Z."""
-    value = value.astimezone(UTC)
-    fraction = f".{value.microsecond:06d}".rstrip("0") if value.microsecond else ""
-    return value.strftime("%Y-%m-%dT%H:%M:%S") + fraction + "Z"
-
-
-def day(value: date | None) -> str | None:
-    return value.isoformat() if value else None
+from drawdown.ledger.shapes import timestamp
+from drawdown.ledger.wallet import WalletEntryRecord, WalletRecord
 
 
 def credit(record: CreditRecord, today: date) -> dict[str, Any]:
-    return {
-        "id": record.id,
-        "accountId": record.account_id,
-        "customerId": record.customer_id,
-        "purpose": record.purpose,
-        "status": effective_status(record.status, record.effective_until, today).value,
-        "creditUnit": record.credit_unit,
-        "creditAmount": money(record.amounts.credit_amount),
-        "holdAmount": money(record.amounts.held),
-        "consumedAmount": money(record.amounts.consumed),
-        "priority": record.priority,
-        "applicableEntityIds": record.applicable_entity_ids,
-        "effectiveFrom": record.effective_from.isoformat(),
-        "effectiveUntil": day(record.effective_until),
-        "grantorId": record.grantor_id,
-        "idempotencyKey": record.idempotency_key,
-        "createdAt": timestamp(record.created_at),
-        "updatedAt": timestamp(record.updated_at),
-    }
+    return shapes.credit(record, today, money)
 
 
 def transaction(line: TransactionRecord) -> dict[str, Any]:
@@ -70,15 +42,7 @@ def credit_details(
 
 
 def balance(account: AccountRecord) -> dict[str, Any]:
-    totals = account.totals
-    return {
-        "activeCredits": money(totals.active_amount),
-        "availableBalance": money(totals.available_balance),
-        "runningBalance": money(totals.running_balance),
-        "inapplicableCredits": money(totals.inapplicable_left),
-        "unit": account.invoice_currency,
-        "lastUpdatedAt": timestamp(account.balance_updated_at),
-    }
+    return shapes.balance(account, money)
 
 
 def account(record: AccountRecord) -> dict[str, Any]:
@@ -119,26 +83,14 @@ def created_customer(row: Row[Any], created_account: AccountRecord | None) -> di
 
 
 def application(record: ApplicationRecord) -> dict[str, Any]:
-    return {
-        "accountId": record.account_id,
-        "invoiceId": record.invoice_id,
-        "status": record.status.value,
-        "asOf": record.as_of.isoformat(),
-        "appliedAmount": money(record.applied),
-        "remainingAmount": money(record.remaining),
-        "lineItems": [
-            {
-                "entityId": line.entity_id,
-                "entityType": line.entity_type.value,
-                "amount": money(line.amount),
-                "appliedAmount": money(line.applied),
-                "remainingAmount": money(line.remaining),
-                "allocations": [
-                    {"creditId": a.credit_id, "amount": money(a.amount)} for a in line.allocations
-                ],
-            }
-            for line in record.lines
-        ],
-        "createdAt": timestamp(record.created_at),
-        "updatedAt": timestamp(record.updated_at),
-    }
+    return shapes.application(record, money)
+
+
+def wallet(record: WalletRecord) -> dict[str, Any]:
+    """Togai's WalletBalanceResponse."""
+    return shapes.wallet(record, money)
+
+
+def wallet_entry(entry: WalletEntryRecord) -> dict[str, Any]:
+    """Togai's WalletEntry."""
+    return shapes.wallet_entry(entry, money)

@@ -1,6 +1,7 @@
 """What every router shares: decimal JSON bodies, the bearer key, the documented error statuses,
 the state."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -10,6 +11,7 @@ from fastapi.security import HTTPBearer
 from drawdown.api.jsonio import DecimalRoute, JSONResponse
 from drawdown.api.schemas import ErrorResponse
 from drawdown.clock import Clock
+from drawdown.services.webhook_settings import WebhookSettings
 from drawdown.services.writes import Writes
 from drawdown.store.database import Database
 
@@ -73,10 +75,12 @@ class Context:
     now: datetime  # when the request arrived
     clock: Clock  # writes read it again once they hold their account's lock
     writes: Writes
+    webhooks: WebhookSettings
+    wake_delivery: Callable[[], None]
 
 
 async def context(request: Request) -> Context:
     # async on purpose: FastAPI runs a plain `def` dependency in a thread pool
     state = request.app.state
     clock: Clock = state.clock
-    return Context(state.db, clock.now(), clock, state.writes)
+    return Context(state.db, clock.now(), clock, state.writes, state.webhooks, state.deliverer.wake)

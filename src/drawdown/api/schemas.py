@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    StrictBool,
     StrictInt,
     StrictStr,
     Tag,
@@ -342,7 +343,8 @@ class LineItemRequest(Body):
 
 
 class CreditApplicationRequest(Body):
-    """Apply an account's credits to an invoice: HOLD reserves, DEBIT spends at once."""
+    """Apply an account's credits, then its wallet, to an invoice: HOLD reserves, DEBIT spends
+    at once; `useWallet: false` leaves the wallet out."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -366,10 +368,18 @@ class CreditApplicationRequest(Body):
     mode: Literal["HOLD", "DEBIT"]
     asOf: CalendarDate | None = None
     lineItems: list[LineItemRequest] = Field(min_length=1, max_length=500)
+    useWallet: StrictBool = True
 
 
 class ApplicationAllocation(Out):
     creditId: str
+    amount: Number
+
+
+class WalletAllocation(Out):
+    """What the account's wallet paid, after its credits (docs/wallet.md)."""
+
+    walletId: str
     amount: Number
 
 
@@ -379,7 +389,8 @@ class ApplicationLineItem(Out):
     amount: Number
     appliedAmount: Number
     remainingAmount: Number
-    allocations: list[ApplicationAllocation]
+    # the credits that paid, in drawdown order, then the wallet if it paid
+    allocations: list[ApplicationAllocation | WalletAllocation]
 
 
 class CreditApplication(Out):

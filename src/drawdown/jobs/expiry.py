@@ -8,6 +8,7 @@ import logging
 from drawdown.clock import Clock
 from drawdown.errors import Unavailable
 from drawdown.services.credits import bring_accounts_to_today
+from drawdown.services.expiring import report_expiring_soon
 from drawdown.store import ledger
 from drawdown.store.database import Database
 
@@ -15,10 +16,12 @@ log = logging.getLogger("drawdown.expiry")
 
 
 async def sweep(db: Database, clock: Clock) -> int:
-    """Bring every account that needs it up to today; returns how many there were."""
+    """Bring every account that needs it up to today, and record credit.expiring_soon for the
+    credits near their last day; returns how many accounts were brought up to date."""
     async with db.read() as conn:
         due = await ledger.accounts_due(conn, clock.now().date())
     await bring_accounts_to_today(db, due, clock)
+    await report_expiring_soon(db, clock)
     return len(due)
 
 

@@ -12,15 +12,17 @@ from drawdown.ledger.book import Book
 from drawdown.ledger.changes import Changes, Loaded, NeedCandidates
 from drawdown.ledger.credit import CreditAmounts, CreditStatus, TransactionType
 from drawdown.ledger.draft import Draft
-from drawdown.ledger.money import add, sub
+from drawdown.ledger.money import ZERO, add, sub, total
 from drawdown.ledger.records import (
     Allocation,
     ApplicationRecord,
     AppliedLine,
     CreditRecord,
     TransactionRecord,
+    WalletShare,
 )
 from drawdown.ledger.requests import ApplicationRequest
+from drawdown.ledger.wallet import WalletBook
 
 _CANNOT_SETTLE = {
     ApplicationStatus.DEBITED: "was released; apply it again to hold credits",
@@ -92,12 +94,30 @@ class _Moves:
         for line in application.lines:
             for allocation in line.allocations:
                 self.give_back(allocation)
+        held = application.wallet_held
+        if held is not None:
+            entry_id, amount = held
+            self._wallet().release(entry_id, amount, application.invoice_id)
 
-    def debit_all(self, application: ApplicationRecord) -> None:
+    def debit_credits(self, application: ApplicationRecord) -> None:
         self._track_all(application)
         for line in application.lines:
             for allocation in line.allocations:
                 self.debit(application.invoice_id, line, allocation)
+
+    def debit_all(self, application: ApplicationRecord) -> None:
+        """Debit what a HELD application holds: its credits' shares become DEBITED lines, the
+        wallet's ON_HOLD entry becomes COMPLETED."""
+        self.debit_credits(application)
+        held = application.wallet_held
+        if held is not None:
+            entry_id, amount = held
+            self._wallet().capture(entry_id, amount)
+
+    def _wallet(self) -> WalletBook:
+        wallet = self.draft.wallet(self.book.account.seq)
+        assert wallet is not None, "an application names a wallet its account does not have"
+        return wallet
 
     def _track_all(self, application: ApplicationRecord) -> None:
         for line in application.lines:
@@ -174,15 +194,37 @@ def apply(
             moves.give_back_all(existing)
 
     as_of = request.as_of or book.today
+    debit = request.mode is ApplicationMode.DEBIT
+    paid_lines = _allocate(draft, moves, account_seq, request, as_of)
+    wallet = draft.wallet(account_seq) if request.use_wallet else None
+    if wallet is not None and not wallet.wallet.pays_on(as_of):
+        wallet = None
+    shares = _wallet_shares(paid_lines, wallet.balance if wallet else ZERO)
+    entry_id = ""
+    if wallet is not None and any(share > 0 for share in shares):
+        owed = total(shares)
+        if debit:
+            entry = wallet.debit(owed, request.invoice_id, request.invoice_id)
+        else:
+            entry = wallet.hold(owed, request.invoice_id)
+        entry_id = entry.id
     lines = []
-    for paid in _allocate(draft, moves, account_seq, request, as_of):
+    for paid, share in zip(paid_lines, shares, strict=True):
         allocations = tuple(Allocation(credit_id, amount) for credit_id, amount in paid.allocations)
+        wallet_share = None
+        if wallet is not None and share > 0:
+            wallet_share = WalletShare(wallet.wallet.id, share, entry_id)
         lines.append(
-            AppliedLine(paid.item.entity_id, paid.item.entity_type, paid.item.amount, allocations)
+            AppliedLine(
+                paid.item.entity_id,
+                paid.item.entity_type,
+                paid.item.amount,
+                allocations,
+                wallet_share,
+            )
         )
         for allocation in allocations:
             moves.hold(allocation)
-    debit = request.mode is ApplicationMode.DEBIT
     application = ApplicationRecord(
         account_id=account_id,
         invoice_id=request.invoice_id,
@@ -196,10 +238,23 @@ def apply(
         seq=existing.seq if existing else 0,
     )
     if debit:
-        moves.debit_all(application)
+        # the credits' holds become DEBITED lines; the wallet's share was debited at once
+        moves.debit_credits(application)
     moves.record()
     draft.applications[(account_seq, request.invoice_id)] = application
     return application, draft.changes()
+
+
+def _wallet_shares(paid_lines: list[LineAllocation], balance: Decimal) -> list[Decimal]:
+    """What the wallet pays of each line item after its credits: what they left, in order, as
+    far as the balance goes."""
+    shares = []
+    left = balance
+    for paid in paid_lines:
+        share = min(paid.remaining, left)
+        left = sub(left, share)
+        shares.append(share)
+    return shares
 
 
 def capture(

@@ -21,15 +21,21 @@ from drawdown.ledger.book import needs_bringing
 from drawdown.ledger.changes import Changes, Loaded
 from drawdown.ledger.draft import Draft
 from drawdown.ledger.granting import grant
+from drawdown.ledger.lifecycle import archive_account, update_account
 from drawdown.ledger.voiding import void
+from drawdown.ledger.wallet_writes import top_up, update_wallet
 
 __all__ = [
     "apply",
+    "archive_account",
     "bring_to_today",
     "capture",
     "grant",
     "needs_bringing",
     "release",
+    "top_up",
+    "update_account",
+    "update_wallet",
     "void",
 ]
 

@@ -9,7 +9,14 @@ from drawdown.errors import NotFound
 from drawdown.ledger.book import Book, ledger_line, needs_bringing
 from drawdown.ledger.changes import Changes, Loaded
 from drawdown.ledger.credit import CreditStatus, TransactionType
-from drawdown.ledger.records import ApplicationRecord, CreditRecord, TransactionRecord
+from drawdown.ledger.happenings import happenings
+from drawdown.ledger.records import (
+    AccountRecord,
+    ApplicationRecord,
+    CreditRecord,
+    TransactionRecord,
+)
+from drawdown.ledger.wallet import TopupKey, WalletBook, new_wallet
 
 
 class Draft:
@@ -22,12 +29,43 @@ class Draft:
         self.edited: dict[str, CreditRecord] = {}
         self.lines: list[TransactionRecord] = []
         self.applications: dict[tuple[int, str], ApplicationRecord] = {}
+        self.wallets: dict[int, WalletBook] = {}
+        self.topup_keys: list[TopupKey] = []
+        self.profiles: dict[int, AccountRecord] = {}
 
     def account_seq(self, org_seq: int, account_id: str) -> int:
+        """The seq of an account a caller names; an archived one reads as unknown."""
         seq = self.loaded.account_ids.get((org_seq, account_id))
-        if seq is None:
+        if seq is None or self.loaded.accounts[seq].archived_at is not None:
             raise NotFound(f"account '{account_id}' was not found")
         return seq
+
+    def wallet(self, account_seq: int) -> WalletBook | None:
+        """The account's wallet as this decision changes it, or None if it has none."""
+        book = self.wallets.get(account_seq)
+        if book is None:
+            found = self.loaded.wallets.get(account_seq)
+            if found is None:
+                return None
+            book = self.wallets[account_seq] = WalletBook(found, self.now)
+        return book
+
+    def open_wallet(self, account_seq: int) -> WalletBook:
+        """The account's wallet, made now (ACTIVE, empty) if it has none yet."""
+        book = self.wallet(account_seq)
+        if book is None:
+            account = self.loaded.accounts[account_seq]
+            made = new_wallet(
+                account.org_seq,
+                account.seq,
+                account.id,
+                account.customer_id,
+                account.invoice_currency,
+                self.now,
+            )
+            book = self.wallets[account_seq] = WalletBook(made, self.now)
+            book.dirty = True
+        return book
 
     def book(self, account_seq: int, *, recount: bool = False) -> Book:
         """The account's book, brought up to its book day when a day boundary passed (or
@@ -92,13 +130,22 @@ class Draft:
         )
 
     def changes(self) -> Changes:
+        """What the decision wrote, with the events it causes (ledger/happenings.py)."""
         lines = list(self.lines)
         for book in self.books.values():
             lines += book.lines
-        return Changes(
+        wallets = [book for book in self.wallets.values() if book.dirty]
+        changes = Changes(
             new_credits=list(self.new_credits.values()),
             credits=dict(self.edited),
             lines=lines,
             accounts={seq: book.account for seq, book in self.books.items() if book.dirty},
             applications=dict(self.applications),
+            wallets={book.wallet.account_seq: book.wallet for book in wallets},
+            wallet_entries=[entry for book in wallets for entry in book.entries],
+            entry_changes={change.entry_id: change for book in wallets for change in book.changes},
+            topup_keys=list(self.topup_keys),
+            profiles=dict(self.profiles),
         )
+        changes.outbox, changes.alert_marks = happenings(self.loaded, changes, self.now)
+        return changes

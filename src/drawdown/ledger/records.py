@@ -30,6 +30,10 @@ class AccountRecord:
     as_of: date
     valid_through: date | None
     balance_updated_at: datetime
+    # the latest timestamp of a usage event applied on the account (None: none yet)
+    usage_applied_through: datetime | None = None
+    # set once deleted: the account reads as unknown, its id stays taken (docs/wallet.md)
+    archived_at: datetime | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> "AccountRecord":
@@ -54,6 +58,8 @@ class AccountRecord:
             as_of=row.bal_as_of,
             valid_through=row.bal_valid_through,
             balance_updated_at=row.bal_updated_at,
+            usage_applied_through=row.usage_applied_through,
+            archived_at=row.archived_at,
         )
 
 
@@ -128,15 +134,27 @@ class Allocation:
 
 
 @dataclass(frozen=True)
+class WalletShare:
+    """What the wallet paid of a line item, after its credits, and the entry that holds or
+    debits it (one entry per application, the sum of its lines' shares)."""
+
+    wallet_id: str
+    amount: Decimal
+    entry_id: str
+
+
+@dataclass(frozen=True)
 class AppliedLine:
     entity_id: str
     entity_type: EntityType
     amount: Decimal
-    allocations: tuple[Allocation, ...]
+    allocations: tuple[Allocation, ...]  # the credits that paid, in drawdown order
+    wallet: WalletShare | None = None
 
     @property
     def applied(self) -> Decimal:
-        return total(a.amount for a in self.allocations)
+        paid = total(a.amount for a in self.allocations)
+        return paid if self.wallet is None else total((paid, self.wallet.amount))
 
     @property
     def remaining(self) -> Decimal:
@@ -164,19 +182,17 @@ class ApplicationRecord:
     def remaining(self) -> Decimal:
         return total(line.remaining for line in self.lines)
 
+    @property
+    def wallet_held(self) -> tuple[str, Decimal] | None:
+        """The wallet entry of this application and the wallet's share of it, if any."""
+        shares = [line.wallet for line in self.lines if line.wallet is not None]
+        if not shares:
+            return None
+        return shares[0].entry_id, total(share.amount for share in shares)
+
     @classmethod
     def from_row(cls, row: Any, account_id: str) -> "ApplicationRecord":
-        lines = [
-            AppliedLine(
-                entity_id=item["entityId"],
-                entity_type=EntityType(item["entityType"]),
-                amount=Decimal(item["amount"]),
-                allocations=tuple(
-                    Allocation(a["creditId"], Decimal(a["amount"])) for a in item["allocations"]
-                ),
-            )
-            for item in row.line_items
-        ]
+        lines = [stored_line(item) for item in row.line_items]
         return cls(
             account_id=account_id,
             invoice_id=row.invoice_id,
@@ -191,15 +207,46 @@ class ApplicationRecord:
         )
 
     def stored_lines(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "entityId": line.entity_id,
-                "entityType": line.entity_type.value,
-                "amount": format_amount(line.amount),
-                "allocations": [
-                    {"creditId": a.credit_id, "amount": format_amount(a.amount)}
-                    for a in line.allocations
-                ],
-            }
-            for line in self.lines
-        ]
+        """As kept in `credit_applications.line_items`: the wallet's share is the last
+        allocation, with its `walletId` and the entry that holds it."""
+        stored = []
+        for line in self.lines:
+            allocations: list[dict[str, str]] = [
+                {"creditId": a.credit_id, "amount": format_amount(a.amount)}
+                for a in line.allocations
+            ]
+            if line.wallet is not None:
+                allocations.append(
+                    {
+                        "walletId": line.wallet.wallet_id,
+                        "amount": format_amount(line.wallet.amount),
+                        "entryId": line.wallet.entry_id,
+                    }
+                )
+            stored.append(
+                {
+                    "entityId": line.entity_id,
+                    "entityType": line.entity_type.value,
+                    "amount": format_amount(line.amount),
+                    "allocations": allocations,
+                }
+            )
+        return stored
+
+
+def stored_line(item: dict[str, Any]) -> AppliedLine:
+    """A line item as `ApplicationRecord.stored_lines` keeps it."""
+    credits = []
+    wallet = None
+    for share in item["allocations"]:
+        if "walletId" in share:
+            wallet = WalletShare(share["walletId"], Decimal(share["amount"]), share["entryId"])
+        else:
+            credits.append(Allocation(share["creditId"], Decimal(share["amount"])))
+    return AppliedLine(
+        entity_id=item["entityId"],
+        entity_type=EntityType(item["entityType"]),
+        amount=Decimal(item["amount"]),
+        allocations=tuple(credits),
+        wallet=wallet,
+    )

@@ -46,9 +46,10 @@ class ApplicationRequest:
     mode: ApplicationMode
     as_of: date | None
     line_items: tuple[LineItem, ...]
+    use_wallet: bool = True  # the wallet pays what the credits leave (docs/wallet.md)
 
     def fingerprint(self) -> str:
-        canonical = {
+        canonical: dict[str, object] = {
             "mode": self.mode.value,
             "asOf": self.as_of.isoformat() if self.as_of else None,
             "lineItems": [
@@ -56,5 +57,7 @@ class ApplicationRequest:
                 for item in self.line_items
             ],
         }
+        if not self.use_wallet:  # only when asked: requests without it keep their fingerprints
+            canonical["useWallet"] = False
         encoded = json.dumps(canonical, separators=(",", ":"))
         return hashlib.sha256(encoded.encode()).hexdigest()

@@ -29,6 +29,7 @@ from drawdown.clock import Clock
 from drawdown.errors import DrawdownError
 from drawdown.ledger.changes import Changes, Loaded, NeedCandidates
 from drawdown.ledger.decisions import bring_to_today, needs_bringing
+from drawdown.ledger.outbox import SYSTEM, stamped
 from drawdown.store.faults import Fault, domain_error, is_unique_violation, judge
 from drawdown.store.interface import BalanceMoved, Wants, WriteStore, WriteTransaction
 
@@ -40,7 +41,8 @@ ATTEMPTS = 4
 MAX_GROUP = 64
 # NeedCandidates asks for more of an account's credits; each round reads this many times more
 MORE_CANDIDATES_FACTOR = 8
-MAX_CANDIDATE_ROUNDS = 64
+# a burn-down batch may span many days, each its own list of candidates
+MAX_CANDIDATE_ROUNDS = 1000
 
 Decide = Callable[[Loaded, datetime], tuple[T, Changes]]
 
@@ -53,6 +55,8 @@ class Write(Generic[T]):
     decide: Decide[T]
     keys: frozenset[object]  # the accounts and credits it names, to keep groups apart
     adds_only: bool  # a grant: it only adds to balances
+    actor: str  # who asked: the events it causes name them (ledger/outbox.py)
+    size: int = 1  # how many writes' worth of work it is (a burn: its accounts)
     future: "asyncio.Future[T]" = field(init=False)
 
 
@@ -69,6 +73,8 @@ class Coalescer:
         self.store = store
         self.clock = clock
         self.max_group = max_group
+        # called after a commit that recorded events (the webhook deliverer's wake-up)
+        self.on_events: Callable[[], None] | None = None
         self._waiting: deque[Write[Any]] = deque()
         self._slots = in_flight
         # each group in flight, with the accounts and credits its writes name
@@ -77,12 +83,24 @@ class Coalescer:
         self.groups = 0
         self.writes = 0
 
+    @property
+    def waiting_size(self) -> int:
+        """How many writes' worth of work waits for a group."""
+        return sum(write.size for write in self._waiting)
+
     async def submit(
-        self, decide: Decide[T], wants: Callable[[Wants], None], *, adds_only: bool = False
+        self,
+        decide: Decide[T],
+        wants: Callable[[Wants], None],
+        *,
+        adds_only: bool = False,
+        actor: str = SYSTEM,
+        size: int = 1,
     ) -> T:
         """Run one write in the next group; its result or its error, after the commit.
-        `adds_only`: the write only adds to balances (a grant)."""
-        write: Write[T] = Write(wants, decide, _keys_of(wants), adds_only)
+        `adds_only`: the write only adds to balances (a grant); `actor`: who asked; `size`: how
+        many writes' worth of work it is (a group holds `max_group` of them)."""
+        write: Write[T] = Write(wants, decide, _keys_of(wants), adds_only, actor, size)
         write.future = asyncio.get_running_loop().create_future()
         self._waiting.append(write)
         self._start_groups()
@@ -98,9 +116,12 @@ class Coalescer:
             busy: set[object] = set().union(*self._running.values())
             group: list[Write[Any]] = []
             later: deque[Write[Any]] = deque()
+            size = 0
             for write in self._waiting:
-                if len(group) < self.max_group and not write.keys & busy:
+                fits = not group or size + write.size <= self.max_group
+                if fits and not write.keys & busy:
                     group.append(write)
+                    size += write.size
                 else:
                     later.append(write)
             if not group:
@@ -135,10 +156,12 @@ class Coalescer:
             committing = False
             try:
                 async with self.store.transaction() as tx:
-                    outcomes = await self._decide_and_save(tx, group, adding=adding)
+                    outcomes, recorded = await self._decide_and_save(tx, group, adding=adding)
                     committing = True
                 self.groups += 1
                 self.writes += len(group)
+                if recorded and self.on_events is not None:
+                    self.on_events()
                 return outcomes
             except DrawdownError as error:
                 return [_Outcome(error=error)] * len(group)
@@ -167,14 +190,19 @@ class Coalescer:
 
     async def _decide_and_save(
         self, tx: WriteTransaction, group: list[Write[Any]], *, adding: bool
-    ) -> list[_Outcome]:
+    ) -> tuple[list[_Outcome], bool]:
         """With `adding` (grants to one account), the load takes no lock and the save adds to
         the balance, which locks the account only from the save to the COMMIT; a balance that
-        does not hold on the day sends the group back to run under locks."""
+        does not hold on the day sends the group back to run under locks. Returns each write's
+        outcome, and whether events were recorded."""
         wants = Wants(today=self.clock.now().date())
         for write in group:
             write.wants(wants)
         loaded = await tx.load(wants, lock=not adding)
+        for org_seq, account_id in sorted(wants.holdings):
+            seq = loaded.account_ids.get((org_seq, account_id))
+            if seq is not None:
+                loaded.holdings[seq] = await tx.holdings(seq)
         now = self.clock.now()  # under the locks: no write computes with an earlier day
         before = dict(loaded.accounts)
         changes = Changes()
@@ -187,6 +215,7 @@ class Coalescer:
                     _merge_credits(loaded, active)
                     loaded.active[seq] = [credit.id for credit in active]
                 brought = bring_to_today(loaded, seq, now)
+                brought.outbox = stamped(brought.outbox, SYSTEM)
                 loaded.apply(brought)
                 changes.merge(brought)
         outcomes = []
@@ -194,13 +223,18 @@ class Coalescer:
             outcome = await self._decide(tx, loaded, write, now)
             if outcome.error is None:
                 result, decided = outcome.result
+                decided.outbox = stamped(decided.outbox, write.actor)
+                if adding:
+                    # grants only raise a balance read without its lock: they fire no alert,
+                    # and leave re-arming to the next locked write (ledger/alerts.py)
+                    decided.alert_marks = {}
                 loaded.apply(decided)
                 changes.merge(decided)
                 outcome = _Outcome(result=result)
             outcomes.append(outcome)
         if changes:
             await tx.save(changes, added_to=before if adding else None)
-        return outcomes
+        return outcomes, bool(changes.outbox)
 
     async def _decide(
         self, tx: WriteTransaction, loaded: Loaded, write: Write[Any], now: datetime
@@ -230,7 +264,7 @@ def _keys_of(wants: Callable[[Wants], None]) -> frozenset[object]:
     wants(named)
     return frozenset(
         [
-            *(("account", *account) for account in named.accounts),
+            *(("account", *account) for account in named.accounts | named.usage),
             *(("account seq", seq) for seq in named.account_seqs),
             *(("credit", *credit) for credit in named.credits),
         ]

@@ -22,6 +22,8 @@ MAX_ORGANIZATION_NAME = 100
 class Principal:
     org_seq: int
     read_only: bool
+    # the key's public id: the `actor` of the events its requests cause
+    key_id: str
 
 
 @dataclass(frozen=True)
@@ -74,4 +76,4 @@ async def revoke_key(conn: AsyncConnection, key_id: str, now: datetime) -> bool:
 
 async def find_principal(conn: AsyncConnection, key: str) -> Principal | None:
     row = await parties.find_api_key(conn, hash_key(key))
-    return Principal(row.org_seq, row.read_only) if row else None
+    return Principal(row.org_seq, row.read_only, row.id) if row else None

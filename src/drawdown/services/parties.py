@@ -8,6 +8,7 @@ from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from drawdown.errors import Conflict, NotFound
+from drawdown.ledger.lifecycle import AccountUpdate
 from drawdown.ledger.records import AccountRecord
 from drawdown.store import ledger, parties
 
@@ -36,7 +37,7 @@ def billing_address(address: dict[str, Any]) -> str:
 async def create_customer(
     conn: AsyncConnection, org_seq: int, body: dict[str, Any], now: datetime
 ) -> CustomerWithAccount:
-    if await parties.find_customer(conn, org_seq, body["id"]) is not None:
+    if await parties.find_customer(conn, org_seq, body["id"], archived=True) is not None:
         raise Conflict(f"a customer with id '{body['id']}' already exists")
     address = body["address"]
     customer_seq = await parties.insert_customer(
@@ -65,7 +66,9 @@ async def create_customer(
 async def create_account(
     conn: AsyncConnection, org_seq: int, body: dict[str, Any], now: datetime
 ) -> AccountRecord:
-    customer = await parties.find_customer(conn, org_seq, body["customerId"])
+    # the customer's row stays shared until the account commits, so a delete of the customer
+    # (FOR UPDATE) waits for it, then sees it; one that came first makes this a 404
+    customer = await parties.find_customer(conn, org_seq, body["customerId"], lock="share")
     if customer is None:
         raise NotFound(f"customer '{body['customerId']}' was not found")
     return await _insert_account(conn, org_seq, customer, body, now)
@@ -78,7 +81,7 @@ async def _insert_account(
     body: dict[str, Any],
     now: datetime,
 ) -> AccountRecord:
-    if await ledger.find_account(conn, org_seq, body["id"]) is not None:
+    if await ledger.find_account(conn, org_seq, body["id"], archived=True) is not None:
         raise Conflict(f"an account with id '{body['id']}' already exists")
     await parties.insert_account(
         conn,
@@ -113,3 +116,51 @@ async def get_account(conn: AsyncConnection, org_seq: int, account_id: str) -> A
     if account is None:
         raise NotFound(f"account '{account_id}' was not found")
     return account
+
+
+async def update_customer(
+    conn: AsyncConnection, org_seq: int, customer_id: str, fields: dict[str, Any], now: datetime
+) -> Row[Any]:
+    """Replace what is given (name, primaryEmail, address with its billingAddress)."""
+    customer = await parties.find_customer(conn, org_seq, customer_id, lock="no key update")
+    if customer is None:
+        raise NotFound(f"customer '{customer_id}' was not found")
+    values: dict[str, Any] = {"updated_at": max(now, customer.updated_at)}
+    if "name" in fields:
+        values["name"] = fields["name"]
+    if "primaryEmail" in fields:
+        values["primary_email"] = fields["primaryEmail"]
+    if "address" in fields:
+        values["address"] = fields["address"]
+        values["billing_address"] = billing_address(fields["address"])
+    await parties.update_customer(conn, customer.seq, values)
+    return await get_customer(conn, org_seq, customer_id)
+
+
+async def delete_customer(
+    conn: AsyncConnection, org_seq: int, customer_id: str, now: datetime
+) -> None:
+    """Archive the customer once every account of it is archived; else a 409 naming them."""
+    customer = await parties.find_customer(conn, org_seq, customer_id, lock="update")
+    if customer is None:
+        raise NotFound(f"customer '{customer_id}' was not found")
+    remaining = await parties.live_accounts_of(conn, customer.seq)
+    if remaining:
+        named = ", ".join(f"'{account_id}'" for account_id in remaining[:5])
+        more = " and more" if len(remaining) > 5 else ""
+        raise Conflict(
+            f"customer '{customer_id}' still has accounts {named}{more}; delete them first"
+        )
+    await parties.update_customer(
+        conn, customer.seq, {"archived_at": now, "updated_at": max(now, customer.updated_at)}
+    )
+
+
+def account_update(fields: dict[str, Any]) -> AccountUpdate:
+    """A PATCH body (fields given, nulls left out) as the rules take it."""
+    return AccountUpdate(
+        name=fields.get("name"),
+        status=fields.get("status"),
+        invoice_currency=fields.get("invoiceCurrency"),
+        details={k: v for k, v in fields.items() if k in ACCOUNT_DETAIL_FIELDS},
+    )

@@ -1,5 +1,6 @@
 """`drawdown verify`: recompute every credit from its ledger lines and every account's balance
-from its credits, and report each place where what is stored disagrees."""
+from its credits, and report each place where what is stored disagrees; usage's lines, events
+and totals are checked by services/verify_usage.py, wallets by services/verify_wallets.py."""
 
 from collections import defaultdict
 from dataclasses import asdict
@@ -15,6 +16,8 @@ from drawdown.ledger.balance import NO_TOTALS, BalanceTotals, contribution
 from drawdown.ledger.credit import CreditStatus, TransactionType, is_past_until
 from drawdown.ledger.money import ZERO, add, format_amount, sub
 from drawdown.ledger.records import AccountRecord, CreditRecord
+from drawdown.services.verify_usage import check_usage
+from drawdown.services.verify_wallets import ApplicationShare, application_shares, check_wallets
 from drawdown.store.tables import accounts, credit_applications, credit_transactions, credits
 
 
@@ -47,14 +50,17 @@ async def verify(conn: AsyncConnection, today: date, org_seq: int | None = None)
         kind = TransactionType(row.transaction_type)
         totals_of = line_totals[row.credit_seq]
         totals_of[kind] = add(totals_of[kind], row.amount)
-        if kind is TransactionType.DEBITED:
+        # a DEBITED line without an invoice is usage's: services/verify_usage.py checks it
+        if kind is TransactionType.DEBITED and row.invoice_id is not None:
             key = (row.credit_id, row.invoice_id, row.entity_id)
             debited_lines[key] = add(debited_lines[key], row.amount)
 
     held: dict[str, Decimal] = defaultdict(Decimal)
     debited_by_applications: dict[_DebitKey, Decimal] = defaultdict(Decimal)
+    wallet_shares: dict[str, ApplicationShare] = {}
     for row in await conn.execute(applications_query):
         problems += _check_application(row, by_id, held, debited_by_applications)
+        wallet_shares.update(application_shares(row))
     problems += _check_debits(debited_lines, debited_by_applications)
 
     owning = [AccountRecord.from_row(row) for row in await conn.execute(accounts_query)]
@@ -70,6 +76,8 @@ async def verify(conn: AsyncConnection, today: date, org_seq: int | None = None)
     for account in owning:
         problems += _check_ownership(account, by_account[account.seq])
         problems += _check_account(account, by_account[account.seq], today)
+    problems += await check_usage(conn, org_seq)
+    problems += await check_wallets(conn, org_seq, wallet_shares)
     return problems
 
 
@@ -92,8 +100,11 @@ def _check_application(
     for item in row.line_items:
         item_applied = ZERO
         for allocation in item["allocations"]:
-            credit_id, share = allocation["creditId"], Decimal(allocation["amount"])
+            share = Decimal(allocation["amount"])
             item_applied = add(item_applied, share)
+            if "walletId" in allocation:  # the wallet's share: services/verify_wallets.py
+                continue
+            credit_id = allocation["creditId"]
             credit = by_id.get(credit_id)
             if credit is None or credit.account_seq != row.account_seq:
                 problems.append(f"{name}: allocates credit {credit_id} of another account")

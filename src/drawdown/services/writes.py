@@ -4,12 +4,17 @@ HTTP layer never opens a transaction itself."""
 
 from collections.abc import Callable
 from datetime import datetime
+from decimal import Decimal
 
 from drawdown.clock import Clock
-from drawdown.ledger import decisions
+from drawdown.ledger import burning, decisions
+from drawdown.ledger.burning import BurnOutcome
 from drawdown.ledger.changes import Changes, Loaded
-from drawdown.ledger.records import ApplicationRecord, CreditRecord
+from drawdown.ledger.lifecycle import AccountUpdate
+from drawdown.ledger.outbox import SYSTEM
+from drawdown.ledger.records import AccountRecord, ApplicationRecord, CreditRecord
 from drawdown.ledger.requests import ApplicationRequest, GrantRequest
+from drawdown.ledger.wallet import WalletRecord, WalletStatus
 from drawdown.services.coalescer import Coalescer
 from drawdown.store.interface import Wants, WriteStore
 
@@ -20,7 +25,9 @@ class Writes:
         self.clock = clock
         self.coalescer = Coalescer(store, clock, in_flight=in_flight)
 
-    async def grant(self, org_seq: int, requests: list[GrantRequest]) -> list[CreditRecord]:
+    async def grant(
+        self, org_seq: int, requests: list[GrantRequest], actor: str = SYSTEM
+    ) -> list[CreditRecord]:
         """Grant every request or none; answers in request order."""
 
         def wants(group: Wants) -> None:
@@ -33,10 +40,11 @@ class Writes:
             lambda loaded, now: decisions.grant(loaded, org_seq, requests, now),
             wants,
             adds_only=True,
+            actor=actor,
         )
 
     async def apply(
-        self, org_seq: int, account_id: str, request: ApplicationRequest
+        self, org_seq: int, account_id: str, request: ApplicationRequest, actor: str = SYSTEM
     ) -> ApplicationRecord:
         def wants(group: Wants) -> None:
             group.accounts.add((org_seq, account_id))
@@ -44,27 +52,112 @@ class Writes:
             group.candidates.add((org_seq, account_id, request.as_of or group.today))
 
         return await self.coalescer.submit(
-            lambda loaded, now: decisions.apply(loaded, org_seq, account_id, request, now), wants
+            lambda loaded, now: decisions.apply(loaded, org_seq, account_id, request, now),
+            wants,
+            actor=actor,
         )
 
-    async def capture(self, org_seq: int, account_id: str, invoice_id: str) -> ApplicationRecord:
+    async def capture(
+        self, org_seq: int, account_id: str, invoice_id: str, actor: str = SYSTEM
+    ) -> ApplicationRecord:
         return await self.coalescer.submit(
             lambda loaded, now: decisions.capture(loaded, org_seq, account_id, invoice_id, now),
             _invoice(org_seq, account_id, invoice_id),
+            actor=actor,
         )
 
-    async def release(self, org_seq: int, account_id: str, invoice_id: str) -> ApplicationRecord:
+    async def release(
+        self, org_seq: int, account_id: str, invoice_id: str, actor: str = SYSTEM
+    ) -> ApplicationRecord:
         return await self.coalescer.submit(
             lambda loaded, now: decisions.release(loaded, org_seq, account_id, invoice_id, now),
             _invoice(org_seq, account_id, invoice_id),
+            actor=actor,
         )
 
-    async def void(self, org_seq: int, credit_id: str) -> CreditRecord:
+    async def void(self, org_seq: int, credit_id: str, actor: str = SYSTEM) -> CreditRecord:
         def wants(group: Wants) -> None:
             group.credits.add((org_seq, credit_id))
 
         return await self.coalescer.submit(
-            lambda loaded, now: decisions.void(loaded, org_seq, credit_id, now), wants
+            lambda loaded, now: decisions.void(loaded, org_seq, credit_id, now), wants, actor=actor
+        )
+
+    async def burn(
+        self, accounts: list[tuple[int, str]], batch: int
+    ) -> dict[tuple[int, str], BurnOutcome]:
+        """Apply the first `batch` pending usage events of each account (org_seq, account id;
+        docs/usage.md), under their locks like every money write. An account another
+        transaction holds is left out of the answer: its events wait for the next burn."""
+
+        def wants(group: Wants) -> None:
+            group.usage.update(accounts)
+            group.usage_batch = max(group.usage_batch, batch)
+
+        # an account's burn costs about what one other write does: a group holds 64 of them,
+        # so a group's locks are held briefly and groups of two processes rarely meet
+        return await self.coalescer.submit(
+            lambda loaded, now: burning.burn_accounts(loaded, accounts, now),
+            wants,
+            size=len(accounts),
+        )
+
+    async def top_up(
+        self,
+        org_seq: int,
+        account_id: str,
+        amount: Decimal,
+        idempotency_key: str | None,
+        actor: str = SYSTEM,
+    ) -> WalletRecord:
+        """Top up the account's wallet (docs/wallet.md), on its lock like every money write."""
+
+        def wants(group: Wants) -> None:
+            group.accounts.add((org_seq, account_id))
+            if idempotency_key is not None:
+                group.topup_keys.add((org_seq, idempotency_key))
+
+        return await self.coalescer.submit(
+            lambda loaded, now: decisions.top_up(
+                loaded, org_seq, account_id, amount, idempotency_key, now
+            ),
+            wants,
+            actor=actor,
+        )
+
+    async def update_wallet(
+        self,
+        org_seq: int,
+        account_id: str,
+        status: WalletStatus | None,
+        effective_from: datetime | None,
+        actor: str = SYSTEM,
+    ) -> WalletRecord:
+        return await self.coalescer.submit(
+            lambda loaded, now: decisions.update_wallet(
+                loaded, org_seq, account_id, status, effective_from, now
+            ),
+            _account(org_seq, account_id),
+            actor=actor,
+        )
+
+    async def update_account(
+        self, org_seq: int, account_id: str, update: AccountUpdate, actor: str = SYSTEM
+    ) -> AccountRecord:
+        """On the account's lock: a currency change is judged against every credit and wallet
+        the account has, with no grant or top-up in between."""
+        return await self.coalescer.submit(
+            lambda loaded, now: decisions.update_account(loaded, org_seq, account_id, update, now),
+            _account(org_seq, account_id, holdings=True),
+            actor=actor,
+        )
+
+    async def archive_account(self, org_seq: int, account_id: str, actor: str = SYSTEM) -> None:
+        """Delete (archive) the account if it holds no money; on its lock."""
+        await self.coalescer.submit(
+            lambda loaded, now: decisions.archive_account(loaded, org_seq, account_id, now),
+            _account(org_seq, account_id, holdings=True),
+            actor=actor,
         )
 
     async def bring_to_today(self, account_seqs: list[int]) -> None:
@@ -76,6 +169,15 @@ class Writes:
             group.account_seqs.update(account_seqs)
 
         await self.coalescer.submit(_nothing_more, wants)
+
+
+def _account(org_seq: int, account_id: str, *, holdings: bool = False) -> Callable[[Wants], None]:
+    def wants(group: Wants) -> None:
+        group.accounts.add((org_seq, account_id))
+        if holdings:
+            group.holdings.add((org_seq, account_id))
+
+    return wants
 
 
 def _invoice(org_seq: int, account_id: str, invoice_id: str) -> Callable[[Wants], None]:

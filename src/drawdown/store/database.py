@@ -3,6 +3,7 @@
 import asyncio
 import logging
 import random
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from decimal import Decimal
@@ -170,6 +171,7 @@ class Database:
         self._fast: asyncpg.Pool | None = None
         self._pool_lock = asyncio.Lock()
         self._write_store: WriteStore | None = None
+        self._writer: asyncio.Lock | None = None
 
     @property
     def is_postgresql(self) -> bool:
@@ -200,11 +202,32 @@ class Database:
     async def _transaction(self, committing: list[bool]) -> AsyncIterator[AsyncConnection]:
         """A write transaction with driver errors left as they are; `committing[0]` turns
         True once the block is done and COMMIT is about to be sent."""
-        async with self.engine.connect() as conn:
+        async with self.writer_turn(), self.engine.connect() as conn:
             await conn.execution_options(drawdown_write=True)
             async with conn.begin():
                 yield conn
                 committing[0] = True
+
+    @asynccontextmanager
+    async def writer_turn(self) -> AsyncIterator[None]:
+        """SQLite: this process's write transactions take turns in arrival order before they
+        ask for the database's lock. Left to SQLite's busy handler, which sleeps and retries,
+        a writer could lose to a busy coalescer's back-to-back groups again and again (webhook
+        delivery starved for seconds under write load). Waiting longer than the database
+        wait is SQLite's own "database is locked" (503). PostgreSQL: nothing."""
+        if self.dialect != "sqlite":
+            yield
+            return
+        if self._writer is None:
+            self._writer = asyncio.Lock()
+        try:
+            await asyncio.wait_for(self._writer.acquire(), timeout=self.wait_seconds)
+        except TimeoutError:
+            raise sqlite3.OperationalError("database is locked") from None
+        try:
+            yield
+        finally:
+            self._writer.release()
 
     async def transact(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         """Run `work` in one write transaction and commit. A deadlock or serialization
@@ -279,7 +302,7 @@ class Database:
             if self.is_postgresql:
                 self._write_store = PostgresStore(self._bare_pool, self.wait_seconds)
             else:
-                self._write_store = SqliteStore(self.engine)
+                self._write_store = SqliteStore(self.engine, self.writer_turn)
         return self._write_store
 
     async def ping(self) -> None:

@@ -77,7 +77,7 @@ BALANCE = f"""
                'lastUpdatedAt', {_stamp("a.bal_updated_at")}
            )::text AS body
     FROM accounts a
-    WHERE a.id = $1 AND a.org_seq = $2
+    WHERE a.id = $1 AND a.org_seq = $2 AND a.archived_at IS NULL
 """
 
 

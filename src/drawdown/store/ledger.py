@@ -13,9 +13,11 @@ from drawdown.store.tables import accounts, credit_transactions, credits
 
 # The statements of the hot paths are built once; building them per call cost more than
 # running them.
-_FIND_ACCOUNT = select(accounts).where(
+_ANY_ACCOUNT = select(accounts).where(
     accounts.c.org_seq == bindparam("org_seq"), accounts.c.id == bindparam("account_id")
 )
+# an archived (deleted) account reads as unknown (docs/wallet.md)
+_FIND_ACCOUNT = _ANY_ACCOUNT.where(accounts.c.archived_at.is_(None))
 # FOR NO KEY UPDATE, not FOR UPDATE: a grant on the fast path holds the FOR KEY SHARE lock its
 # credit's foreign key takes on the account row, then UPDATEs that row; a FOR UPDATE waiting in
 # between would deadlock with it. The accounts' keys never change, so no writer needs more.
@@ -32,10 +34,16 @@ _CREDITS_BY_ID = select(credits).where(
 
 
 async def find_account(
-    conn: AsyncConnection, org_seq: int, account_id: str, *, lock: bool = False
+    conn: AsyncConnection,
+    org_seq: int,
+    account_id: str,
+    *,
+    lock: bool = False,
+    archived: bool = False,
 ) -> AccountRecord | None:
-    """The account, or None; with `lock`, held (FOR NO KEY UPDATE) until the transaction ends."""
-    query = _LOCK_ACCOUNT if lock else _FIND_ACCOUNT
+    """The account, or None (also when archived, unless `archived`: its id stays taken); with
+    `lock`, held (FOR NO KEY UPDATE) until the transaction ends."""
+    query = _LOCK_ACCOUNT if lock else _ANY_ACCOUNT if archived else _FIND_ACCOUNT
     row = (await conn.execute(query, {"org_seq": org_seq, "account_id": account_id})).first()
     return AccountRecord.from_row(row) if row else None
 

@@ -1,7 +1,7 @@
 """Queries for organizations, API keys, customers and accounts."""
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -64,15 +64,48 @@ async def count_api_keys(conn: AsyncConnection) -> int:
 
 
 async def find_api_key(conn: AsyncConnection, key_hash: str) -> Row[Any] | None:
-    query = select(api_keys.c.org_seq, api_keys.c.read_only).where(
+    query = select(api_keys.c.org_seq, api_keys.c.read_only, api_keys.c.id).where(
         api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None)
     )
     return (await conn.execute(query)).first()
 
 
-async def find_customer(conn: AsyncConnection, org_seq: int, customer_id: str) -> Row[Any] | None:
+async def find_customer(
+    conn: AsyncConnection,
+    org_seq: int,
+    customer_id: str,
+    *,
+    archived: bool = False,
+    lock: Literal["share", "no key update", "update"] | None = None,
+) -> Row[Any] | None:
+    """The customer, or None (also when archived, unless `archived`: its id stays taken). With
+    `lock` (PostgreSQL; SQLite holds its one write lock anyway): "share" for a new account of
+    it (FOR KEY SHARE), "no key update" to change it, "update" to archive it (FOR UPDATE, which
+    waits for accounts being made for it)."""
     query = select(customers).where(customers.c.org_seq == org_seq, customers.c.id == customer_id)
+    if not archived:
+        query = query.where(customers.c.archived_at.is_(None))
+    if lock == "share":
+        query = query.with_for_update(read=True, key_share=True)
+    elif lock == "no key update":
+        query = query.with_for_update(key_share=True)
+    elif lock == "update":
+        query = query.with_for_update()
     return (await conn.execute(query)).first()
+
+
+async def update_customer(conn: AsyncConnection, customer_seq: int, values: dict[str, Any]) -> None:
+    await conn.execute(customers.update().where(customers.c.seq == customer_seq).values(**values))
+
+
+async def live_accounts_of(conn: AsyncConnection, customer_seq: int) -> list[str]:
+    """The ids of the customer's accounts that are not archived."""
+    query = (
+        select(accounts.c.id)
+        .where(accounts.c.customer_seq == customer_seq, accounts.c.archived_at.is_(None))
+        .order_by(accounts.c.id)
+    )
+    return [row.id for row in await conn.execute(query)]
 
 
 async def insert_customer(conn: AsyncConnection, values: dict[str, Any]) -> int:
@@ -101,7 +134,11 @@ async def page_of_customers(
 ) -> list[Row[Any]]:
     query = (
         select(customers)
-        .where(customers.c.org_seq == org_seq, customers.c.seq > after_seq)
+        .where(
+            customers.c.org_seq == org_seq,
+            customers.c.seq > after_seq,
+            customers.c.archived_at.is_(None),
+        )
         .order_by(customers.c.seq)
         .limit(limit)
     )
@@ -113,7 +150,11 @@ async def page_of_accounts(
 ) -> list[Row[Any]]:
     query = (
         select(accounts)
-        .where(accounts.c.org_seq == org_seq, accounts.c.seq > after_seq)
+        .where(
+            accounts.c.org_seq == org_seq,
+            accounts.c.seq > after_seq,
+            accounts.c.archived_at.is_(None),
+        )
         .order_by(accounts.c.seq)
         .limit(limit)
     )

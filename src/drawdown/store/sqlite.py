@@ -5,20 +5,36 @@ database's one write lock from its first statement: everything it reads is curre
 loads and saves may take several statements each.
 """
 
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from datetime import date
 from typing import Any
 
-from sqlalchemy import bindparam, or_, select, tuple_, update
+from sqlalchemy import and_, bindparam, case, delete, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from drawdown.ledger.changes import FIRST_CANDIDATES, Changes, Loaded
+from drawdown.ledger.changes import FIRST_CANDIDATES, Changes, Holdings, Loaded
 from drawdown.ledger.credit import CreditStatus
 from drawdown.ledger.records import AccountRecord, ApplicationRecord, CreditRecord
-from drawdown.store import ledger
-from drawdown.store.interface import Wants
-from drawdown.store.tables import accounts, credit_applications, credits
+from drawdown.ledger.usage import EventStatus, Meter
+from drawdown.ledger.usage_records import UsageSums
+from drawdown.ledger.wallet import EntryStatus, TopupKey
+from drawdown.store import alerts, ledger, meters, outbox, stored_events, wallets
+from drawdown.store.interface import Arriving, Stored, Verdict, Wants, candidate_keys
+from drawdown.store.tables import (
+    accounts,
+    alert_marks,
+    credit_applications,
+    credits,
+    uncovered_marks,
+    usage_events,
+    usage_totals,
+    wallet_entries,
+    wallet_topup_keys,
+)
+from drawdown.store.tables import (
+    wallets as wallets_table,
+)
 from drawdown.store.versions import accounts_written, check_lines
 
 # A locked account's active credits in effect on a day, in drawdown order, a page at a time
@@ -55,6 +71,18 @@ _WRITE_ACCOUNT = (
         bal_updated_at=bindparam("b_updated_at"),
     )
 )
+_WRITE_PROFILE = (
+    update(accounts)
+    .where(accounts.c.seq == bindparam("b_seq"))
+    .values(
+        name=bindparam("b_name"),
+        invoice_currency=bindparam("b_currency"),
+        status=bindparam("b_status"),
+        details=bindparam("b_details"),
+        updated_at=bindparam("b_updated_at"),
+        archived_at=bindparam("b_archived_at"),
+    )
+)
 _BUMP_VERSION = (
     update(accounts)
     .where(accounts.c.seq == bindparam("b_seq"))
@@ -89,6 +117,48 @@ _UPDATE_APPLICATION = (
 )
 
 
+_PENDING_EVENTS = (
+    select(usage_events)
+    .where(
+        usage_events.c.account_seq == bindparam("account_seq"),
+        usage_events.c.status == EventStatus.PENDING.value,
+    )
+    .order_by(usage_events.c.occurred_at, usage_events.c.id)
+    .limit(bindparam("batch", literal_execute=False))
+)
+# only a PENDING event is applied: one applied twice fails the save, which rolls back
+_APPLY_EVENT = (
+    update(usage_events)
+    .where(
+        usage_events.c.seq == bindparam("b_seq"),
+        usage_events.c.status == EventStatus.PENDING.value,
+    )
+    .values(
+        status=bindparam("b_status"),
+        results=bindparam("b_results"),
+        meter_ids=bindparam("b_meter_ids"),
+        applied_at=bindparam("b_applied_at"),
+    )
+)
+# the latest usage timestamp applied only moves forward (UTC text compares as time)
+_APPLIED_THROUGH = (
+    update(accounts)
+    .where(accounts.c.seq == bindparam("b_seq"))
+    .values(
+        usage_applied_through=case(
+            (
+                or_(
+                    accounts.c.usage_applied_through.is_(None),
+                    accounts.c.usage_applied_through < bindparam("b_through"),
+                ),
+                bindparam("b_through"),
+            ),
+            else_=accounts.c.usage_applied_through,
+        )
+    )
+)
+
+
 def _behind(account: AccountRecord, today: date) -> bool:
     """The kept balance does not hold on `today`: counted for a later day, or stale since."""
     through = account.valid_through
@@ -112,6 +182,7 @@ class SqliteTransaction:
         named = set(wants.accounts)
         named.update((org_seq, account_id) for org_seq, account_id, _ in wants.invoices)
         named.update((org_seq, account_id) for org_seq, account_id, _ in wants.candidates)
+        named.update(wants.usage)
         seqs = set(wants.account_seqs) | {c.account_seq for c in named_credits}
         conditions = []
         if named:
@@ -138,7 +209,7 @@ class SqliteTransaction:
 
         await self._load_applications(loaded, wants)
 
-        for org_seq, account_id, as_of in sorted(wants.candidates):
+        for org_seq, account_id, as_of in sorted(candidate_keys(wants)):
             seq = loaded.account_ids.get((org_seq, account_id))
             if seq is None:
                 continue
@@ -152,7 +223,138 @@ class SqliteTransaction:
                 active = await self.active_credits(seq)
                 _keep(loaded, active)
                 loaded.active[seq] = [credit.id for credit in active]
+        await self._load_usage(loaded, wants)
+        loaded.alerts = await alerts.of_accounts(
+            conn, {seq: account.org_seq for seq, account in loaded.accounts.items()}
+        )
+        if loaded.pending:
+            loaded.uncovered = await alerts.uncovered_of(conn, loaded.pending)
+        await self._load_wallets(loaded, wants)
         return loaded
+
+    async def _load_wallets(self, loaded: Loaded, wants: Wants) -> None:
+        if loaded.accounts:
+            found = await wallets.of_accounts(self._conn, list(loaded.accounts))
+            loaded.wallets.update(found)
+        if wants.topup_keys:
+            rows = await self._conn.execute(
+                select(wallet_topup_keys).where(
+                    tuple_(wallet_topup_keys.c.org_seq, wallet_topup_keys.c.key).in_(
+                        list(wants.topup_keys)
+                    )
+                )
+            )
+            for row in rows:
+                loaded.topup_keys[(row.org_seq, row.key)] = TopupKey(
+                    row.org_seq,
+                    row.key,
+                    row.account_seq,
+                    row.request_hash,
+                    row.entry_id,
+                    row.created_at,
+                )
+
+    async def holdings(self, account_seq: int) -> Holdings:
+        any_credit = await self._conn.execute(
+            select(credits.c.seq).where(credits.c.account_seq == account_seq).limit(1)
+        )
+        held = await self._conn.execute(
+            select(credit_applications.c.invoice_id)
+            .where(
+                credit_applications.c.account_seq == account_seq,
+                credit_applications.c.status == "HELD",
+            )
+            .order_by(credit_applications.c.invoice_id)
+        )
+        return Holdings(any_credit.first() is not None, tuple(row.invoice_id for row in held))
+
+    async def _load_usage(self, loaded: Loaded, wants: Wants) -> None:
+        orgs = set()
+        for org_seq, account_id in sorted(wants.usage):
+            seq = loaded.account_ids.get((org_seq, account_id))
+            if seq is None:
+                continue
+            orgs.add(org_seq)
+            rows = await self._conn.execute(
+                _PENDING_EVENTS, {"account_seq": seq, "batch": wants.usage_batch + 1}
+            )
+            events = [
+                stored_events.pending_event(
+                    row.seq,
+                    row.account_seq,
+                    row.id,
+                    row.schema_name,
+                    row.occurred_at,
+                    stored_events.content_of(row.content),
+                )
+                for row in rows
+            ]
+            loaded.pending_more[seq] = len(events) > wants.usage_batch
+            loaded.pending[seq] = events[: wants.usage_batch]
+        if orgs:
+            found = await self.meters(orgs)
+            for org_seq in orgs:
+                loaded.meters[org_seq] = found.get(org_seq, [])
+
+    async def meters(self, org_seqs: Iterable[int]) -> dict[int, list[Meter]]:
+        return await meters.of_organizations(self._conn, org_seqs)
+
+    async def event_hashes(self, keys: list[tuple[int, str]]) -> dict[tuple[int, str], str]:
+        hashes: dict[tuple[int, str], str] = {}
+        for start in range(0, len(keys), 400):
+            chunk = keys[start : start + 400]
+            rows = await self._conn.execute(
+                select(
+                    usage_events.c.org_seq, usage_events.c.id, usage_events.c.content_hash
+                ).where(tuple_(usage_events.c.org_seq, usage_events.c.id).in_(chunk))
+            )
+            hashes.update({(row.org_seq, row.id): row.content_hash for row in rows})
+        return hashes
+
+    async def ingest(self, events: list[Arriving]) -> list[Stored]:
+        # under the write lock (BEGIN IMMEDIATE) what is read is current
+        conn = self._conn
+        named = sorted({(a.org_seq, a.event.account_id) for a in events})
+        account_seqs: dict[tuple[int, str], int] = {}
+        for start in range(0, len(named), 400):
+            rows = await conn.execute(
+                select(accounts.c.seq, accounts.c.org_seq, accounts.c.id).where(
+                    tuple_(accounts.c.org_seq, accounts.c.id).in_(named[start : start + 400]),
+                    accounts.c.archived_at.is_(None),
+                )
+            )
+            account_seqs.update({(row.org_seq, row.id): row.seq for row in rows})
+        hashes = await self.event_hashes([(a.org_seq, a.event.id) for a in events])
+        results = []
+        new_rows = []
+        for arriving in events:
+            account_seq = account_seqs.get((arriving.org_seq, arriving.event.account_id))
+            stored_hash = hashes.get((arriving.org_seq, arriving.event.id))
+            if account_seq is None:
+                results.append(Stored(Verdict.UNKNOWN_ACCOUNT, None))
+            elif stored_hash is not None:
+                same = stored_hash == arriving.content_hash
+                verdict = Verdict.DUPLICATE if same else Verdict.CONFLICT
+                results.append(Stored(verdict, account_seq))
+            else:
+                results.append(Stored(Verdict.NEW, account_seq))
+                event = arriving.event
+                new_rows.append(
+                    {
+                        "org_seq": arriving.org_seq,
+                        "account_seq": account_seq,
+                        "id": event.id,
+                        "schema_name": event.schema_name,
+                        "occurred_at": event.timestamp,
+                        "content_hash": arriving.content_hash,
+                        "content": event.content(),
+                        "status": EventStatus.PENDING.value,
+                        "received_at": arriving.received_at,
+                    }
+                )
+        if new_rows:
+            await conn.execute(usage_events.insert(), new_rows)
+        return results
 
     async def _credits(self, condition: Any) -> list[CreditRecord]:
         if condition is None:
@@ -248,6 +450,23 @@ class SqliteTransaction:
                     "b_updated_at": account.balance_updated_at,
                 },
             )
+        await self._save_usage(changes)
+        await self._save_notices(changes)
+        await self._save_wallets(changes)
+        for seq, profile in sorted(changes.profiles.items()):
+            await _one_row(
+                conn,
+                _WRITE_PROFILE,
+                {
+                    "b_seq": seq,
+                    "b_name": profile.name,
+                    "b_currency": profile.invoice_currency,
+                    "b_status": profile.status,
+                    "b_details": profile.details,
+                    "b_updated_at": profile.updated_at,
+                    "b_archived_at": profile.archived_at,
+                },
+            )
         for (account_seq, invoice_id), application in changes.applications.items():
             if application.seq != 0:
                 await _one_row(
@@ -290,6 +509,203 @@ class SqliteTransaction:
                 },
             )
             application.seq = int(result.scalar_one())
+
+    async def _save_notices(self, changes: Changes) -> None:
+        """The events with their deliveries, the alerts fired or armed again, and the
+        usage.uncovered marks."""
+        conn = self._conn
+        await outbox.insert_events(conn, changes.outbox)
+        for (account_seq, kind, threshold), fired_at in sorted(
+            changes.alert_marks.items(), key=lambda item: (item[0][0], item[0][1], item[0][2])
+        ):
+            where = and_(
+                alert_marks.c.account_seq == account_seq,
+                alert_marks.c.kind == kind.value,
+                alert_marks.c.threshold == threshold,
+            )
+            await conn.execute(delete(alert_marks).where(where))
+            if fired_at is not None:
+                await conn.execute(
+                    alert_marks.insert().values(
+                        account_seq=account_seq,
+                        kind=kind.value,
+                        threshold=threshold,
+                        fired_at=fired_at,
+                    )
+                )
+        for account_seq, mark in sorted(changes.uncovered.items()):
+            await conn.execute(
+                delete(uncovered_marks).where(uncovered_marks.c.account_seq == account_seq)
+            )
+            await conn.execute(
+                uncovered_marks.insert().values(
+                    account_seq=account_seq,
+                    last_sent_at=mark.last_sent_at,
+                    unreported=mark.unreported,
+                    unreported_since=mark.unreported_since,
+                )
+            )
+
+    async def _save_wallets(self, changes: Changes) -> None:
+        conn = self._conn
+        for wallet in changes.wallets.values():
+            values = {
+                "status": wallet.status.value,
+                "effective_from": wallet.effective_from,
+                "topped_up": wallet.topped_up,
+                "consumed": wallet.consumed,
+                "held": wallet.held,
+                "entries": wallet.entries,
+                "updated_at": wallet.updated_at,
+            }
+            if wallet.seq == 0:
+                made = await conn.execute(
+                    wallets_table.insert()
+                    .values(
+                        org_seq=wallet.org_seq,
+                        account_seq=wallet.account_seq,
+                        id=wallet.id,
+                        account_id=wallet.account_id,
+                        customer_id=wallet.customer_id,
+                        currency=wallet.currency,
+                        created_at=wallet.created_at,
+                        **values,
+                    )
+                    .returning(wallets_table.c.seq)
+                )
+                wallet.seq = int(made.scalar_one())
+            else:
+                await _one_row(
+                    conn,
+                    update(wallets_table).where(wallets_table.c.seq == wallet.seq).values(values),
+                    {},
+                )
+        if changes.wallet_entries:
+            seq_of = {wallet.account_seq: wallet.seq for wallet in changes.wallets.values()}
+            await conn.execute(
+                wallet_entries.insert(),
+                [
+                    {
+                        "wallet_seq": entry.wallet_seq or seq_of[entry.account_seq],
+                        "id": entry.id,
+                        "number": entry.number,
+                        "entry_type": entry.entry_type.value,
+                        "status": entry.status.value,
+                        "amount": entry.amount,
+                        "closing_balance": entry.closing_balance,
+                        "entity_id": entry.entity_id,
+                        "invoice_id": entry.invoice_id,
+                        "created_at": entry.created_at,
+                        "updated_at": entry.updated_at,
+                    }
+                    for entry in changes.wallet_entries
+                ],
+            )
+        for change in changes.entry_changes.values():
+            # only an ON_HOLD entry changes, once: one changed twice fails the save
+            await _one_row(
+                conn,
+                update(wallet_entries)
+                .where(
+                    wallet_entries.c.id == change.entry_id,
+                    wallet_entries.c.status == EntryStatus.ON_HOLD.value,
+                )
+                .values(status=change.status.value, updated_at=change.updated_at),
+                {},
+            )
+        if changes.topup_keys:
+            await conn.execute(
+                wallet_topup_keys.insert(),
+                [
+                    {
+                        "org_seq": key.org_seq,
+                        "key": key.key,
+                        "account_seq": key.account_seq,
+                        "request_hash": key.request_hash,
+                        "entry_id": key.entry_id,
+                        "created_at": key.created_at,
+                    }
+                    for key in changes.topup_keys
+                ],
+            )
+
+    async def _save_usage(self, changes: Changes) -> None:
+        conn = self._conn
+        if changes.events:
+            applied = await conn.execute(
+                _APPLY_EVENT,
+                [
+                    {
+                        "b_seq": event.seq,
+                        "b_status": event.status.value,
+                        "b_results": event.stored_results(),
+                        "b_meter_ids": event.meter_ids(),
+                        "b_applied_at": event.applied_at,
+                    }
+                    for event in changes.events
+                ],
+            )
+            if applied.rowcount != len(changes.events):
+                raise RuntimeError(
+                    f"the save applied {applied.rowcount} events, meant {len(changes.events)}"
+                )
+        for seq, through in sorted(changes.applied_through.items()):
+            await _one_row(conn, _APPLIED_THROUGH, {"b_seq": seq, "b_through": through})
+        if not changes.usage_sums:
+            return
+        # SQLite keeps the sums as decimal text: they are added here, exactly, not in SQL
+        keys = sorted(changes.usage_sums)
+        kept: dict[tuple[int, int], Any] = {}
+        for start in range(0, len(keys), 400):
+            rows = await conn.execute(
+                select(usage_totals).where(
+                    tuple_(usage_totals.c.account_seq, usage_totals.c.meter_seq).in_(
+                        keys[start : start + 400]
+                    )
+                )
+            )
+            kept.update({(row.account_seq, row.meter_seq): row for row in rows})
+        for key in keys:
+            added = changes.usage_sums[key]
+            row = kept.get(key)
+            if row is None:
+                org_seq = (
+                    await conn.execute(select(accounts.c.org_seq).where(accounts.c.seq == key[0]))
+                ).scalar_one()
+                await conn.execute(
+                    usage_totals.insert(),
+                    {"account_seq": key[0], "meter_seq": key[1], "org_seq": org_seq}
+                    | _sums_values(added),
+                )
+                continue
+            before = UsageSums(
+                row.quantity,
+                row.cost,
+                row.paid_by_credits,
+                row.paid_by_wallet,
+                row.uncovered,
+                row.events,
+            )
+            await _one_row(
+                conn,
+                update(usage_totals)
+                .where(
+                    and_(usage_totals.c.account_seq == key[0], usage_totals.c.meter_seq == key[1])
+                )
+                .values(_sums_values(before + added)),
+                {},
+            )
+
+
+def _sums_values(sums: UsageSums) -> dict[str, Any]:
+    return {
+        "quantity": sums.quantity,
+        "cost": sums.cost,
+        "paid_by_credits": sums.paid_by_credits,
+        "paid_by_wallet": sums.paid_by_wallet,
+        "uncovered": sums.uncovered,
+        "events": sums.events,
+    }
 
 
 async def _one_row(conn: AsyncConnection, statement: Any, params: dict[str, Any]) -> None:
@@ -334,12 +750,18 @@ def _credit_values(credit: CreditRecord) -> dict[str, Any]:
 
 
 class SqliteStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        turn: Callable[[], AbstractAsyncContextManager[None]] = nullcontext,
+    ) -> None:
         self._engine = engine
+        # the process's writers take turns (Database.writer_turn)
+        self._turn = turn
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[SqliteTransaction]:
-        async with self._engine.connect() as conn:
+        async with self._turn(), self._engine.connect() as conn:
             await conn.execution_options(drawdown_write=True)
             async with conn.begin():
                 tx = SqliteTransaction(conn)

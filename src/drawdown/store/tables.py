@@ -12,6 +12,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
     text,
 )
@@ -32,6 +33,10 @@ Key = BigInteger().with_variant(Integer(), "sqlite")
 # Credit ids compare in byte order on both engines (SQLite's default; "C" on PostgreSQL), as the
 # drawdown order needs, so that order is served by an index.
 BYTE_ORDER_ID = String(50).with_variant(String(50, collation="C"), "postgresql")
+# Event ids (Togai's limit) in byte order too: an account's events apply in (timestamp, id) order.
+EVENT_ID = String(512).with_variant(String(512, collation="C"), "postgresql")
+PENDING = text("status = 'PENDING'")
+ACTIVE = text("status = 'ACTIVE'")
 
 organizations = Table(
     "organizations",
@@ -68,6 +73,8 @@ customers = Table(
     Column("status", String(20), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # set when deleted: reads answer 404, the id stays taken (docs/wallet.md)
+    Column("archived_at", UtcDateTime, nullable=True),
     UniqueConstraint("org_seq", "id", name="uq_customers_org_id"),
 )
 
@@ -98,6 +105,10 @@ accounts = Table(
     # Bumped by every save that writes the account's credits, lines, applications or balance,
     # so a load that waited for the account's lock knows its snapshot is stale (versions.py).
     Column("version", BigInteger, nullable=False, server_default=text("0")),
+    # The latest timestamp of an event applied on the account (usage); it only moves forward.
+    Column("usage_applied_through", UtcDateTime, nullable=True),
+    # set when deleted (only once no money remains): reads answer 404, the id stays taken
+    Column("archived_at", UtcDateTime, nullable=True),
     UniqueConstraint("org_seq", "id", name="uq_accounts_org_id"),
     Index("ix_accounts_bal_valid_through", "bal_valid_through"),
 )
@@ -141,6 +152,13 @@ credits = Table(
         "created_at",
         "id",
     ),
+    # The sweep's credit.expiring_soon: active credits by their last day
+    Index(
+        "ix_credits_expiring",
+        "effective_until",
+        postgresql_where=ACTIVE,
+        sqlite_where=ACTIVE,
+    ),
 )
 
 credit_transactions = Table(
@@ -174,4 +192,304 @@ credit_applications = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     UniqueConstraint("account_seq", "invoice_id", name="uq_credit_applications_account_invoice"),
+)
+
+
+# Usage (docs/usage.md): meters with their rate history, events, and what applying them drew.
+usage_meters = Table(
+    "usage_meters",
+    metadata,
+    Column("seq", Key, primary_key=True, autoincrement=True),
+    Column("org_seq", Key, ForeignKey("organizations.seq"), nullable=False),
+    Column("id", BYTE_ORDER_ID, nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("event_schema_name", String(50), nullable=False),
+    Column("aggregation", String(10), nullable=False),
+    Column("attribute", String(50), nullable=True),
+    # [[dimension name, value], ...]
+    Column("filters", JSON, nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("org_seq", "id", name="uq_usage_meters_org_id"),
+)
+
+usage_meter_rates = Table(
+    "usage_meter_rates",
+    metadata,
+    Column("seq", Key, primary_key=True, autoincrement=True),
+    Column("meter_seq", Key, ForeignKey("usage_meters.seq"), nullable=False),
+    Column("credits", Money, nullable=False),
+    Column("per_quantity", Money, nullable=False),
+    # null: in effect for every event, however early (only a meter's first rate)
+    Column("effective_from", UtcDateTime, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index("ix_usage_meter_rates_meter_seq", "meter_seq", "seq"),
+)
+
+usage_events = Table(
+    "usage_events",
+    metadata,
+    Column("seq", Key, primary_key=True, autoincrement=True),
+    Column("org_seq", Key, ForeignKey("organizations.seq"), nullable=False),
+    Column("account_seq", Key, ForeignKey("accounts.seq"), nullable=False),
+    Column("id", EVENT_ID, nullable=False),
+    Column("schema_name", String(50), nullable=False),
+    # the event's own timestamp (Togai's `timestamp`)
+    Column("occurred_at", UtcDateTime, nullable=False),
+    # sha256 of the canonical content (ledger.usage.content_hash): a resend's identity
+    Column("content_hash", String(64), nullable=False),
+    # {"attributes": [[name, value, unit], ...], "dimensions": {...}}, values as exact text
+    Column("content", JSON, nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("applied_at", UtcDateTime, nullable=True),
+    # per meter: quantity, rate, cost, allocations (credit, amount, line), uncovered
+    Column("results", JSON, nullable=True),
+    # ",um.a,um.b,": the meters that priced it, for ?meterId=
+    Column("meter_ids", Text, nullable=True),
+    UniqueConstraint("org_seq", "id", name="uq_usage_events_org_id"),
+    # an account's events by time (lists, ranges, appliedThrough, the clean-up)
+    Index("ix_usage_events_account_time", "account_seq", "occurred_at", "id"),
+    # what waits to be applied, in the order it applies; small, since applying leaves it
+    Index(
+        "ix_usage_events_pending",
+        "account_seq",
+        "occurred_at",
+        "id",
+        postgresql_where=PENDING,
+        sqlite_where=PENDING,
+    ),
+)
+
+# Running totals per (account, meter), moved by every batch applied; the clean-up never
+# lowers them, so GET /accounts/{id}/usage reads them without a scan.
+_USAGE_SUMS = (
+    "quantity",
+    "cost",
+    "paid_by_credits",
+    "paid_by_wallet",
+    "uncovered",
+)
+
+
+def _usage_sums(name: str) -> Table:
+    return Table(
+        name,
+        metadata,
+        Column("account_seq", Key, ForeignKey("accounts.seq"), primary_key=True),
+        Column("meter_seq", Key, ForeignKey("usage_meters.seq"), primary_key=True),
+        Column("org_seq", Key, ForeignKey("organizations.seq"), nullable=False),
+        *(Column(column, MoneyTotal, nullable=False) for column in _USAGE_SUMS),
+        Column("events", BigInteger, nullable=False),
+    )
+
+
+usage_totals = _usage_sums("usage_totals")
+# What purged events had added to usage_totals, so verify still finds the totals whole.
+usage_purged = _usage_sums("usage_purged")
+
+# What purged events had drawn from each usage line, so verify still finds the lines whole.
+usage_purged_lines = Table(
+    "usage_purged_lines",
+    metadata,
+    Column("line_id", String(50), primary_key=True),
+    Column("amount", MoneyTotal, nullable=False),
+)
+
+
+# Events and webhooks (docs/webhooks.md). `events` is the outbox: written in the transaction of
+# the change that caused each one, with one delivery row per endpoint that takes it.
+events = Table(
+    "events",
+    metadata,
+    Column("seq", Key, primary_key=True, autoincrement=True),
+    Column("org_seq", Key, ForeignKey("organizations.seq"), nullable=False),
+    Column("id", String(50), nullable=False, unique=True),
+    Column("type", String(40), nullable=False),
+    Column("actor", String(50), nullable=False),
+    # the account it is about, when it is about one
+    Column("account_seq", Key, ForeignKey("accounts.seq"), nullable=True),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    # the event's `data` as JSON text, amounts as exact number literals
+    Column("data", Text, nullable=False),
+    Index("ix_events_org_seq", "org_seq", "seq"),
+    Index("ix_events_org_type", "org_seq", "type", "seq"),
+    Index("ix_events_org_time", "org_seq", "occurred_at"),
+)
+
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("seq", Key, primary_key=True, autoincrement=True),
+    Column("org_seq", Key, ForeignKey("organizations.seq"), nullable=False),
+    Column("id", String(50), nullable=False, unique=True),
+    Column("url", String(2000), nullable=False),
+    # ",credit.granted,balance.low,": the types it takes; null: every type
+    Column("event_types", Text, nullable=True),
+    Column("description", String(500), nullable=True),
+    Column("secret", String(100), nullable=False),
+    # the secret before the last rotation, still signing until `previous_secret_until`
+    Column("previous_secret", String(100), nullable=True),
+    Column("previous_secret_until", UtcDateTime, nullable=True),
+    Column("status", String(10), nullable=False),
+    Column("disabled_reason", String(1000), nullable=True),
+    # the first failed attempt since the last success (null: the last attempt succeeded)
+    Column("failing_since", UtcDateTime, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index("ix_webhook_endpoints_org_seq", "org_seq", "seq"),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("seq", Key, primary_key=True, autoincrement=True),
+    Column(
+        "endpoint_seq",
+        Key,
+        ForeignKey("webhook_endpoints.seq", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("event_seq", Key, ForeignKey("events.seq"), nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UtcDateTime, nullable=True),
+    # which process is sending it, and until when its claim holds
+    Column("claimed_by", String(100), nullable=True),
+    Column("claimed_until", UtcDateTime, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime, nullable=True),
+    Index("ix_webhook_deliveries_endpoint", "endpoint_seq", "seq"),
+    # what waits to be sent, soonest first; small, since delivering leaves it
+    Index(
+        "ix_webhook_deliveries_due",
+        "next_attempt_at",
+        postgresql_where=PENDING,
+        sqlite_where=PENDING,
+    ),
+)
+
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("seq", Key, primary_key=True, autoincrement=True),
+    Column(
+        "delivery_seq",
+        Key,
+        ForeignKey("webhook_deliveries.seq", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("attempted_at", UtcDateTime, nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("duration_ms", Integer, nullable=False),
+    Column("error", String(500), nullable=True),
+    Index("ix_webhook_attempts_delivery", "delivery_seq", "seq"),
+)
+
+# Balance alert thresholds: an organization's defaults, and an account's own lists (a null
+# list falls back to the organization's). Lists are JSON arrays of exact decimal text.
+organization_alerts = Table(
+    "organization_alerts",
+    metadata,
+    Column("org_seq", Key, ForeignKey("organizations.seq"), primary_key=True),
+    Column("thresholds", JSON, nullable=False),
+    Column("wallet_thresholds", JSON, nullable=False),
+    Column("expiring_soon_days", Integer, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+account_alerts = Table(
+    "account_alerts",
+    metadata,
+    Column("account_seq", Key, ForeignKey("accounts.seq"), primary_key=True),
+    Column("org_seq", Key, ForeignKey("organizations.seq"), nullable=False),
+    Column("thresholds", JSON, nullable=True),
+    Column("wallet_thresholds", JSON, nullable=True),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# A threshold that fired and is not armed again yet (kind: BALANCE or WALLET; 0: depleted).
+alert_marks = Table(
+    "alert_marks",
+    metadata,
+    Column("account_seq", Key, ForeignKey("accounts.seq"), primary_key=True),
+    Column("kind", String(10), primary_key=True),
+    Column("threshold", Money, primary_key=True),
+    Column("fired_at", UtcDateTime, nullable=False),
+)
+
+# credit.expiring_soon was recorded for this credit (once per credit)
+expiring_soon_sent = Table(
+    "expiring_soon_sent",
+    metadata,
+    Column("credit_seq", Key, ForeignKey("credits.seq"), primary_key=True),
+    Column("sent_at", UtcDateTime, nullable=False),
+)
+
+# usage.uncovered, at most once per account per hour: when it was last recorded, and what
+# was uncovered since (reported by the next one)
+uncovered_marks = Table(
+    "uncovered_marks",
+    metadata,
+    Column("account_seq", Key, ForeignKey("accounts.seq"), primary_key=True),
+    Column("last_sent_at", UtcDateTime, nullable=True),
+    Column("unreported", MoneyTotal, nullable=False),
+    Column("unreported_since", UtcDateTime, nullable=True),
+)
+
+# The wallet (docs/wallet.md): one prepaid balance per account, and its ledger of entries.
+wallets = Table(
+    "wallets",
+    metadata,
+    Column("seq", Key, primary_key=True, autoincrement=True),
+    Column("org_seq", Key, ForeignKey("organizations.seq"), nullable=False),
+    Column("account_seq", Key, ForeignKey("accounts.seq"), nullable=False, unique=True),
+    Column("id", String(50), nullable=False, unique=True),
+    Column("account_id", String(50), nullable=False),
+    Column("customer_id", String(50), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("effective_from", UtcDateTime, nullable=False),
+    # balance = topped_up - consumed - held
+    Column("topped_up", MoneyTotal, nullable=False),
+    Column("consumed", MoneyTotal, nullable=False),
+    Column("held", MoneyTotal, nullable=False),
+    # the number of the wallet's last entry (entries are numbered 1, 2, 3, ... in order)
+    Column("entries", BigInteger, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+wallet_entries = Table(
+    "wallet_entries",
+    metadata,
+    Column("seq", Key, primary_key=True, autoincrement=True),
+    Column("wallet_seq", Key, ForeignKey("wallets.seq"), nullable=False),
+    Column("id", String(50), nullable=False, unique=True),
+    Column("number", BigInteger, nullable=False),
+    # CREDITED (top-up), DEBITED (an invoice or usage), RELEASED (a hold given back; unlisted)
+    Column("entry_type", String(10), nullable=False),
+    # COMPLETED, ON_HOLD, RELEASED (a released hold; unlisted)
+    Column("status", String(10), nullable=False),
+    Column("amount", MoneyTotal, nullable=False),
+    # the wallet's balance right after the entry
+    Column("closing_balance", MoneyTotal, nullable=False),
+    Column("entity_id", String(255), nullable=True),
+    Column("invoice_id", String(255), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("wallet_seq", "number", name="uq_wallet_entries_wallet_number"),
+)
+
+# Idempotency-Key of top-ups, unique per organization: the same key and request answer again.
+wallet_topup_keys = Table(
+    "wallet_topup_keys",
+    metadata,
+    Column("org_seq", Key, ForeignKey("organizations.seq"), primary_key=True),
+    Column("key", String(50), primary_key=True),
+    Column("account_seq", Key, ForeignKey("accounts.seq"), nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("entry_id", String(50), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
 )

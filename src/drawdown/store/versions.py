@@ -19,11 +19,19 @@ from drawdown.ledger.changes import Changes
 
 
 def accounts_written(changes: Changes) -> set[int]:
-    """Every account whose credits, ledger lines, applications or balance the save writes."""
+    """Every account whose credits, ledger lines, applications, balance, wallet or own fields
+    the save writes."""
     written = set(changes.accounts)
     written.update(credit.account_seq for credit in changes.new_credits)
     written.update(credit.account_seq for credit in changes.credits.values())
     written.update(account_seq for account_seq, _ in changes.applications)
+    written.update(event.account_seq for event in changes.events)
+    written.update(changes.applied_through)
+    written.update(changes.wallets)
+    written.update(entry.account_seq for entry in changes.wallet_entries)
+    written.update(change.account_seq for change in changes.entry_changes.values())
+    written.update(key.account_seq for key in changes.topup_keys)
+    written.update(changes.profiles)
     return written
 
 
