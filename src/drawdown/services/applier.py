@@ -30,6 +30,8 @@ DEFAULT_BATCH = 2000
 # accounts taken from one poll; the rest wait for the next
 POLL_ACCOUNTS = 1000
 POLL_GRACE_SECONDS = 1.0
+# burns of this many accounts waiting for a transaction: applying is behind
+BEHIND_QUEUED_ACCOUNTS = 256
 # accounts one burn write names; the coalescer runs many such writes in one transaction
 ACCOUNTS_PER_BURN = 16
 
@@ -59,6 +61,14 @@ class Applier:
         self._alone: set[int] = set()
         # for tests and the bench: events applied by this applier
         self.applied = 0
+
+    async def behind(self, account_seqs: set[int]) -> bool:
+        """Whether applying lags behind what is accepted: this process's burns queue up, or
+        one of these accounts holds a batch or more of pending events (whoever applies it)."""
+        if self.writes.coalescer.waiting_size > BEHIND_QUEUED_ACCOUNTS:
+            return True
+        async with self.db.read() as conn:
+            return await usage.any_backlog(conn, account_seqs, self.batch)
 
     def wake(self, accounts: Iterable[AccountRef]) -> None:
         """Apply these accounts' new events now (called by ingestion after its COMMIT)."""
