@@ -20,6 +20,7 @@ from tests.usage_reference import (
     MISSING_ATTRIBUTE,
     NO_ID,
     SUM,
+    TOO_COSTLY,
     TOO_NEW,
     TOO_OLD,
     UNKNOWN_ACCOUNT,
@@ -119,9 +120,15 @@ def test_the_usage_md_example_prices_exactly() -> None:
 
 
 def test_a_cost_that_never_ends_is_rounded_to_ten_decimals() -> None:
+    """exactCost is then cut after its 40th decimal."""
     third = price(D(1), Rate(D(1), D(3)))
     assert third.cost_units == units("0.3333333333")
     assert third.rounded and third.exact == Fraction(1, 3) and third.exact_decimal is None
+    assert third.exact_shown == D("0." + "3" * 40)
+    assert price(D(2), Rate(D(1), D(3))).exact_shown == D("0." + "6" * 40)
+    assert price(D(1), Rate(D(1), D(2**45))).exact_shown == D(
+        "0.0000000000000284217094304040074348449707"
+    )
     two_thirds = price(D(1), Rate(D(2), D(3)))
     assert two_thirds.cost_units == units("0.6666666667")
 
@@ -142,7 +149,7 @@ def test_the_rounding_edge_is_half_even(quantity: str, cost: str) -> None:
     priced = price(D(quantity), Rate(D(1), D(10**11)))
     assert priced.cost_units == units(cost)
     assert priced.rounded
-    assert priced.exact_decimal == D(quantity) / D(10**11)
+    assert priced.exact_decimal == priced.exact_shown == D(quantity) / D(10**11)
 
 
 def test_a_rate_below_the_smallest_amount_can_cost_nothing() -> None:
@@ -253,12 +260,38 @@ def test_the_largest_amounts_are_exact() -> None:
     assert {c.status for c in org.accounts["acc"].credits.values()} == {"CONSUMED"}
 
 
-def test_a_cost_past_the_money_range_is_not_something_the_model_prices() -> None:
+def test_a_cost_of_ten_to_the_eighteen_is_refused_at_ingest_and_unmatched_at_apply() -> None:
+    """999999999.9999999999 x 1000000000.0000000001 = 10^18 - 10^-20, which rounds to 10^18:
+    not an amount. 999999999.9999999999 x 1000000000 = 10^18 - 10^-1 is one. An event accepted
+    before a meter that would price it at 10^18 existed is not matched by that meter."""
     org = org_with_account()
-    org.add_meter(sum_meter("um.big", "1", "1"))
-    assert org.ingest(event("e1", tokens=str(10**18)), NOW).kind == ACCEPTED
-    with pytest.raises(ValueError, match="money range"):
-        org.apply_pending()
+    org.add_meter(sum_meter("um.edge", "1000000000.0000000001", "1"))
+    org.add_meter(sum_meter("um.fits", "1000000000", "1", attribute="seconds"))
+    grant(org, "c", LARGEST)
+    over = event("over", tokens="999999999.9999999999")
+    outcome = org.ingest(over, NOW)
+    assert (outcome.kind, outcome.meter_id, outcome.status) == (TOO_COSTLY, "um.edge", 400)
+    under = Event(
+        "under",
+        "call",
+        "acc",
+        NOW - timedelta(hours=1),
+        (("seconds", D("999999999.9999999999"), None), ("tokens", D(0), None)),
+    )
+    ingest_all(org, under)
+    assert allocations(org, "under") == [
+        ("um.edge", []),
+        ("um.fits", [("c", D("999999999999999999.9"))]),
+    ]
+    late = Event("late", "other", "acc", NOW - timedelta(hours=1), (("tokens", D(10**17), None),))
+    assert org.ingest(late, NOW).kind == ACCEPTED
+    org.add_meter(sum_meter("um.late", "10", "1", schema="other"))
+    org.add_meter(sum_meter("um.late2", "1", "1", schema="other"))
+    org.apply_pending()
+    # what is left of c after 999999999999999999.9: 0.0999999999; the rest is uncovered
+    assert allocations(org, "late") == [("um.late2", [("c", D("0.0999999999"))])]
+    late_view = org.event_view("late")["meters"][0]  # type: ignore[index]
+    assert late_view["uncovered"] == D("99999999999999999.9000000001")
 
 
 def test_huge_quantities_at_tiny_rates_are_exact() -> None:
@@ -441,6 +474,10 @@ def test_ingest_refusals_and_duplicates() -> None:
         ("1520", D(1520)),
         ("1.50", D("1.5")),
         ("0.0000000001", SMALLEST),
+        ("999999999999999999.9999999999", LARGEST),
+        ("000999999999999999999.99999999990", LARGEST),
+        ("1000000000000000000", None),
+        ("0.00000000001", None),
         ("-1", None),
         ("1e5", None),
         (".5", None),

@@ -33,8 +33,9 @@ UNITS_PER_ONE = 10**10
 MAX_COST_UNITS = 10**28 - 1  # one event's cost: 18 digits before the point, 10 after
 ID_WINDOW = timedelta(days=45)
 FUTURE_SLACK = timedelta(minutes=5)
-# Togai's attribute value: an optional minus, digits, an optional fraction.
-DECIMAL_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+# An attribute value: plain non-negative decimal text, 18 digits before the point, 10 after.
+DECIMAL_TEXT = re.compile(r"[0-9]+(\.[0-9]+)?")
+EXACT_COST_PLACES = 40
 
 PENDING, APPLIED, UNMETERED = "PENDING", "APPLIED", "UNMETERED"
 SUM, COUNT = "SUM", "COUNT"
@@ -69,6 +70,19 @@ class Price:
     def exact_decimal(self) -> Decimal | None:
         """The exact cost as a decimal when it has a finite expansion, else None."""
         return finite_decimal(self.exact)
+
+    @property
+    def exact_shown(self) -> Decimal:
+        """What an event shows as `exactCost` (docs/usage.md): the exact quotient when it
+        ends within 40 decimals, else cut toward zero after the 40th."""
+        scaled = self.exact * 10**EXACT_COST_PLACES
+        cut = scaled.numerator // scaled.denominator  # costs are never negative
+        return _plain(Decimal(cut).scaleb(-EXACT_COST_PLACES, context=EXACT))
+
+    @property
+    def drawable(self) -> bool:
+        """A cost of 10^18 or more is not an amount: it cannot be drawn."""
+        return self.cost_units <= MAX_COST_UNITS
 
 
 def price(quantity: Decimal, rate: Rate) -> Price:
@@ -194,8 +208,12 @@ class Event:
 
 
 def attribute_value(text: str) -> Decimal | None:
-    """A wire attribute value read exactly, or None when it is not a non-negative decimal."""
-    if not DECIMAL_TEXT.fullmatch(text) or text.startswith("-"):
+    """A wire attribute value read exactly, or None when it is not a plain non-negative
+    decimal of at most 18 digits before the point and 10 after."""
+    if not DECIMAL_TEXT.fullmatch(text):
+        return None
+    whole, _, fraction = text.partition(".")
+    if len(whole.lstrip("0")) > 18 or len(fraction.rstrip("0")) > 10:
         return None
     return Decimal(text)
 
@@ -248,25 +266,32 @@ class Stored:
 
 
 ACCEPTED, DUPLICATE = "accepted", "duplicate"
-# refusals, each with the words its reason must contain (any one of them)
-NO_ID, UNKNOWN_ACCOUNT, BAD_VALUE, TOO_OLD, TOO_NEW, MISSING_ATTRIBUTE, CONFLICT = (
+# refusals
+NO_ID, UNKNOWN_ACCOUNT, BAD_VALUE, TOO_OLD, TOO_NEW = (
     "no id",
     "unknown account",
     "bad value",
     "too old",
     "in the future",
-    "missing attribute",
-    "conflict",
 )
+MISSING_ATTRIBUTE, TOO_COSTLY, CONFLICT = "missing attribute", "cost too large", "conflict"
+# the status /ingest answers for each refusal
+STATUS = {UNKNOWN_ACCOUNT: 404, CONFLICT: 409}
 
 
 @dataclass(frozen=True)
 class Outcome:
     kind: str
+    meter_id: str | None = None  # the meter a refusal names (missing attribute, cost)
 
     @property
     def accepted(self) -> bool:
         return self.kind in (ACCEPTED, DUPLICATE)
+
+    @property
+    def status(self) -> int:
+        """What POST /ingest answers."""
+        return 202 if self.accepted else STATUS.get(self.kind, 400)
 
 
 # ------------------------------------------------------------------------------------------
@@ -342,9 +367,15 @@ class Organization:
             return Outcome(TOO_OLD)
         if event.timestamp > now + FUTURE_SLACK:
             return Outcome(TOO_NEW)
-        for meter in self.meters.values():
-            if meter.active and meter.selects(event) and meter.quantity(event) is None:
-                return Outcome(MISSING_ATTRIBUTE)
+        for meter in sorted(self.meters.values(), key=lambda m: m.id):
+            if not (meter.active and meter.selects(event)):
+                continue
+            quantity = meter.quantity(event)
+            if quantity is None:
+                return Outcome(MISSING_ATTRIBUTE, meter.id)
+            rate = meter.rate_at(event.timestamp)
+            if rate is not None and not price(quantity, rate).drawable:
+                return Outcome(TOO_COSTLY, meter.id)
         return Outcome(ACCEPTED)
 
     def ingest(self, event: Event, now: datetime) -> Outcome:
@@ -382,7 +413,7 @@ class Organization:
                 continue
             quantity = meter.quantity(event)
             rate = meter.rate_at(event.timestamp)
-            if quantity is None or rate is None:
+            if quantity is None or rate is None or not price(quantity, rate).drawable:
                 continue
             charge = self._draw(account, meter.id, event.day, quantity, rate)
             stored.charges.append(charge)
@@ -395,8 +426,6 @@ class Organization:
         """The cost drawn from the credits that can pay it, in drawdown order; the rest is
         uncovered. Usage never makes anything negative."""
         cost = price(quantity, rate)
-        if cost.cost_units > MAX_COST_UNITS:
-            raise ValueError("a cost past the money range: the caller must not ask for it")
         owed = cost.cost_units
         candidates = sorted(
             (
@@ -465,6 +494,16 @@ class Organization:
                 for meter_id, row in sorted(totals.items())
             ],
         }
+
+    def applied_through(self, account_id: str) -> datetime | None:
+        """With nothing pending: the latest timestamp of any event applied on the account."""
+        assert not self.pending(account_id)
+        moments = [
+            s.event.timestamp.astimezone(UTC)
+            for s in self.events.values()
+            if s.event.account_id == account_id and s.status != PENDING
+        ]
+        return max(moments, default=None)
 
     def event_view(self, event_id: str) -> dict[str, object]:
         return self.events[event_id].view()

@@ -1,0 +1,586 @@
+"""/ingest and /ingestBatch at their edges, through a live server: duplicates and conflicting
+ids, every kind of refused event named in the 207, bodies that are not a batch (400, nothing
+stored), tenant isolation, read-only keys, and the largest and smallest amounts. What is
+accepted is then applied and compared with tests/usage_reference.py."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from drawdown.clock import FixedClock
+from drawdown.store.database import Database
+from tests.conftest import ENGINE, new_key
+from tests.live_server import live_server
+from tests.oracle import books_problems
+from tests.usage_http import (
+    compare_account,
+    create_meter,
+    event_body,
+    grant,
+    ingest_batch,
+    ingest_one,
+    make_account,
+    post,
+    usage,
+    wait_applied,
+)
+from tests.usage_reference import (
+    ACCEPTED,
+    CONFLICT,
+    COUNT,
+    DUPLICATE,
+    MISSING_ATTRIBUTE,
+    SUM,
+    TOO_COSTLY,
+    Event,
+    Meter,
+    Organization,
+    Rate,
+)
+
+WORKERS = 2 if ENGINE == "postgresql" else 1
+LARGEST = Decimal("999999999999999999.9999999999")
+SMALLEST = Decimal("0.0000000001")
+READ_ONLY_WORDS = "read-only"
+
+
+@pytest.fixture(scope="module")
+def base_url(database_url: str) -> Iterator[str]:
+    with live_server(database_url, workers=WORKERS) as server:
+        yield server.base_url
+
+
+@dataclass
+class Tenant:
+    name: str
+    http: httpx.AsyncClient
+    reader: httpx.AsyncClient
+    org: Organization
+
+
+@pytest.fixture
+async def tenant(base_url: str, db: Database) -> AsyncIterator[Tenant]:
+    async with _tenant(base_url, db) as made:
+        yield made
+
+
+class _tenant:
+    """A new organization with a read-write and a read-only client, one account "acc", a
+    SUM meter on "call" events' "tokens" (1 credit per 1) and a COUNT meter on "ping"."""
+
+    def __init__(self, base_url: str, db: Database) -> None:
+        self.base_url, self.db = base_url, db
+
+    async def __aenter__(self) -> Tenant:
+        name = f"usage-ingest-{uuid.uuid4().hex}"
+        key = await new_key(self.db, org=name)
+        read_key = await new_key(self.db, org=name, read_only=True)
+        self.http = httpx.AsyncClient(
+            base_url=self.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=60
+        )
+        self.reader = httpx.AsyncClient(
+            base_url=self.base_url, headers={"Authorization": f"Bearer {read_key}"}, timeout=60
+        )
+        org = Organization(today=datetime.now(UTC).date())
+        await make_account(self.http, org, "acc")
+        tokens = Meter(
+            "um.tokens", "Tokens", "call", SUM, "tokens", (), [Rate(Decimal(1), Decimal(1))]
+        )
+        pings = Meter("um.pings", "Pings", "ping", COUNT, None, (), [Rate(Decimal(2), Decimal(1))])
+        await create_meter(self.http, org, tokens)
+        await create_meter(self.http, org, pings)
+        return Tenant(name, self.http, self.reader, org)
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.http.aclose()
+        await self.reader.aclose()
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def call(event_id: str | None, tokens: str = "10", minutes: int = 30, **extra: Any) -> Event:
+    return Event(
+        event_id,
+        extra.get("schema", "call"),
+        extra.get("account", "acc"),
+        extra.get("at", now() - timedelta(minutes=minutes)),
+        (("tokens", Decimal(tokens), "tokens"),),
+        tuple(sorted(extra.get("dimensions", {}).items())),
+    )
+
+
+def raw_event(event_id: str | None = "raw", **fields: Any) -> dict[str, Any]:
+    """A wire event with its fields exactly as given (for values the model cannot hold)."""
+    body: dict[str, Any] = {
+        "schemaName": "call",
+        "timestamp": (now() - timedelta(minutes=30)).isoformat(),
+        "accountId": "acc",
+        "attributes": [{"name": "tokens", "value": "10"}],
+        "dimensions": {},
+    }
+    if event_id is not None:
+        body["id"] = event_id
+    body.update(fields)
+    return body
+
+
+async def stored(http: httpx.AsyncClient, event_id: str) -> bool:
+    response = await http.get(f"/usage/events/{event_id}")
+    assert response.status_code in (200, 404), response.text
+    return response.status_code == 200
+
+
+async def settle(tenant: Tenant) -> None:
+    """Wait for the applier, apply the model, compare, and require verify clean."""
+    await wait_applied(tenant.http, list(tenant.org.accounts))
+    tenant.org.apply_pending()
+    for account_id in tenant.org.accounts:
+        await compare_account(tenant.http, tenant.org, account_id)
+
+
+async def books_clean(db: Database, tenant: Tenant) -> None:
+    assert await books_problems(db, FixedClock(now()), tenant.name) == []
+
+
+# Duplicates and conflicts --------------------------------------------------------------------
+
+
+async def test_the_same_event_again_is_accepted_and_counted_once(
+    tenant: Tenant, db: Database
+) -> None:
+    await grant(tenant.http, tenant.org, "acc", Decimal(100), 1, now().date(), None, None)
+    first = call("e1", tokens="1.50", minutes=20)
+    _, outcome = await ingest_one(tenant.http, tenant.org, first)
+    assert outcome.kind == ACCEPTED
+    # the same content written otherwise: another zone, trailing zeros, attributes reordered
+    moment = first.timestamp.astimezone(datetime.fromisoformat("2026-01-01T00:00+05:30").tzinfo)
+    again = event_body(first, texts={"tokens": "1.5000"})
+    again["timestamp"] = moment.isoformat()
+    again["attributes"].append({"name": "other", "value": "3"})
+    response = await post(tenant.http, "/ingest", {"event": again})
+    # an extra attribute is different content: refused
+    assert response.status_code == 409, response.text
+    again["attributes"].pop()
+    response = await post(tenant.http, "/ingest", {"event": again})
+    assert response.status_code == 202, response.text
+    assert response.json()["details"] == {"accepted": 1, "duplicates": 1}
+    _, outcome = await ingest_one(tenant.http, tenant.org, first)
+    assert outcome.kind == DUPLICATE
+    _, outcomes = await ingest_batch(tenant.http, tenant.org, [first, first, call("e2")])
+    assert [o.kind for o in outcomes] == [DUPLICATE, DUPLICATE, ACCEPTED]
+    await settle(tenant)
+    [meter] = (await usage(tenant.http, "acc"))["meters"]
+    assert (meter["events"], meter["quantity"]) == (2, Decimal("11.5"))
+    await books_clean(db, tenant)
+
+
+async def test_the_same_id_with_other_content_is_refused_and_changes_nothing(
+    tenant: Tenant, db: Database
+) -> None:
+    first = call("e1", tokens="7")
+    await ingest_one(tenant.http, tenant.org, first)
+    await settle(tenant)
+    before = await usage(tenant.http, "acc")
+    variants = [
+        call("e1", tokens="8", at=first.timestamp),
+        call("e1", tokens="7", at=first.timestamp + timedelta(microseconds=1)),
+        call("e1", tokens="7", at=first.timestamp, dimensions={"model": "large"}),
+        Event("e1", "call", "acc", first.timestamp, (("tokens", Decimal(7), "kg"),)),
+    ]
+    for variant in variants:
+        response, outcome = await ingest_one(tenant.http, tenant.org, variant)
+        assert outcome.kind == CONFLICT
+        assert "e1" in response.json()["message"], response.text
+    _, outcomes = await ingest_batch(tenant.http, tenant.org, [call("e2"), *variants])
+    assert [o.kind for o in outcomes] == [ACCEPTED] + [CONFLICT] * len(variants)
+    # the same id twice in one batch: the same content counts once, other content is refused
+    twice = [call("e3", at=first.timestamp), call("e3", at=first.timestamp)]
+    twice.append(call("e3", tokens="99", at=first.timestamp))
+    response, outcomes = await ingest_batch(tenant.http, tenant.org, twice)
+    assert [o.kind for o in outcomes] == [ACCEPTED, DUPLICATE, CONFLICT]
+    [refused] = response.json()["details"]["refused"]
+    assert "earlier in this batch" in refused["reason"], refused
+    await settle(tenant)
+    after = await usage(tenant.http, "acc")
+    assert after["meters"][0]["events"] == before["meters"][0]["events"] + 2
+    await books_clean(db, tenant)
+
+
+# Refusals ------------------------------------------------------------------------------------
+
+
+async def test_every_refused_event_is_named_in_the_207(tenant: Tenant, db: Database) -> None:
+    """One batch holding each kind of bad event between good ones: the 207 lists exactly the
+    bad ones, by index and id, each with a reason that names what is wrong; the good ones are
+    stored and applied."""
+    meter = Meter(
+        "um.edge",
+        "Edge",
+        "edge",
+        SUM,
+        "n",
+        (),
+        [Rate(Decimal("1000000000.0000000001"), Decimal(1))],
+    )
+    await create_meter(tenant.http, tenant.org, meter)
+    moment = now()
+    cases: list[tuple[Any, list[str] | None]] = [
+        (raw_event("good-1"), None),
+        (raw_event("unknown-acc", accountId="nobody-here"), ["nobody-here"]),
+        (raw_event(None), ["id"]),
+        (raw_event(""), ["id"]),
+        (raw_event("slash/id"), ["id"]),
+        (raw_event("x" * 513), ["id"]),
+        (raw_event("exp", attributes=[{"name": "tokens", "value": "1e5"}]), ["tokens"]),
+        (raw_event("word", attributes=[{"name": "tokens", "value": "ten"}]), ["tokens"]),
+        (raw_event("neg", attributes=[{"name": "tokens", "value": "-1"}]), ["tokens"]),
+        (raw_event("num", attributes=[{"name": "tokens", "value": 10}]), ["value"]),
+        (raw_event("digits", attributes=[{"name": "tokens", "value": "1" + "0" * 18}]), ["tokens"]),
+        (
+            raw_event("places", attributes=[{"name": "tokens", "value": "0.00000000001"}]),
+            ["tokens"],
+        ),
+        (
+            raw_event("twice", attributes=[{"name": "tokens", "value": "1"}] * 2),
+            ["tokens"],
+        ),
+        (
+            raw_event("old", timestamp=(moment - timedelta(days=45, hours=1)).isoformat()),
+            ["timestamp"],
+        ),
+        (
+            raw_event("future", timestamp=(moment + timedelta(minutes=10)).isoformat()),
+            ["timestamp"],
+        ),
+        (raw_event("nanos", timestamp="2026-11-24T10:00:00.1234567Z"), ["timestamp"]),
+        (raw_event("no-time", timestamp="yesterday"), ["timestamp"]),
+        (raw_event("missing", attributes=[]), ["um.tokens", "tokens"]),
+        (
+            raw_event(
+                "costly",
+                schemaName="edge",
+                attributes=[{"name": "n", "value": "999999999.9999999999"}],
+            ),
+            ["um.edge"],
+        ),
+        (raw_event("unknown-field", extra=1), ["extra"]),
+        (42, None),
+        (None, None),
+        (raw_event("good-2", schemaName="ping", attributes=[]), None),
+    ]
+    batch = [event for event, _ in cases]
+    response = await post(tenant.http, "/ingestBatch", {"events": batch})
+    assert response.status_code == 207, response.text
+    body = response.json()
+    bad = [
+        i
+        for i, (event, words) in enumerate(cases)
+        if words is not None or not isinstance(event, dict)
+    ]
+    assert body["success"] is False and body["statusCode"] == 207
+    assert body["message"] == f"{len(bad)} of {len(cases)} events refused"
+    assert body["details"]["accepted"] == 2 and body["details"]["duplicates"] == 0
+    refused = body["details"]["refused"]
+    assert [r["index"] for r in refused] == bad
+    for shown in refused:
+        event, words = cases[shown["index"]]
+        expected_id = event.get("id") if isinstance(event, dict) else None
+        if expected_id in ("", "slash/id", "x" * 513):
+            assert shown["id"] in (expected_id, None), shown  # an id that is no id
+        else:
+            assert shown["id"] == expected_id, shown
+        for word in words or []:
+            assert word in shown["reason"], (shown, word)
+        assert len(shown["reason"]) <= 500
+    for case_id in ("good-1", "good-2"):
+        assert await stored(tenant.http, case_id)
+    for event, words in cases:
+        if words is not None and event.get("id") not in (None, "", "slash/id", "x" * 513):
+            assert not await stored(tenant.http, event["id"]), event
+    tenant.org.ingest(call("good-1", at=datetime.fromisoformat(batch[0]["timestamp"])), now())
+    tenant.org.ingest(
+        Event("good-2", "ping", "acc", datetime.fromisoformat(batch[-1]["timestamp"])), now()
+    )
+    await settle(tenant)
+    await books_clean(db, tenant)
+
+
+@pytest.mark.parametrize(
+    ("fields", "status", "words"),
+    [
+        ({"accountId": "nobody-here"}, 404, ["nobody-here"]),
+        ({"id": None}, 400, ["id"]),
+        ({"attributes": [{"name": "tokens", "value": "1.5.5"}]}, 400, ["tokens"]),
+        ({"attributes": [{"name": "tokens", "value": "-3"}]}, 400, ["tokens"]),
+        ({"attributes": []}, 400, ["um.tokens", "tokens"]),
+        ({"timestamp": "too-old"}, 400, ["timestamp"]),
+        ({"timestamp": "future"}, 400, ["timestamp"]),
+        ({"schemaName": ""}, 400, ["schemaName"]),
+        ({"dimensions": {"model": ""}}, 400, ["dimensions"]),
+        ({"dimensions": ["model"]}, 400, ["dimensions"]),
+    ],
+)
+async def test_ingest_refuses_a_bad_event_with_a_message_that_names_it(
+    tenant: Tenant, fields: dict[str, Any], status: int, words: list[str]
+) -> None:
+    moment = now()
+    if fields.get("timestamp") == "too-old":
+        fields = {"timestamp": (moment - timedelta(days=46)).isoformat()}
+    elif fields.get("timestamp") == "future":
+        fields = {"timestamp": (moment + timedelta(minutes=6)).isoformat()}
+    event = raw_event("bad-one", **fields)
+    if fields.get("id", "") is None:
+        del event["id"]
+    response = await post(tenant.http, "/ingest", {"event": event})
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert list(body) == ["message"] and len(body["message"]) <= 500
+    for word in words:
+        assert word in body["message"], (body, word)
+    assert not await stored(tenant.http, "bad-one")
+    assert (await usage(tenant.http, "acc"))["pending"] == 0
+
+
+async def test_the_clock_window_is_45_days_back_and_5_minutes_ahead(
+    tenant: Tenant, db: Database
+) -> None:
+    moment = now()
+    inside = [
+        call("old-ok", at=moment - timedelta(days=45) + timedelta(minutes=5)),
+        call("soon-ok", at=moment + timedelta(minutes=4)),
+    ]
+    outside = [
+        call("old-no", at=moment - timedelta(days=45) - timedelta(minutes=5)),
+        call("soon-no", at=moment + timedelta(minutes=6)),
+    ]
+    _, outcomes = await ingest_batch(tenant.http, tenant.org, inside + outside)
+    assert [o.accepted for o in outcomes] == [True, True, False, False]
+    await settle(tenant)
+    await books_clean(db, tenant)
+
+
+# Bodies that are not a batch -----------------------------------------------------------------
+
+
+NOT_A_BATCH = [
+    "not json",
+    "[]",
+    "null",
+    '{"events": "e1"}',
+    '{"events": {}}',
+    '{"events": []}',
+    '{"event": {}}',
+    '{"events": [], "extra": 1}',
+    '{"events": [{"schemaName": "call"}], "more": true}',
+]
+
+
+@pytest.mark.parametrize("text", NOT_A_BATCH)
+async def test_a_body_that_is_not_a_batch_is_400_and_stores_nothing(
+    tenant: Tenant, text: str
+) -> None:
+    response = await tenant.http.post(
+        "/ingestBatch", content=text, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400, response.text
+    assert list(response.json()) == ["message"]
+    assert (await usage(tenant.http, "acc"))["pending"] == 0
+
+
+async def test_more_than_1000_events_is_400_and_stores_nothing(tenant: Tenant) -> None:
+    events = [raw_event(f"many-{n}") for n in range(1001)]
+    response = await post(tenant.http, "/ingestBatch", {"events": events})
+    assert response.status_code == 400, response.text
+    assert "1000" in response.json()["message"] or "1,000" in response.json()["message"]
+    assert not await stored(tenant.http, "many-0")
+    assert not await stored(tenant.http, "many-1000")
+    # 1000 is fine
+    response = await post(tenant.http, "/ingestBatch", {"events": events[:1000]})
+    assert response.status_code == 202, response.text
+    assert response.json()["details"] == {"accepted": 1000, "duplicates": 0}
+    await wait_applied(tenant.http, ["acc"])
+    [meter] = (await usage(tenant.http, "acc"))["meters"]
+    assert (meter["events"], meter["quantity"], meter["cost"]) == (1000, 10000, 10000)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["not json", "[]", "{}", '{"events": []}', '{"event": 1}', '{"event": {}, "extra": 1}'],
+)
+async def test_ingest_with_a_body_that_is_not_an_event_is_400(tenant: Tenant, text: str) -> None:
+    response = await tenant.http.post(
+        "/ingest", content=text, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400, response.text
+    assert list(response.json()) == ["message"]
+    assert (await usage(tenant.http, "acc"))["pending"] == 0
+
+
+# Tenants and keys ----------------------------------------------------------------------------
+
+
+async def test_another_organizations_accounts_meters_and_events_are_invisible(
+    tenant: Tenant, base_url: str, db: Database
+) -> None:
+    async with _tenant(base_url, db) as other:
+        await grant(other.http, other.org, "acc", Decimal(50), 1, now().date(), None, None)
+        theirs = call("shared-id", tokens="5")
+        await ingest_one(other.http, other.org, theirs)
+        secret = Meter(
+            "um.secret", "Secret", "call", COUNT, None, (), [Rate(Decimal(3), Decimal(1))]
+        )
+        await create_meter(other.http, other.org, secret)
+        # the same account id, meter id and event id in my org are mine alone
+        mine = call("shared-id", tokens="6")
+        await ingest_one(tenant.http, tenant.org, mine)
+        await settle(other)
+        await settle(tenant)
+        assert (await tenant.http.get("/usage_meters/um.secret")).status_code == 404
+        for action in ("deactivate", "activate"):
+            response = await tenant.http.post(f"/usage_meters/um.secret/{action}")
+            assert response.status_code == 404, response.text
+        listed = (await tenant.http.get("/usage_meters")).json()["data"]
+        assert "um.secret" not in [m["id"] for m in listed]
+        response = await tenant.http.patch(
+            "/usage_meters/um.secret",
+            json={
+                "creditRate": {"credits": 1, "perQuantity": 1},
+                "effectiveFrom": now().isoformat(),
+            },
+        )
+        assert response.status_code == 404, response.text
+        # my view of "shared-id" is my event, with my quantity
+        mine_seen = (await tenant.http.get("/usage/events/shared-id")).json()
+        assert mine_seen["meters"][0]["quantity"] == 6
+        # an event only they have is a 404 to me
+        await ingest_one(other.http, other.org, call("only-theirs"))
+        await settle(other)
+        assert not await stored(tenant.http, "only-theirs")
+        assert (await other.http.get("/usage/events/only-theirs")).status_code == 200
+        # their meter still active and untouched, their totals unchanged by mine
+        assert (await other.http.get("/usage_meters/um.secret")).json()["status"] == "ACTIVE"
+        await compare_account(other.http, other.org, "acc")
+        await books_clean(db, other)
+    await books_clean(db, tenant)
+
+
+async def test_another_organizations_account_is_unknown_to_ingest_and_reads(
+    tenant: Tenant, base_url: str, db: Database
+) -> None:
+    async with _tenant(base_url, db) as other:
+        await make_account(other.http, other.org, "their-acc")
+        event = call("e-theirs", account="their-acc")
+        response = await post(tenant.http, "/ingest", {"event": event_body(event)})
+        assert response.status_code == 404, response.text
+        response = await post(tenant.http, "/ingestBatch", {"events": [event_body(event)]})
+        assert response.status_code == 207, response.text
+        assert response.json()["details"]["refused"][0]["id"] == "e-theirs"
+        for path in ("/accounts/their-acc/usage", "/accounts/their-acc/usage/events"):
+            assert (await tenant.http.get(path)).status_code == 404
+        assert (await other.http.get("/accounts/their-acc/usage")).json()["pending"] == 0
+        assert not await stored(other.http, "e-theirs")
+
+
+async def test_a_read_only_key_reads_usage_but_cannot_write(tenant: Tenant) -> None:
+    await ingest_one(tenant.http, tenant.org, call("e1"))
+    await settle(tenant)
+    rate = {"creditRate": {"credits": 1, "perQuantity": 1}}
+    writes = [
+        (
+            "POST",
+            "/usage_meters",
+            {"id": "um.new", "name": "n", "eventSchemaName": "x", "aggregation": "COUNT", **rate},
+        ),
+        ("PATCH", "/usage_meters/um.tokens", {**rate, "effectiveFrom": now().isoformat()}),
+        ("POST", "/usage_meters/um.tokens/deactivate", None),
+        ("POST", "/usage_meters/um.tokens/activate", None),
+        ("POST", "/ingest", {"event": event_body(call("e2"))}),
+        ("POST", "/ingestBatch", {"events": [event_body(call("e3"))]}),
+    ]
+    for method, path, body in writes:
+        response = await tenant.reader.request(
+            method,
+            path,
+            content=json.dumps(body) if body else None,
+            headers={"Content-Type": "application/json"},
+        )
+        assert response.status_code == 403, (path, response.text)
+        assert READ_ONLY_WORDS in response.json()["message"]
+    for path in (
+        "/usage_meters",
+        "/usage_meters/um.tokens",
+        "/accounts/acc/usage",
+        "/accounts/acc/usage/events",
+        "/usage/events/e1",
+    ):
+        assert (await tenant.reader.get(path)).status_code == 200, path
+    assert not await stored(tenant.http, "e2") and not await stored(tenant.http, "e3")
+    assert (await tenant.http.get("/usage_meters/um.new")).status_code == 404
+    meter = (await tenant.http.get("/usage_meters/um.tokens")).json()
+    assert meter["status"] == "ACTIVE" and len(meter["rates"]) == 1
+
+
+# Amounts at their edges ----------------------------------------------------------------------
+
+
+async def test_the_largest_and_smallest_amounts(tenant: Tenant, db: Database) -> None:
+    """An event of 999999999999999999.9999999999 tokens at 1 per 1 is paid by a credit of that
+    amount; 0.0000000001 tokens after it is uncovered; 10^18 - 10^-20 rounds to 10^18 and is
+    refused at ingest, naming the meter; 10^18 - 0.1 is accepted."""
+    await grant(tenant.http, tenant.org, "acc", LARGEST, 0, now().date(), None, None)
+    edge = Meter(
+        "um.edge",
+        "Edge",
+        "edge",
+        SUM,
+        "n",
+        (),
+        [Rate(Decimal("1000000000.0000000001"), Decimal(1))],
+    )
+    fits = Meter("um.fits", "Fits", "fits", SUM, "n", (), [Rate(Decimal(1000000000), Decimal(1))])
+    await create_meter(tenant.http, tenant.org, edge)
+    await create_meter(tenant.http, tenant.org, fits)
+    moment = now() - timedelta(minutes=10)
+    events = [
+        call("big", tokens=str(LARGEST), at=moment),
+        call("tiny", tokens=str(SMALLEST), at=moment + timedelta(seconds=1)),
+        Event("over", "edge", "acc", moment, (("n", Decimal("999999999.9999999999"), None),)),
+        Event("under", "fits", "acc", moment, (("n", Decimal("999999999.9999999999"), None),)),
+    ]
+    _, outcomes = await ingest_batch(tenant.http, tenant.org, events)
+    assert [o.kind for o in outcomes] == [ACCEPTED, ACCEPTED, TOO_COSTLY, ACCEPTED]
+    await settle(tenant)
+    big = (await tenant.http.get("/usage/events/big")).text
+    assert '"cost":999999999999999999.9999999999' in big.replace(" ", "")
+    totals = {m["meterId"]: m for m in (await usage(tenant.http, "acc"))["meters"]}
+    assert totals["um.tokens"]["quantity"] == LARGEST + SMALLEST
+    assert totals["um.tokens"]["uncovered"] == SMALLEST
+    assert totals["um.fits"]["cost"] == Decimal("999999999999999999.9")
+    await books_clean(db, tenant)
+
+
+async def test_a_missing_attribute_is_refused_only_for_active_sum_meters(
+    tenant: Tenant, db: Database
+) -> None:
+    bare = Event("bare", "call", "acc", now() - timedelta(minutes=3))
+    _, outcome = await ingest_one(tenant.http, tenant.org, bare)
+    assert (outcome.kind, outcome.meter_id) == (MISSING_ATTRIBUTE, "um.tokens")
+    response = await tenant.http.post("/usage_meters/um.tokens/deactivate")
+    assert response.status_code == 200
+    tenant.org.set_active("um.tokens", False)
+    _, outcome = await ingest_one(tenant.http, tenant.org, bare)
+    assert outcome.kind == ACCEPTED
+    await settle(tenant)
+    assert (await tenant.http.get("/usage/events/bare")).json()["status"] == "UNMETERED"
+    await books_clean(db, tenant)
