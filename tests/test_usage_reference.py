@@ -268,7 +268,13 @@ def test_a_cost_of_ten_to_the_eighteen_is_refused_at_ingest_and_unmatched_at_app
     org.add_meter(sum_meter("um.edge", "1000000000.0000000001", "1"))
     org.add_meter(sum_meter("um.fits", "1000000000", "1", attribute="seconds"))
     grant(org, "c", LARGEST)
-    over = event("over", tokens="999999999.9999999999")
+    over = Event(
+        "over",
+        "call",
+        "acc",
+        NOW - timedelta(hours=1),
+        (("tokens", D("999999999.9999999999"), None), ("seconds", D(0), None)),
+    )
     outcome = org.ingest(over, NOW)
     assert (outcome.kind, outcome.meter_id, outcome.status) == (TOO_COSTLY, "um.edge", 400)
     under = Event(

@@ -213,8 +213,8 @@ async def ingest_one(
         }, body
     else:
         assert list(body) == ["message"], response.text
-        if outcome.meter_id is not None:
-            assert outcome.meter_id in body["message"], (outcome, body)
+        if outcome.meter_ids:
+            assert any(m in body["message"] for m in outcome.meter_ids), (outcome, body)
     return response, outcome
 
 
@@ -254,9 +254,9 @@ def assert_batch_answer(
     assert named == [(i, events[i].id) for i in refused], (named, outcomes)
     for shown, index in zip(details["refused"], refused, strict=True):
         assert isinstance(shown["reason"], str) and shown["reason"], shown
-        meter_id = outcomes[index].meter_id
-        if meter_id is not None:
-            assert meter_id in shown["reason"], (shown, outcomes[index])
+        meter_ids = outcomes[index].meter_ids
+        if meter_ids:
+            assert any(m in shown["reason"] for m in meter_ids), (shown, outcomes[index])
 
 
 # Waiting and comparing -----------------------------------------------------------------------

@@ -282,7 +282,12 @@ STATUS = {UNKNOWN_ACCOUNT: 404, CONFLICT: 409}
 @dataclass(frozen=True)
 class Outcome:
     kind: str
-    meter_id: str | None = None  # the meter a refusal names (missing attribute, cost)
+    # the meters a refusal may name (missing attribute, cost), the first by id first
+    meter_ids: tuple[str, ...] = ()
+
+    @property
+    def meter_id(self) -> str | None:
+        return self.meter_ids[0] if self.meter_ids else None
 
     @property
     def accepted(self) -> bool:
@@ -367,15 +372,21 @@ class Organization:
             return Outcome(TOO_OLD)
         if event.timestamp > now + FUTURE_SLACK:
             return Outcome(TOO_NEW)
+        lacking: list[str] = []
+        costly: list[str] = []
         for meter in sorted(self.meters.values(), key=lambda m: m.id):
             if not (meter.active and meter.selects(event)):
                 continue
             quantity = meter.quantity(event)
-            if quantity is None:
-                return Outcome(MISSING_ATTRIBUTE, meter.id)
             rate = meter.rate_at(event.timestamp)
-            if rate is not None and not price(quantity, rate).drawable:
-                return Outcome(TOO_COSTLY, meter.id)
+            if quantity is None:
+                lacking.append(meter.id)
+            elif rate is not None and not price(quantity, rate).drawable:
+                costly.append(meter.id)
+        if lacking:
+            return Outcome(MISSING_ATTRIBUTE, tuple(lacking))
+        if costly:
+            return Outcome(TOO_COSTLY, tuple(costly))
         return Outcome(ACCEPTED)
 
     def ingest(self, event: Event, now: datetime) -> Outcome:
