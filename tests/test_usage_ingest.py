@@ -8,8 +8,9 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -69,44 +70,43 @@ class Tenant:
 
 @pytest.fixture
 async def tenant(base_url: str, db: Database) -> AsyncIterator[Tenant]:
-    async with _tenant(base_url, db) as made:
+    async with new_tenant(base_url, db) as made:
         yield made
 
 
-class _tenant:
+@asynccontextmanager
+async def new_tenant(base_url: str, db: Database) -> AsyncIterator[Tenant]:
     """A new organization with a read-write and a read-only client, one account "acc", a
     SUM meter on "call" events' "tokens" (1 credit per 1) and a COUNT meter on "ping"."""
-
-    def __init__(self, base_url: str, db: Database) -> None:
-        self.base_url, self.db = base_url, db
-
-    async def __aenter__(self) -> Tenant:
-        name = f"usage-ingest-{uuid.uuid4().hex}"
-        key = await new_key(self.db, org=name)
-        read_key = await new_key(self.db, org=name, read_only=True)
-        self.http = httpx.AsyncClient(
-            base_url=self.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=60
-        )
-        self.reader = httpx.AsyncClient(
-            base_url=self.base_url, headers={"Authorization": f"Bearer {read_key}"}, timeout=60
-        )
+    name = f"usage-ingest-{uuid.uuid4().hex}"
+    key = await new_key(db, org=name)
+    read_key = await new_key(db, org=name, read_only=True)
+    async with (
+        httpx.AsyncClient(
+            base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=60
+        ) as http,
+        httpx.AsyncClient(
+            base_url=base_url, headers={"Authorization": f"Bearer {read_key}"}, timeout=60
+        ) as reader,
+    ):
         org = Organization(today=datetime.now(UTC).date())
-        await make_account(self.http, org, "acc")
+        await make_account(http, org, "acc")
         tokens = Meter(
             "um.tokens", "Tokens", "call", SUM, "tokens", (), [Rate(Decimal(1), Decimal(1))]
         )
         pings = Meter("um.pings", "Pings", "ping", COUNT, None, (), [Rate(Decimal(2), Decimal(1))])
-        await create_meter(self.http, org, tokens)
-        await create_meter(self.http, org, pings)
-        return Tenant(name, self.http, self.reader, org)
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.http.aclose()
-        await self.reader.aclose()
+        await create_meter(http, org, tokens)
+        await create_meter(http, org, pings)
+        yield Tenant(name, http, reader, org)
 
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+def yesterday() -> date:
+    """Credits start yesterday, so events of the last hour are in effect even past midnight."""
+    return now().date() - timedelta(days=1)
 
 
 def call(event_id: str | None, tokens: str = "10", minutes: int = 30, **extra: Any) -> Event:
@@ -159,7 +159,7 @@ async def books_clean(db: Database, tenant: Tenant) -> None:
 async def test_the_same_event_again_is_accepted_and_counted_once(
     tenant: Tenant, db: Database
 ) -> None:
-    await grant(tenant.http, tenant.org, "acc", Decimal(100), 1, now().date(), None, None)
+    await grant(tenant.http, tenant.org, "acc", Decimal(100), 1, yesterday(), None, None)
     first = call("e1", tokens="1.50", minutes=20)
     _, outcome = await ingest_one(tenant.http, tenant.org, first)
     assert outcome.kind == ACCEPTED
@@ -433,14 +433,14 @@ async def test_ingest_with_a_body_that_is_not_an_event_is_400(tenant: Tenant, te
 async def test_another_organizations_accounts_meters_and_events_are_invisible(
     tenant: Tenant, base_url: str, db: Database
 ) -> None:
-    async with _tenant(base_url, db) as other:
-        await grant(other.http, other.org, "acc", Decimal(50), 1, now().date(), None, None)
-        theirs = call("shared-id", tokens="5")
-        await ingest_one(other.http, other.org, theirs)
+    async with new_tenant(base_url, db) as other:
+        await grant(other.http, other.org, "acc", Decimal(50), 1, yesterday(), None, None)
         secret = Meter(
             "um.secret", "Secret", "call", COUNT, None, (), [Rate(Decimal(3), Decimal(1))]
         )
         await create_meter(other.http, other.org, secret)
+        theirs = call("shared-id", tokens="5")
+        await ingest_one(other.http, other.org, theirs)
         # the same account id, meter id and event id in my org are mine alone
         mine = call("shared-id", tokens="6")
         await ingest_one(tenant.http, tenant.org, mine)
@@ -478,7 +478,7 @@ async def test_another_organizations_accounts_meters_and_events_are_invisible(
 async def test_another_organizations_account_is_unknown_to_ingest_and_reads(
     tenant: Tenant, base_url: str, db: Database
 ) -> None:
-    async with _tenant(base_url, db) as other:
+    async with new_tenant(base_url, db) as other:
         await make_account(other.http, other.org, "their-acc")
         event = call("e-theirs", account="their-acc")
         response = await post(tenant.http, "/ingest", {"event": event_body(event)})
@@ -538,7 +538,7 @@ async def test_the_largest_and_smallest_amounts(tenant: Tenant, db: Database) ->
     """An event of 999999999999999999.9999999999 tokens at 1 per 1 is paid by a credit of that
     amount; 0.0000000001 tokens after it is uncovered; 10^18 - 10^-20 rounds to 10^18 and is
     refused at ingest, naming the meter; 10^18 - 0.1 is accepted."""
-    await grant(tenant.http, tenant.org, "acc", LARGEST, 0, now().date(), None, None)
+    await grant(tenant.http, tenant.org, "acc", LARGEST, 0, yesterday(), None, None)
     edge = Meter(
         "um.edge",
         "Edge",
@@ -584,3 +584,113 @@ async def test_a_missing_attribute_is_refused_only_for_active_sum_meters(
     await settle(tenant)
     assert (await tenant.http.get("/usage/events/bare")).json()["status"] == "UNMETERED"
     await books_clean(db, tenant)
+
+
+# Meters --------------------------------------------------------------------------------------
+
+
+def meter_json(**fields: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": "um.new",
+        "name": "New",
+        "eventSchemaName": "new_call",
+        "aggregation": "SUM",
+        "attribute": "tokens",
+        "creditRate": {"credits": 1, "perQuantity": 1},
+    }
+    body.update(fields)
+    return {key: value for key, value in body.items() if value is not ...}
+
+
+@pytest.mark.parametrize(
+    ("fields", "words"),
+    [
+        ({"id": "um/slash"}, ["id"]),
+        ({"id": "x" * 51}, ["id"]),
+        ({"id": ""}, ["id"]),
+        ({"name": ...}, ["name"]),
+        ({"aggregation": "MAX"}, ["aggregation"]),
+        ({"attribute": ...}, ["attribute"]),
+        ({"aggregation": "COUNT"}, ["attribute"]),
+        ({"creditRate": {"credits": -1, "perQuantity": 1}}, ["credits"]),
+        ({"creditRate": {"credits": 1, "perQuantity": 0}}, ["perQuantity"]),
+        ({"creditRate": {"credits": "1", "perQuantity": 1}}, ["credits"]),
+        ({"creditRate": {"credits": 1, "perQuantity": 1e-11}}, ["perQuantity"]),
+        ({"creditRate": {"credits": 10**18, "perQuantity": 1}}, ["credits"]),
+        ({"filters": [{"field": "model", "value": "x"}]}, ["field"]),
+        ({"filters": [{"field": "dimensions.m", "value": "a"}] * 2}, ["dimensions.m"]),
+        ({"effectiveFrom": "soon"}, ["effectiveFrom"]),
+        ({"extra": 1}, ["extra"]),
+    ],
+)
+async def test_a_bad_meter_is_400_and_not_created(
+    tenant: Tenant, fields: dict[str, Any], words: list[str]
+) -> None:
+    response = await post(tenant.http, "/usage_meters", meter_json(**fields))
+    assert response.status_code == 400, response.text
+    message = response.json()["message"]
+    for word in words:
+        assert word in message, (message, word)
+    listed = (await tenant.http.get("/usage_meters")).json()["data"]
+    assert sorted(m["id"] for m in listed) == ["um.pings", "um.tokens"]
+
+
+async def test_meter_ids_rates_and_activation(tenant: Tenant) -> None:
+    """A taken id is 409; a rate change must start after the latest; deactivating twice is
+    fine; the list pages oldest first."""
+    response = await post(tenant.http, "/usage_meters", meter_json(id="um.tokens"))
+    assert response.status_code == 409, response.text
+    later = now() - timedelta(hours=1)
+    change = {"creditRate": {"credits": 3, "perQuantity": 2}, "effectiveFrom": later.isoformat()}
+    response = await tenant.http.patch("/usage_meters/um.tokens", json=change)
+    assert response.status_code == 200, response.text
+    tenant.org.change_rate("um.tokens", Rate(Decimal(3), Decimal(2), later))
+    for moment in (later, later - timedelta(seconds=1)):
+        again = {**change, "effectiveFrom": moment.isoformat()}
+        response = await tenant.http.patch("/usage_meters/um.tokens", json=again)
+        assert response.status_code == 400, response.text
+        assert "effectiveFrom" in response.json()["message"]
+    for body in ({"creditRate": change["creditRate"]}, {"effectiveFrom": later.isoformat()}):
+        response = await tenant.http.patch("/usage_meters/um.tokens", json=body)
+        assert response.status_code == 400, response.text
+    for _ in range(2):
+        response = await tenant.http.post("/usage_meters/um.pings/deactivate")
+        assert response.status_code == 200 and response.json()["status"] == "INACTIVE"
+    tenant.org.set_active("um.pings", False)
+    response = await tenant.http.get("/usage_meters/um.nope")
+    assert response.status_code == 404 and list(response.json()) == ["message"]
+    for n in range(3):
+        created = await post(tenant.http, "/usage_meters", meter_json(id=f"um.more-{n}"))
+        assert created.status_code == 201, created.text
+    seen: list[str] = []
+    token = None
+    while True:
+        params = {"pageSize": "2", **({"nextToken": token} if token else {})}
+        page = (await tenant.http.get("/usage_meters", params=params)).json()
+        assert len(page["data"]) <= 2
+        seen += [m["id"] for m in page["data"]]
+        token = page.get("nextToken")
+        if not token:
+            break
+    assert seen == ["um.tokens", "um.pings", "um.more-0", "um.more-1", "um.more-2"]
+    shown = (await tenant.http.get("/usage_meters/um.tokens")).json()
+    assert shown["creditRate"] == {"credits": 3, "perQuantity": 2}
+    assert [r["credits"] for r in shown["rates"]] == [1, 3]
+    # events before the change at the first rate, after it at the second
+    _, outcomes = await ingest_batch(
+        tenant.http,
+        tenant.org,
+        [
+            call("before", tokens="4", at=later - timedelta(minutes=1)),
+            call("after", tokens="4", at=later),
+            Event("ping", "ping", "acc", later),
+        ],
+    )
+    assert [o.kind for o in outcomes] == [ACCEPTED] * 3
+    await settle(tenant)
+    costs = {
+        e: (await tenant.http.get(f"/usage/events/{e}")).json()["meters"][0]["cost"]
+        for e in ("before", "after")
+    }
+    assert costs == {"before": 4, "after": 6}
+    assert (await tenant.http.get("/usage/events/ping")).json()["status"] == "UNMETERED"
