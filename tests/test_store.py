@@ -23,6 +23,7 @@ from drawdown.ledger.application import ApplicationMode, ApplicationStatus
 from drawdown.ledger.balance import BalanceTotals
 from drawdown.ledger.changes import FIRST_CANDIDATES, Changes
 from drawdown.ledger.credit import CreditAmounts, CreditStatus, TransactionType
+from drawdown.ledger.events import NewEvent
 from drawdown.ledger.money import sub
 from drawdown.ledger.records import (
     AccountRecord,
@@ -32,13 +33,15 @@ from drawdown.ledger.records import (
     CreditRecord,
     TransactionRecord,
 )
-from drawdown.store import ledger, parties
+from drawdown.ledger.usage import Aggregation, EventStatus, Meter, MeterStatus, Rate
+from drawdown.ledger.usage_records import AppliedEvent, Charge, UsageAllocation, UsageSums
+from drawdown.store import ledger, meters, parties
 from drawdown.store.applications import insert_application
 from drawdown.store.database import Database, asyncpg_dsn
 from drawdown.store.faults import is_unique_violation, judge
-from drawdown.store.interface import BalanceMoved, Wants
+from drawdown.store.interface import Arriving, BalanceMoved, Verdict, Wants
 from drawdown.store.migrate import upgrade
-from drawdown.store.tables import accounts
+from drawdown.store.tables import accounts, usage_events, usage_totals
 from tests.conftest import _admin_dsn, create_postgres_database, drop_postgres_database
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -842,6 +845,8 @@ async def test_postgresql_loads_and_saves_in_one_statement_each(db: Database) ->
         idempotency_keys={(org, "k")},
         invoices={(org, account.id, "inv-1")},
         candidates={(org, account.id, TODAY)},
+        usage={(org, account.id)},
+        usage_batch=10,
     )
 
     def changes(loaded: Any, n: int) -> Changes:
@@ -953,3 +958,336 @@ async def test_an_unlocked_load_does_not_wait_for_the_lock(db: Database) -> None
         async with store.transaction() as reader:
             seen = await asyncio.wait_for(reader.load(wants, lock=False), timeout=5)
     assert set(seen.accounts) == {account.seq}
+
+
+# -- usage: events stored with their verdicts, meters, pending events, what applying saves
+
+LARGEST_VALUE = Decimal("999999999999999999.9999999999")
+
+
+def new_event(
+    event_id: str,
+    account_id: str = "acc-1",
+    *,
+    at: datetime = NOW,
+    tokens: Decimal | int = 10,
+    dimensions: dict[str, str] | None = None,
+) -> NewEvent:
+    return NewEvent(
+        id=event_id,
+        schema_name="llm_call",
+        account_id=account_id,
+        timestamp=at,
+        attributes={"tokens": (Decimal(tokens), "tokens")},
+        dimensions=dimensions or {"model": "large"},
+    )
+
+
+def arriving(org: int, event: NewEvent) -> Arriving:
+    return Arriving(org, event, event.content_hash(), NOW)
+
+
+async def ingest(db: Database, events: list[Arriving]) -> list[Any]:
+    async with db.write_store().transaction() as tx:
+        return await tx.ingest(events)
+
+
+async def seed_meter(
+    db: Database,
+    org: int,
+    meter_id: str = "um.tokens",
+    *,
+    rates: tuple[Rate, ...] = (Rate(Decimal(2), Decimal(1000)),),
+    aggregation: Aggregation = Aggregation.SUM,
+    status: MeterStatus = MeterStatus.ACTIVE,
+) -> Meter:
+    meter = Meter(
+        seq=0,
+        org_seq=org,
+        id=meter_id,
+        name=f"Meter {meter_id}",
+        event_schema_name="llm_call",
+        aggregation=aggregation,
+        attribute="tokens" if aggregation is Aggregation.SUM else None,
+        filters=(("model", "large"),),
+        status=status,
+        rates=rates,
+        created_at=NOW,
+        updated_at=NOW,
+    )
+    async with db.write() as conn:
+        await meters.insert(conn, meter)
+        found = await meters.find(conn, org, meter_id)
+    assert found is not None
+    return found
+
+
+async def stored_events(db: Database, org: int) -> dict[str, Any]:
+    async with db.read() as conn:
+        rows = await conn.execute(select(usage_events).where(usage_events.c.org_seq == org))
+        return {row.id: row for row in rows}
+
+
+# -- ingest
+
+
+async def test_ingest_stores_new_events_and_tells_duplicates_from_conflicts(db: Database) -> None:
+    org, other = await new_org(db), await new_org(db)
+    account = await new_account(db, org, "acc-1")
+    await new_account(db, other, "acc-2")
+    first = new_event("e-1")
+    results = await ingest(
+        db,
+        [
+            arriving(org, first),
+            arriving(org, new_event("e-2", tokens=LARGEST_VALUE)),
+            arriving(org, new_event("e-3", "acc-2")),  # another organization's account
+            arriving(org, new_event("e-4", "nobody")),
+        ],
+    )
+    assert [(r.verdict, r.account_seq) for r in results] == [
+        (Verdict.NEW, account.seq),
+        (Verdict.NEW, account.seq),
+        (Verdict.UNKNOWN_ACCOUNT, None),
+        (Verdict.UNKNOWN_ACCOUNT, None),
+    ]
+    stored = await stored_events(db, org)
+    assert set(stored) == {"e-1", "e-2"}
+    row = stored["e-1"]
+    assert (row.status, row.account_seq, row.schema_name) == ("PENDING", account.seq, "llm_call")
+    assert row.occurred_at == NOW and row.content_hash == first.content_hash()
+    assert row.content == {
+        "attributes": [["tokens", "10", "tokens"]],
+        "dimensions": first.dimensions,
+    }
+    assert stored["e-2"].content["attributes"][0][1] == "999999999999999999.9999999999"
+
+    again = await ingest(
+        db,
+        [
+            arriving(org, first),
+            arriving(org, new_event("e-2", tokens=1)),
+            arriving(other, new_event("e-1", "acc-2")),  # ids are per organization
+        ],
+    )
+    assert [r.verdict for r in again] == [Verdict.DUPLICATE, Verdict.CONFLICT, Verdict.NEW]
+    assert len(await stored_events(db, org)) == 2
+
+
+async def test_concurrent_ingests_of_one_id_store_it_once(db: Database) -> None:
+    org = await new_org(db)
+    await new_account(db, org, "acc-1")
+    events = [arriving(org, new_event(f"e-{n}")) for n in range(50)]
+    outcomes = await asyncio.gather(
+        ingest(db, events), ingest(db, list(reversed(events))), ingest(db, events[10:20])
+    )
+    verdicts = [r.verdict for outcome in outcomes for r in outcome]
+    assert verdicts.count(Verdict.NEW) == 50
+    assert verdicts.count(Verdict.DUPLICATE) == 60
+    assert len(await stored_events(db, org)) == 50
+
+
+async def test_meters_come_with_their_rates_oldest_first(db: Database) -> None:
+    org = await new_org(db)
+    later = NOW + timedelta(days=1)
+    rates = (Rate(Decimal(0), TINY), Rate(WIDEST, WIDEST, later))
+    tokens = await seed_meter(db, org, "um.tokens", rates=rates)
+    calls = await seed_meter(db, org, "um.calls", aggregation=Aggregation.COUNT)
+    assert tokens.rates == rates and tokens.seq > 0
+    async with db.write_store().transaction() as tx:
+        found = await tx.meters([org, 10**12])
+    assert found == {org: [calls, tokens]}
+
+
+# -- load and save
+
+
+async def seed_pending(db: Database, org: int, *events: NewEvent) -> None:
+    results = await ingest(db, [arriving(org, event) for event in events])
+    assert all(r.verdict is Verdict.NEW for r in results)
+
+
+async def test_a_load_reads_the_first_pending_events_in_timestamp_then_id_order(
+    db: Database,
+) -> None:
+    org = await new_org(db)
+    account = await new_account(db, org, "acc-1")
+    await new_account(db, org, "acc-2")
+    meter = await seed_meter(db, org)
+    await seed_pending(
+        db,
+        org,
+        new_event("b", at=NOW),
+        new_event("a", at=NOW),
+        new_event("z", at=NOW - timedelta(seconds=1)),
+        new_event("c", at=NOW + timedelta(microseconds=1)),
+        new_event("other", "acc-2"),
+    )
+    wants = Wants(today=TODAY, usage={(org, "acc-1")}, usage_batch=3)
+    async with db.write_store().transaction() as tx:
+        loaded = await tx.load(wants)
+    assert set(loaded.accounts) == {account.seq}
+    assert [e.id for e in loaded.pending[account.seq]] == ["z", "a", "b"]
+    assert loaded.pending_more == {account.seq: True}
+    assert loaded.meters == {org: [meter]}
+    first = loaded.pending[account.seq][0]
+    assert first.attributes == {"tokens": Decimal(10)} and first.dimensions == {"model": "large"}
+    assert first.timestamp == NOW - timedelta(seconds=1) and first.account_seq == account.seq
+
+    async with db.write_store().transaction() as tx:
+        whole = await tx.load(dataclasses.replace(wants, usage_batch=4))
+    assert whole.pending_more == {account.seq: False}
+    assert len(whole.pending[account.seq]) == 4
+
+
+def charge(meter: Meter, amount: Decimal, credit_id: str, line_id: str) -> Charge:
+    return Charge(
+        meter_seq=meter.seq,
+        meter_id=meter.id,
+        quantity=LARGEST_VALUE,
+        rate=meter.rate,
+        cost=amount,
+        exact_cost=Decimal("0.1" + "1" * 39),
+        allocations=(UsageAllocation(credit_id, amount, line_id),),
+        uncovered=TINY,
+    )
+
+
+async def test_applying_saves_results_totals_and_the_latest_time_exactly(db: Database) -> None:
+    org = await new_org(db)
+    account = await new_account(db, org)
+    meter = await seed_meter(db, org)
+    credit = await seed_credit(db, account, amount=WIDEST)
+    earlier = NOW - timedelta(hours=1)
+    await seed_pending(db, org, new_event("e-1", at=earlier), new_event("e-2"))
+    store = db.write_store()
+    wants = Wants(today=TODAY, usage={(org, account.id)}, usage_batch=10)
+
+    async with store.transaction() as tx:
+        loaded = await tx.load(wants)
+        first, second = loaded.pending[account.seq]
+        paid = sub(WIDEST, TINY)
+        line = line_on(credit, TransactionType.DEBITED, paid, entity_id=meter.id)
+        used = dataclasses.replace(credit, amounts=CreditAmounts(WIDEST, consumed=paid))
+        applied = [
+            AppliedEvent(
+                first.seq,
+                account.seq,
+                first.timestamp,
+                EventStatus.APPLIED,
+                (charge(meter, paid, credit.id, line.id),),
+                NOW,
+            ),
+            AppliedEvent(second.seq, account.seq, second.timestamp, EventStatus.UNMETERED, (), NOW),
+        ]
+        sums = UsageSums(LARGEST_VALUE, paid, paid, Decimal(0), TINY, 1)
+        await tx.save(
+            Changes(
+                credits={used.id: used},
+                lines=[line],
+                events=applied,
+                usage_sums={(account.seq, meter.seq): sums},
+                applied_through={account.seq: earlier},
+            )
+        )
+    stored = await stored_events(db, org)
+    assert stored["e-1"].status == "APPLIED" and stored["e-1"].applied_at == NOW
+    assert [Charge.from_stored(r) for r in stored["e-1"].results] == list(applied[0].charges)
+    assert stored["e-1"].meter_ids == ",um.tokens,"
+    assert stored["e-2"].status == "UNMETERED" and stored["e-2"].results == []
+    assert stored["e-2"].meter_ids is None
+    assert await version_of(db, account.seq) == 1
+
+    # the totals add up; the latest time applied only moves forward
+    async with store.transaction() as tx:
+        loaded = await tx.load(wants)
+        assert loaded.pending[account.seq] == []
+        assert loaded.accounts[account.seq].usage_applied_through == earlier
+        await tx.save(
+            Changes(
+                usage_sums={(account.seq, meter.seq): sums},
+                applied_through={account.seq: earlier - timedelta(days=1)},
+                events=[],
+            )
+        )
+        await tx.save(Changes(usage_sums={(account.seq, meter.seq): sums}))
+    async with db.read() as conn:
+        total = (
+            await conn.execute(
+                select(usage_totals).where(usage_totals.c.account_seq == account.seq)
+            )
+        ).one()
+        through = (
+            await conn.execute(
+                select(accounts.c.usage_applied_through).where(accounts.c.seq == account.seq)
+            )
+        ).scalar_one()
+    tripled = sums + sums + sums
+    assert (total.quantity, total.cost, total.paid_by_credits, total.uncovered, total.events) == (
+        tripled.quantity,
+        tripled.cost,
+        tripled.paid_by_credits,
+        tripled.uncovered,
+        3,
+    )
+    assert total.org_seq == org
+    assert through == earlier
+
+
+async def test_an_event_is_never_applied_twice(db: Database) -> None:
+    org = await new_org(db)
+    account = await new_account(db, org)
+    await seed_pending(db, org, new_event("e-1"))
+    store = db.write_store()
+    wants = Wants(today=TODAY, usage={(org, account.id)}, usage_batch=10)
+    async with store.transaction() as tx:
+        [event] = (await tx.load(wants)).pending[account.seq]
+    done = AppliedEvent(event.seq, account.seq, event.timestamp, EventStatus.UNMETERED, (), NOW)
+    async with store.transaction() as tx:
+        await tx.save(Changes(events=[done]))
+    with pytest.raises(RuntimeError):
+        async with store.transaction() as tx:
+            await tx.save(Changes(events=[done], applied_through={account.seq: NOW}))
+    assert await version_of(db, account.seq) == 1  # the second save rolled back whole
+
+
+async def test_a_burn_of_one_account_waits_for_another_burn_of_it(db: Database) -> None:
+    """Two transactions that apply one account take turns on its lock; the second reads what
+    is still pending after the first committed."""
+    org = await new_org(db)
+    account = await new_account(db, org)
+    await seed_pending(db, org, *(new_event(f"e-{n}") for n in range(5)))
+    store = db.write_store()
+    wants = Wants(today=TODAY, usage={(org, account.id)}, usage_batch=10)
+    first_loaded = asyncio.Event()
+    release = asyncio.Event()
+
+    async def first() -> int:
+        async with store.transaction() as tx:
+            loaded = await tx.load(wants)
+            first_loaded.set()
+            await release.wait()
+            events = loaded.pending[account.seq]
+            await tx.save(
+                Changes(
+                    events=[
+                        AppliedEvent(
+                            e.seq, e.account_seq, e.timestamp, EventStatus.UNMETERED, (), NOW
+                        )
+                        for e in events
+                    ]
+                )
+            )
+            return len(events)
+
+    async def second() -> int:
+        await first_loaded.wait()
+        async with store.transaction() as tx:
+            loaded = await tx.load(wants)
+            return len(loaded.pending[account.seq])
+
+    running = asyncio.gather(first(), second())
+    await first_loaded.wait()
+    await asyncio.sleep(0.2)
+    release.set()
+    assert await running == [5, 0]

@@ -9,6 +9,8 @@ from sqlalchemy.exc import ArgumentError
 from drawdown.store.database import DEFAULT_WAIT_SECONDS
 
 DEFAULT_DATABASE_URL = "sqlite:///./drawdown.db"
+# events are accepted up to 45 days old, so they must be kept at least that long
+MIN_RETENTION_DAYS = 45
 
 
 class SettingsError(ValueError):
@@ -52,6 +54,11 @@ class Settings:
     redis_prefix: str = "drawdown"
     # write transactions one worker runs at once; each holds every write that arrived meanwhile
     write_groups: int = 2
+    # usage (docs/usage.md): how often each process looks for pending events, how many events
+    # of one account one transaction applies, how long events are kept (at least 45 days)
+    usage_poll_seconds: float = 0.2
+    usage_batch: int = 2000
+    event_retention_days: int = 45
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -69,4 +76,9 @@ class Settings:
             redis_url=os.environ.get("DRAWDOWN_REDIS_URL") or None,
             redis_prefix=os.environ.get("DRAWDOWN_REDIS_PREFIX") or "drawdown",
             write_groups=int(_number("DRAWDOWN_WRITE_GROUPS", "2", int, 1)),
+            usage_poll_seconds=_number("DRAWDOWN_USAGE_POLL_SECONDS", "0.2", float, 0.001),
+            usage_batch=int(_number("DRAWDOWN_USAGE_BATCH", "2000", int, 1)),
+            event_retention_days=int(
+                _number("DRAWDOWN_EVENT_RETENTION_DAYS", "45", int, MIN_RETENTION_DAYS)
+            ),
         )

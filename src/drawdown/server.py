@@ -45,4 +45,6 @@ def create() -> FastAPI:
         redis_url=settings.redis_url,
         redis_prefix=settings.redis_prefix,
         write_groups=settings.write_groups,
+        usage_poll_seconds=settings.usage_poll_seconds,
+        usage_batch=settings.usage_batch,
     )

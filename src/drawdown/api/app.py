@@ -17,12 +17,15 @@ from drawdown.api import (
     health,
     methods,
     parties,
+    usage,
 )
 from drawdown.api.auth import KeyCache
 from drawdown.api.guards import BodyLimit, LastResort, NulFreeUrl
 from drawdown.api.throttle import Throttle, storage_for
 from drawdown.clock import Clock, SystemClock
 from drawdown.jobs import expiry
+from drawdown.services.applier import DEFAULT_BATCH, DEFAULT_POLL_SECONDS, Applier
+from drawdown.services.ingest import Ingestion
 from drawdown.services.writes import Writes
 from drawdown.store.database import Database
 
@@ -35,11 +38,18 @@ def create_app(
     redis_url: str | None = None,
     redis_prefix: str = "drawdown",
     write_groups: int = 2,
+    usage_poll_seconds: float | None = None,
+    usage_batch: int = DEFAULT_BATCH,
 ) -> FastAPI:
     """The API on `db`; with `sweep_every_seconds`, the expiry sweep runs in the background;
     with `rate_limit`, each API key may send that many requests per second (counted in Redis
-    when `redis_url` is given, so every process shares the count)."""
+    when `redis_url` is given, so every process shares the count); with `usage_poll_seconds`,
+    the usage applier runs in the background (else `app.state.applier.drain()` applies)."""
     the_clock = clock or SystemClock()
+    writes = Writes(db.write_store(), the_clock, in_flight=write_groups)
+    applier = Applier(
+        db, writes, poll_seconds=usage_poll_seconds or DEFAULT_POLL_SECONDS, batch=usage_batch
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -48,7 +58,15 @@ def create_app(
             sweeper = asyncio.create_task(
                 expiry.run_periodically(db, the_clock, sweep_every_seconds)
             )
+        applying = None
+        if usage_poll_seconds:
+            applying = asyncio.create_task(applier.run())
         yield
+        if applying:
+            applying.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await applying
+            await applier.stop()
         if sweeper:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -66,11 +84,18 @@ def create_app(
     )
     app.state.db = db
     app.state.clock = the_clock
-    app.state.writes = Writes(db.write_store(), the_clock, in_flight=write_groups)
+    app.state.writes = writes
+    app.state.applier = applier
+    app.state.ingestion = Ingestion(
+        db.write_store(), the_clock, in_flight=write_groups, woken=applier.wake
+    )
     app.state.keys = KeyCache()
     errors.install(app)
     methods.install(app)
-    endpoints.mount(app, [health.routes, *credits.routes, parties.routes, *applications.routes])
+    endpoints.mount(
+        app,
+        [health.routes, *credits.routes, parties.routes, *applications.routes, *usage.routes],
+    )
     # outermost last: LastResort, Throttle, NulFreeUrl, BodyLimit, then the app
     app.add_middleware(BodyLimit)
     app.add_middleware(NulFreeUrl)

@@ -98,7 +98,7 @@ def grants(body: bytes) -> Grants | None:
             items = [_single.decode(body)]
             given = _grant_keys(items[0])
             batch = False
-        if not _no_key_repeated(body, given):
+        if not no_key_repeated(body, given):
             return None
         return Grants(batch, [_grant(item) for item in items])
     except _NOT_FAST:
@@ -113,7 +113,7 @@ def application(body: bytes) -> ApplicationRequest | None:
     try:
         decoded = _application.decode(body)
         given = 3 + (decoded.asOf is not UNSET) + 3 * len(decoded.lineItems)
-        if not _no_key_repeated(body, given):
+        if not no_key_repeated(body, given):
             return None
         return ApplicationRequest(
             invoice_id=decoded.invoiceId,
@@ -128,7 +128,7 @@ def application(body: bytes) -> ApplicationRequest | None:
         return None
 
 
-def _no_key_repeated(body: bytes, given: int) -> bool:
+def no_key_repeated(body: bytes, given: int) -> bool:
     """Whether the (valid) JSON text writes no key twice in one object, given that the structs
     received `given` fields: every key is a field (unknown ones are refused) and a field counts
     once, so the keys written equal `given` exactly when none repeats.

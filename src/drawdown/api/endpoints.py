@@ -102,6 +102,8 @@ class Endpoint:
     path_params: dict[str, str]  # name: description; each an `Identifier`
     body: Body[Any] | None = None
     writes: bool = False  # needs a read-write key
+    status_code: int = 200  # its answer when all went well
+    also: tuple[int, ...] = ()  # other statuses it answers with the response model (207)
 
 
 _IDENTIFIER = re.compile(r"[^\s/\x00-\x1f\x7f-\x9f]+")  # fields.IDENTIFIER_PATTERN, unanchored
@@ -225,6 +227,12 @@ def _documentation(endpoint: Endpoint) -> APIRoute:
 
     documented.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
     documented.__name__ = endpoint.handler.__name__
+    responses = errors(*endpoint.statuses)
+    for status in endpoint.also:
+        responses[status] = {
+            "model": endpoint.response_model,
+            "description": "Some were refused, each named; the others were accepted",
+        }
     return APIRoute(
         endpoint.path,
         documented,
@@ -233,7 +241,8 @@ def _documentation(endpoint: Endpoint) -> APIRoute:
         summary=endpoint.summary,
         tags=[endpoint.tag],
         response_model=endpoint.response_model,
-        responses=errors(*endpoint.statuses),
+        status_code=endpoint.status_code,
+        responses=responses,
         dependencies=[Depends(bearer)],
         response_class=jsonio.JSONResponse,
     )

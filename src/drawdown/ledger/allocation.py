@@ -58,10 +58,14 @@ class LineAllocation:
 
 
 def applies_to(candidate: Candidate, item: LineItem) -> bool:
-    scope = candidate.applicable_entity_ids
+    return covers(candidate.applicable_entity_ids, item.entity_id, item.entity_type)
+
+
+def covers(scope: Sequence[str] | None, entity_id: str, entity_type: EntityType) -> bool:
+    """Whether a credit with this `applicableEntityIds` may pay for the entity."""
     if not scope:
         return True
-    return item.entity_id in scope or _WILDCARD_FOR[item.entity_type] in scope
+    return entity_id in scope or _WILDCARD_FOR[entity_type] in scope
 
 
 def in_effect(candidate: Candidate, as_of: date) -> bool:

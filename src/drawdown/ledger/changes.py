@@ -10,7 +10,7 @@ Decisions never mutate what they are given: they copy a record before changing i
 """
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 
 from drawdown.ledger.records import (
     AccountRecord,
@@ -18,6 +18,8 @@ from drawdown.ledger.records import (
     CreditRecord,
     TransactionRecord,
 )
+from drawdown.ledger.usage import Meter
+from drawdown.ledger.usage_records import AppliedEvent, PendingEvent, UsageSums
 
 FIRST_CANDIDATES = 8
 
@@ -47,6 +49,11 @@ class Changes:
     accounts: dict[int, AccountRecord] = field(default_factory=dict)
     # applications inserted (seq 0) or updated, by (account_seq, invoice_id)
     applications: dict[tuple[int, str], ApplicationRecord] = field(default_factory=dict)
+    # usage events applied (each once), what they add to the running sums per (account_seq,
+    # meter_seq), and per account the latest timestamp applied
+    events: list[AppliedEvent] = field(default_factory=list)
+    usage_sums: dict[tuple[int, int], UsageSums] = field(default_factory=dict)
+    applied_through: dict[int, datetime] = field(default_factory=dict)
 
     def merge(self, later: "Changes") -> None:
         """Add a later decision's changes; where both touch a record, the later one wins."""
@@ -65,10 +72,23 @@ class Changes:
             if earlier is not None and earlier.seq == 0:
                 application.seq = 0  # still to be inserted
             self.applications[key] = application
+        self.events += later.events
+        for pair, sums in later.usage_sums.items():
+            earlier_sums = self.usage_sums.get(pair)
+            self.usage_sums[pair] = sums if earlier_sums is None else earlier_sums + sums
+        for seq, through in later.applied_through.items():
+            self.applied_through[seq] = max(through, self.applied_through.get(seq, through))
 
     def __bool__(self) -> bool:
         return bool(
-            self.new_credits or self.credits or self.lines or self.accounts or self.applications
+            self.new_credits
+            or self.credits
+            or self.lines
+            or self.accounts
+            or self.applications
+            or self.events
+            or self.usage_sums
+            or self.applied_through
         )
 
 
@@ -94,6 +114,11 @@ class Loaded:
     # account_seq -> ids of all its ACTIVE credits, for accounts whose kept balance does not
     # hold on the day asked for (they must be brought up to date first)
     active: dict[int, list[str]] = field(default_factory=dict)
+    # account_seq -> its pending usage events in (timestamp, id) order, the first ones only
+    # when `pending_more` says more wait; org_seq -> its usage meters (any status), by id
+    pending: dict[int, list[PendingEvent]] = field(default_factory=dict)
+    pending_more: dict[int, bool] = field(default_factory=dict)
+    meters: dict[int, list[Meter]] = field(default_factory=dict)
 
     def account(self, org_seq: int, account_id: str) -> AccountRecord | None:
         seq = self.account_ids.get((org_seq, account_id))
@@ -112,3 +137,7 @@ class Loaded:
         for seq, account in changes.accounts.items():
             self.accounts[seq] = account
         self.applications.update(changes.applications)
+        if changes.events:
+            applied = {event.seq for event in changes.events}
+            for seq in {event.account_seq for event in changes.events}:
+                self.pending[seq] = [e for e in self.pending.get(seq, []) if e.seq not in applied]

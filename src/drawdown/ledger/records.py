@@ -30,6 +30,8 @@ class AccountRecord:
     as_of: date
     valid_through: date | None
     balance_updated_at: datetime
+    # the latest timestamp of a usage event applied on the account (None: none yet)
+    usage_applied_through: datetime | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> "AccountRecord":
@@ -54,6 +56,7 @@ class AccountRecord:
             as_of=row.bal_as_of,
             valid_through=row.bal_valid_through,
             balance_updated_at=row.bal_updated_at,
+            usage_applied_through=row.usage_applied_through,
         )
 
 

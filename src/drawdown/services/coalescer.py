@@ -40,7 +40,8 @@ ATTEMPTS = 4
 MAX_GROUP = 64
 # NeedCandidates asks for more of an account's credits; each round reads this many times more
 MORE_CANDIDATES_FACTOR = 8
-MAX_CANDIDATE_ROUNDS = 64
+# a burn-down batch may span many days, each its own list of candidates
+MAX_CANDIDATE_ROUNDS = 1000
 
 Decide = Callable[[Loaded, datetime], tuple[T, Changes]]
 

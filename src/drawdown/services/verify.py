@@ -1,5 +1,6 @@
 """`drawdown verify`: recompute every credit from its ledger lines and every account's balance
-from its credits, and report each place where what is stored disagrees."""
+from its credits, and report each place where what is stored disagrees; usage's lines, events
+and totals are checked by services/verify_usage.py."""
 
 from collections import defaultdict
 from dataclasses import asdict
@@ -15,6 +16,7 @@ from drawdown.ledger.balance import NO_TOTALS, BalanceTotals, contribution
 from drawdown.ledger.credit import CreditStatus, TransactionType, is_past_until
 from drawdown.ledger.money import ZERO, add, format_amount, sub
 from drawdown.ledger.records import AccountRecord, CreditRecord
+from drawdown.services.verify_usage import check_usage
 from drawdown.store.tables import accounts, credit_applications, credit_transactions, credits
 
 
@@ -47,7 +49,8 @@ async def verify(conn: AsyncConnection, today: date, org_seq: int | None = None)
         kind = TransactionType(row.transaction_type)
         totals_of = line_totals[row.credit_seq]
         totals_of[kind] = add(totals_of[kind], row.amount)
-        if kind is TransactionType.DEBITED:
+        # a DEBITED line without an invoice is usage's: services/verify_usage.py checks it
+        if kind is TransactionType.DEBITED and row.invoice_id is not None:
             key = (row.credit_id, row.invoice_id, row.entity_id)
             debited_lines[key] = add(debited_lines[key], row.amount)
 
@@ -70,6 +73,7 @@ async def verify(conn: AsyncConnection, today: date, org_seq: int | None = None)
     for account in owning:
         problems += _check_ownership(account, by_account[account.seq])
         problems += _check_account(account, by_account[account.seq], today)
+    problems += await check_usage(conn, org_seq)
     return problems
 
 

@@ -6,7 +6,8 @@ from collections.abc import Callable
 from datetime import datetime
 
 from drawdown.clock import Clock
-from drawdown.ledger import decisions
+from drawdown.ledger import burning, decisions
+from drawdown.ledger.burning import BurnOutcome
 from drawdown.ledger.changes import Changes, Loaded
 from drawdown.ledger.records import ApplicationRecord, CreditRecord
 from drawdown.ledger.requests import ApplicationRequest, GrantRequest
@@ -65,6 +66,20 @@ class Writes:
 
         return await self.coalescer.submit(
             lambda loaded, now: decisions.void(loaded, org_seq, credit_id, now), wants
+        )
+
+    async def burn(self, org_seq: int, account_id: str, batch: int) -> BurnOutcome:
+        """Apply the account's first `batch` pending usage events (docs/usage.md), under its
+        lock like every money write."""
+
+        def wants(group: Wants) -> None:
+            group.accounts.add((org_seq, account_id))
+            group.usage.add((org_seq, account_id))
+            group.usage_batch = max(group.usage_batch, batch)
+            group.candidates.add((org_seq, account_id, group.today))
+
+        return await self.coalescer.submit(
+            lambda loaded, now: burning.burn_account(loaded, org_seq, account_id, now), wants
         )
 
     async def bring_to_today(self, account_seqs: list[int]) -> None:

@@ -5,13 +5,17 @@ group of writes needs in one call, save what its decisions changed in one call.
 embedded database. No service or router knows which one it has.
 """
 
+from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
+from enum import Enum
 from typing import Protocol
 
 from drawdown.ledger.changes import Changes, Loaded
+from drawdown.ledger.events import NewEvent
 from drawdown.ledger.records import AccountRecord, CreditRecord
+from drawdown.ledger.usage import Meter
 
 
 class BalanceMoved(Exception):
@@ -38,6 +42,33 @@ class Wants:
     invoices: set[tuple[int, str, str]] = field(default_factory=set)
     # first candidates (ledger.changes.FIRST_CANDIDATES) by (org_seq, account id, as_of)
     candidates: set[tuple[int, str, date]] = field(default_factory=set)
+    # accounts whose pending usage events to read (the first `usage_batch` of each, in
+    # (timestamp, id) order), with their organizations' meters (burn-down)
+    usage: set[tuple[int, str]] = field(default_factory=set)
+    usage_batch: int = 0
+
+
+@dataclass(frozen=True)
+class Arriving:
+    """An event to store, checked: its organization, content and identity."""
+
+    org_seq: int
+    event: NewEvent
+    content_hash: str
+    received_at: datetime
+
+
+class Verdict(Enum):
+    NEW = "new"  # stored now, PENDING
+    DUPLICATE = "duplicate"  # stored before with the same content
+    CONFLICT = "conflict"  # stored before with different content
+    UNKNOWN_ACCOUNT = "unknown account"
+
+
+@dataclass(frozen=True)
+class Stored:
+    verdict: Verdict
+    account_seq: int | None  # the event's account, when known
 
 
 class WriteTransaction(Protocol):
@@ -55,6 +86,15 @@ class WriteTransaction(Protocol):
 
     async def active_credits(self, account_seq: int) -> list[CreditRecord]:
         """All ACTIVE credits of a locked account, as stored."""
+        ...
+
+    async def meters(self, org_seqs: Iterable[int]) -> dict[int, list[Meter]]:
+        """The organizations' usage meters (any status) with their rates, by id."""
+        ...
+
+    async def ingest(self, events: list[Arriving]) -> list[Stored]:
+        """Store the events that are new (PENDING), in one statement where the engine allows
+        it; for each, in order, what became of it. No two may share (org_seq, id)."""
         ...
 
     async def save(

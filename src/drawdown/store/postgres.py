@@ -17,7 +17,7 @@ save 1.1 ms, and COMMIT 1.6 ms, nearly all of it the WAL flush, which no pipelin
 Coalescing spreads BEGIN and COMMIT over every write of a group.
 """
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import date, datetime
@@ -39,7 +39,10 @@ from drawdown.ledger.records import (
     AppliedLine,
     CreditRecord,
 )
-from drawdown.store.interface import BalanceMoved, Wants
+from drawdown.ledger.usage import Aggregation, Meter, MeterStatus, Rate
+from drawdown.ledger.usage_records import PendingEvent
+from drawdown.store import stored_events
+from drawdown.store.interface import Arriving, BalanceMoved, Stored, Verdict, Wants
 from drawdown.store.versions import accounts_written, check_lines
 
 # JSON columns keep decimals exactly: written as number literals, read back as Decimal
@@ -58,11 +61,21 @@ _CREDIT_JSON = """json_build_array(
     c.consumed_amount, c.hold_amount, c.expired_amount, c.voided_amount, c.created_at,
     c.updated_at)"""
 
+# A usage meter as JSON, in the field order of `_MeterRow`, its rates oldest first.
+_METER_JSON = """json_build_array(
+    m.seq, m.org_seq, m.id, m.name, m.event_schema_name, m.aggregation, m.attribute,
+    m.filters, m.status, m.created_at, m.updated_at,
+    (SELECT json_agg(json_build_array(r.credits, r.per_quantity, r.effective_from)
+                     ORDER BY r.seq)
+     FROM usage_meter_rates r WHERE r.meter_seq = m.seq))"""
+
 # $1 today; $2/$3 accounts by (org, id); $4 accounts by seq; $5/$6 credits by (org, id);
 # $7/$8 credits by (org, idempotency key); $9/$10/$11 applications by (org, account id,
 # invoice); $12/$13/$14 candidates by (org, account id, as_of); $15 how many candidates.
 # Accounts named by candidates and invoices are in $2/$3 too (the caller adds them); $16
-# whether to lock. The query runs inside `drawdown_load`, which resolves and locks the accounts.
+# whether to lock; $17/$18 accounts whose pending usage events to read (with their orgs'
+# meters), $19 how many per account. The query runs inside `drawdown_load`, which resolves and
+# locks the accounts.
 _LOAD_QUERY = f"""
 WITH locked AS (
     -- the accounts `drawdown_load` locked, as this statement's snapshot has them
@@ -86,6 +99,9 @@ WITH locked AS (
         ORDER BY {_DRAWDOWN_ORDER}
         LIMIT $15
     ) k
+), usage_accounts AS (
+    SELECT l.seq, l.org_seq FROM unnest($17::bigint[], $18::text[]) AS w(org_seq, id)
+    JOIN locked l ON l.org_seq = w.org_seq AND l.id = w.id
 ), wanted AS (
     SELECT c.seq FROM unnest($5::bigint[], $6::text[]) AS w(org_seq, id)
     JOIN credits c ON c.id = w.id AND c.org_seq = w.org_seq
@@ -111,7 +127,8 @@ SELECT
         l.bal_applicable_left, l.bal_applicable_held, l.bal_inapplicable_left, l.bal_as_of,
         l.bal_valid_through, l.bal_updated_at,
         l.version <> s.version,
-        l.bal_as_of > $1 OR coalesce(l.bal_valid_through < $1, false)))
+        l.bal_as_of > $1 OR coalesce(l.bal_valid_through < $1, false),
+        l.usage_applied_through))
      FROM locked l JOIN seen s ON s.seq = l.seq)::text AS accounts,
     (SELECT json_agg({_CREDIT_JSON})
      FROM credits c WHERE c.seq IN (SELECT seq FROM wanted))::text AS credits,
@@ -121,7 +138,19 @@ SELECT
     (SELECT json_agg(json_build_array(
         p.seq, p.account_seq, p.account_id, p.invoice_id, p.mode, p.status, p.as_of,
         p.request_hash, p.line_items, p.created_at, p.updated_at))
-     FROM apps p)::text AS applications
+     FROM apps p)::text AS applications,
+    -- one more than a batch per account, to know whether more wait
+    (SELECT json_agg(json_build_array(
+        e.seq, e.account_seq, e.id, e.schema_name, e.occurred_at, e.content)
+        ORDER BY e.account_seq, e.occurred_at, e.id)
+     FROM usage_accounts u CROSS JOIN LATERAL (
+        SELECT e.* FROM usage_events e
+        WHERE e.account_seq = u.seq AND e.status = 'PENDING'
+        ORDER BY e.occurred_at, e.id
+        LIMIT $19 + 1) e)::text AS events,
+    (SELECT json_agg({_METER_JSON} ORDER BY m.org_seq, m.id)
+     FROM usage_meters m
+     WHERE m.org_seq IN (SELECT org_seq FROM usage_accounts))::text AS meters
 """
 
 # The load runs in a function of the session's own (pg_temp, made when a connection opens,
@@ -133,8 +162,9 @@ SELECT
 _LOAD_FUNCTION = """
 CREATE OR REPLACE FUNCTION pg_temp.drawdown_load(
     date, bigint[], text[], bigint[], bigint[], text[], bigint[], text[], bigint[], text[],
-    text[], bigint[], text[], date[], int, bool)
-RETURNS TABLE (r_accounts text, r_credits text, r_candidates text, r_applications text)
+    text[], bigint[], text[], date[], int, bool, bigint[], text[], int)
+RETURNS TABLE (r_accounts text, r_credits text, r_candidates text, r_applications text,
+               r_events text, r_meters text)
 LANGUAGE plpgsql VOLATILE AS $load$
 DECLARE
     target_seqs bigint[];
@@ -169,8 +199,9 @@ $load$
 
 _LOAD = """
 SELECT r_accounts AS accounts, r_credits AS credits, r_candidates AS candidates,
-       r_applications AS applications
-FROM pg_temp.drawdown_load($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+       r_applications AS applications, r_events AS events, r_meters AS meters
+FROM pg_temp.drawdown_load(
+    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
 """
 
 
@@ -179,6 +210,46 @@ async def prepare_session(conn: "asyncpg.Connection") -> None:
     connection it opens."""
     await conn.execute(_LOAD_FUNCTION.replace("{load}", _LOAD_QUERY.strip()))
 
+
+_METERS = f"""
+SELECT json_agg({_METER_JSON} ORDER BY m.org_seq, m.id)::text
+FROM usage_meters m WHERE m.org_seq = ANY($1::bigint[])
+"""
+
+# New events are inserted in (org, id) order, so two transactions storing the same ids wait on
+# each other in one order. A resend finds the stored row: its hash tells a duplicate from a
+# conflict. (A row committed after this statement began is not in its snapshot: the caller
+# reads those hashes again.)
+_INGEST = """
+WITH input AS (
+    SELECT v.*, a.seq AS account_seq
+    FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
+                $6::text[], $7::text[], $8::timestamptz[])
+        WITH ORDINALITY AS v(org_seq, account_id, id, schema_name, occurred_at, content_hash,
+            content, received_at, n)
+    LEFT JOIN accounts a ON a.org_seq = v.org_seq AND a.id = v.account_id
+), inserted AS (
+    INSERT INTO usage_events (org_seq, account_seq, id, schema_name, occurred_at, content_hash,
+                              content, status, received_at)
+    SELECT org_seq, account_seq, id, schema_name, occurred_at, content_hash, content::json,
+           'PENDING', received_at
+    FROM input WHERE account_seq IS NOT NULL
+    ORDER BY org_seq, id
+    ON CONFLICT (org_seq, id) DO NOTHING
+    RETURNING org_seq, id
+)
+SELECT i.account_seq, (n.id IS NOT NULL) AS inserted, e.content_hash AS existing
+FROM input i
+LEFT JOIN inserted n ON n.org_seq = i.org_seq AND n.id = i.id
+LEFT JOIN usage_events e ON n.id IS NULL AND e.org_seq = i.org_seq AND e.id = i.id
+ORDER BY i.n
+"""
+
+_EVENT_HASHES = """
+SELECT e.org_seq, e.id, e.content_hash
+FROM unnest($1::bigint[], $2::text[]) AS w(org_seq, id)
+JOIN usage_events e ON e.org_seq = w.org_seq AND e.id = w.id
+"""
 
 _CANDIDATES = f"""
 SELECT {_CREDIT_JSON}::text FROM credits c
@@ -256,10 +327,14 @@ WITH new_credits AS (
             WHEN NOT $67 THEN v.through
             ELSE least(a.bal_valid_through, v.through) END,
         bal_updated_at = CASE WHEN NOT v.moved THEN a.bal_updated_at
-            ELSE greatest(a.bal_updated_at, v.updated_at) END
+            ELSE greatest(a.bal_updated_at, v.updated_at) END,
+        -- greatest() passes over NULL: the latest usage timestamp applied only moves forward
+        usage_applied_through = greatest(a.usage_applied_through, v.usage_through)
     FROM unnest($38::bigint[], $39::bool[], $40::numeric[], $41::numeric[], $42::numeric[],
-                $43::numeric[], $44::date[], $45::date[], $46::timestamptz[])
-        AS v(seq, moved, active, left_, held, pending, as_of, through, updated_at)
+                $43::numeric[], $44::date[], $45::date[], $46::timestamptz[],
+                $68::timestamptz[])
+        AS v(seq, moved, active, left_, held, pending, as_of, through, updated_at,
+            usage_through)
     WHERE a.seq = v.seq
       -- adding ($67): only to a balance that holds on the writer's day, and stays exact
       AND (NOT $67 OR NOT v.moved OR (
@@ -292,6 +367,31 @@ WITH new_credits AS (
             updated_at)
     WHERE p.seq = v.seq
     RETURNING 1
+), applied AS (
+    -- only a PENDING event is applied: one applied twice would fail the count and roll back
+    UPDATE usage_events AS e
+    SET status = v.status, results = v.results::json, meter_ids = v.meter_ids,
+        applied_at = v.applied_at
+    FROM unnest($69::bigint[], $70::text[], $71::text[], $72::text[], $73::timestamptz[])
+        AS v(seq, status, results, meter_ids, applied_at)
+    WHERE e.seq = v.seq AND e.status = 'PENDING'
+    RETURNING 1
+), sums AS (
+    INSERT INTO usage_totals AS t (account_seq, meter_seq, org_seq, quantity, cost,
+                                   paid_by_credits, paid_by_wallet, uncovered, events)
+    SELECT v.account_seq, v.meter_seq, a.org_seq, v.quantity, v.cost, v.credits, v.wallet,
+           v.uncovered, v.events
+    FROM unnest($74::bigint[], $75::bigint[], $76::numeric[], $77::numeric[], $78::numeric[],
+                $79::numeric[], $80::numeric[], $81::bigint[])
+        AS v(account_seq, meter_seq, quantity, cost, credits, wallet, uncovered, events)
+    JOIN accounts a ON a.seq = v.account_seq
+    ORDER BY v.account_seq, v.meter_seq
+    ON CONFLICT (account_seq, meter_seq) DO UPDATE
+    SET quantity = t.quantity + excluded.quantity, cost = t.cost + excluded.cost,
+        paid_by_credits = t.paid_by_credits + excluded.paid_by_credits,
+        paid_by_wallet = t.paid_by_wallet + excluded.paid_by_wallet,
+        uncovered = t.uncovered + excluded.uncovered, events = t.events + excluded.events
+    RETURNING 1
 )
 SELECT (SELECT json_agg(json_build_array(id, seq)) FROM new_credits)::text AS credit_seqs,
        (SELECT json_agg(json_build_array(account_seq, invoice_id, seq)) FROM inserted)::text
@@ -299,7 +399,9 @@ SELECT (SELECT json_agg(json_build_array(id, seq)) FROM new_credits)::text AS cr
        (SELECT count(*) FROM changed) AS changed,
        (SELECT count(*) FROM lines) AS lines,
        (SELECT count(*) FROM written) AS written,
-       (SELECT count(*) FROM updated) AS updated
+       (SELECT count(*) FROM updated) AS updated,
+       (SELECT count(*) FROM applied) AS applied,
+       (SELECT count(*) FROM sums) AS sums
 """
 
 
@@ -324,6 +426,7 @@ class _AccountRow(msgspec.Struct, array_like=True):
     balance_updated_at: datetime
     stale: bool
     behind: bool  # the kept balance does not hold on the day asked for
+    usage_applied_through: datetime | None
 
     def record(self) -> AccountRecord:
         return AccountRecord(
@@ -347,6 +450,7 @@ class _AccountRow(msgspec.Struct, array_like=True):
             as_of=self.as_of,
             valid_through=self.valid_through,
             balance_updated_at=self.balance_updated_at,
+            usage_applied_through=self.usage_applied_through,
         )
 
 
@@ -457,7 +561,60 @@ class _ApplicationRow(msgspec.Struct, array_like=True):
         )
 
 
+class _EventRow(msgspec.Struct, array_like=True):
+    seq: int
+    account_seq: int
+    id: str
+    schema_name: str
+    occurred_at: datetime
+    content: stored_events.Content
+
+    def record(self) -> PendingEvent:
+        return stored_events.pending_event(
+            self.seq, self.account_seq, self.id, self.schema_name, self.occurred_at, self.content
+        )
+
+
+class _RateRow(msgspec.Struct, array_like=True):
+    credits: Decimal
+    per_quantity: Decimal
+    effective_from: datetime | None
+
+
+class _MeterRow(msgspec.Struct, array_like=True):
+    seq: int
+    org_seq: int
+    id: str
+    name: str
+    event_schema_name: str
+    aggregation: Aggregation
+    attribute: str | None
+    filters: list[tuple[str, str]]
+    status: MeterStatus
+    created_at: datetime
+    updated_at: datetime
+    rates: list[_RateRow]
+
+    def record(self) -> Meter:
+        return Meter(
+            seq=self.seq,
+            org_seq=self.org_seq,
+            id=self.id,
+            name=self.name,
+            event_schema_name=self.event_schema_name,
+            aggregation=self.aggregation,
+            attribute=self.attribute,
+            filters=tuple(self.filters),
+            status=self.status,
+            rates=tuple(Rate(r.credits, r.per_quantity, r.effective_from) for r in self.rates),
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+        )
+
+
 _accounts = msgspec.json.Decoder(list[_AccountRow], float_hook=Decimal)
+_events = msgspec.json.Decoder(list[_EventRow])
+_meters = msgspec.json.Decoder(list[_MeterRow])
 _credits = msgspec.json.Decoder(list[_CreditRow])
 _credit = msgspec.json.Decoder(_CreditRow)
 _candidates = msgspec.json.Decoder(list[_CandidateList])
@@ -484,6 +641,8 @@ class PostgresTransaction:
         keys = sorted(wants.idempotency_keys)
         invoices = sorted(wants.invoices)
         candidates = sorted(wants.candidates)
+        usage = sorted(wants.usage)
+        named.update(usage)
         args = (
             wants.today,
             [org for org, _ in named],
@@ -501,6 +660,9 @@ class PostgresTransaction:
             [as_of for _, _, as_of in candidates],
             FIRST_CANDIDATES,
             lock,
+            [org for org, _ in usage],
+            [account_id for _, account_id in usage],
+            wants.usage_batch,
         )
         while True:
             row = await self._conn.fetchrow(_LOAD, *args)
@@ -513,6 +675,53 @@ class PostgresTransaction:
             # an account found for the first time can be stale again, so this ends).
             self.stale_reloads += 1
         return _loaded(wants, row, accounts)
+
+    async def meters(self, org_seqs: Iterable[int]) -> dict[int, list[Meter]]:
+        row = await self._conn.fetchrow(_METERS, sorted(set(org_seqs)))
+        found: dict[int, list[Meter]] = {}
+        for meter in _meters.decode(row[0] or "[]"):
+            found.setdefault(meter.org_seq, []).append(meter.record())
+        return found
+
+    async def ingest(self, events: list[Arriving]) -> list[Stored]:
+        rows = await self._conn.fetch(
+            _INGEST,
+            [a.org_seq for a in events],
+            [a.event.account_id for a in events],
+            [a.event.id for a in events],
+            [a.event.schema_name for a in events],
+            [a.event.timestamp for a in events],
+            [a.content_hash for a in events],
+            [_json_text(a.event.content()) for a in events],
+            [a.received_at for a in events],
+        )
+        results: list[Stored] = []
+        unseen: list[int] = []  # stored by a transaction that committed after our snapshot
+        for n, row in enumerate(rows):
+            if row["account_seq"] is None:
+                results.append(Stored(Verdict.UNKNOWN_ACCOUNT, None))
+            elif row["inserted"]:
+                results.append(Stored(Verdict.NEW, row["account_seq"]))
+            else:
+                if row["existing"] is None:
+                    unseen.append(n)
+                same = row["existing"] == events[n].content_hash
+                verdict = Verdict.DUPLICATE if same else Verdict.CONFLICT
+                results.append(Stored(verdict, row["account_seq"]))
+        if unseen:
+            found = await self._conn.fetch(
+                _EVENT_HASHES,
+                [events[n].org_seq for n in unseen],
+                [events[n].event.id for n in unseen],
+            )
+            hashes = {(r["org_seq"], r["id"]): r["content_hash"] for r in found}
+            for n in unseen:
+                arriving = events[n]
+                stored_hash = hashes[(arriving.org_seq, arriving.event.id)]
+                same = stored_hash == arriving.content_hash
+                verdict = Verdict.DUPLICATE if same else Verdict.CONFLICT
+                results[n] = Stored(verdict, results[n].account_seq)
+        return results
 
     async def candidates(
         self, account_seq: int, as_of: date, offset: int, limit: int
@@ -551,6 +760,8 @@ class PostgresTransaction:
         moved = [changes.accounts.get(seq) for seq in written]
         inserted = [(key, a) for key, a in changes.applications.items() if a.seq == 0]
         updated = [a for a in changes.applications.values() if a.seq != 0]
+        events = changes.events
+        sums = changes.usage_sums
         args = (
             [c.org_seq for c in new],
             [c.account_seq for c in new],
@@ -619,6 +830,20 @@ class PostgresTransaction:
             [_json_text(a.stored_lines()) for a in updated],
             [a.updated_at for a in updated],
             adding,
+            [changes.applied_through.get(seq) for seq in written],
+            [e.seq for e in events],
+            [e.status.value for e in events],
+            [_json_text(e.stored_results()) for e in events],
+            [e.meter_ids() for e in events],
+            [e.applied_at for e in events],
+            [account_seq for account_seq, _ in sums],
+            [meter_seq for _, meter_seq in sums],
+            [s.quantity for s in sums.values()],
+            [s.cost for s in sums.values()],
+            [s.paid_by_credits for s in sums.values()],
+            [s.paid_by_wallet for s in sums.values()],
+            [s.uncovered for s in sums.values()],
+            [s.events for s in sums.values()],
         )
         row = await self._conn.fetchrow(_SAVE, *args)
         new_seqs = _new_seqs.decode(row["credit_seqs"] or "[]")
@@ -630,8 +855,19 @@ class PostgresTransaction:
             row["written"],
             len(application_seqs),
             row["updated"],
+            row["applied"],
+            row["sums"],
         )
-        expected = (len(new), len(changed), len(lines), len(written), len(inserted), len(updated))
+        expected = (
+            len(new),
+            len(changed),
+            len(lines),
+            len(written),
+            len(inserted),
+            len(updated),
+            len(events),
+            len(sums),
+        )
         if adding and counts[3] < expected[3]:
             raise BalanceMoved("a balance no longer holds on this day; lock and count it")
         if counts != expected:
@@ -675,6 +911,18 @@ def _loaded(wants: Wants, row: Any, accounts: list[_AccountRow]) -> Loaded:
         loaded.applications[(application.account_seq, application.invoice_id)] = (
             application.record()
         )
+    for org_seq, account_id in wants.usage:
+        seq = loaded.account_ids.get((org_seq, account_id))
+        if seq is not None:
+            loaded.pending[seq] = []
+            loaded.meters.setdefault(org_seq, [])
+    for event in _events.decode(row["events"] or "[]"):
+        loaded.pending[event.account_seq].append(event.record())
+    for seq, events in loaded.pending.items():
+        loaded.pending_more[seq] = len(events) > wants.usage_batch
+        del events[wants.usage_batch :]
+    for meter in _meters.decode(row["meters"] or "[]"):
+        loaded.meters[meter.org_seq].append(meter.record())
     return loaded
 
 

@@ -10,15 +10,23 @@ from contextlib import asynccontextmanager
 from datetime import date
 from typing import Any
 
-from sqlalchemy import bindparam, or_, select, tuple_, update
+from sqlalchemy import and_, bindparam, case, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from drawdown.ledger.changes import FIRST_CANDIDATES, Changes, Loaded
 from drawdown.ledger.credit import CreditStatus
 from drawdown.ledger.records import AccountRecord, ApplicationRecord, CreditRecord
-from drawdown.store import ledger
-from drawdown.store.interface import Wants
-from drawdown.store.tables import accounts, credit_applications, credits
+from drawdown.ledger.usage import EventStatus, Meter
+from drawdown.ledger.usage_records import UsageSums
+from drawdown.store import ledger, meters, stored_events
+from drawdown.store.interface import Arriving, Stored, Verdict, Wants
+from drawdown.store.tables import (
+    accounts,
+    credit_applications,
+    credits,
+    usage_events,
+    usage_totals,
+)
 from drawdown.store.versions import accounts_written, check_lines
 
 # A locked account's active credits in effect on a day, in drawdown order, a page at a time
@@ -89,6 +97,48 @@ _UPDATE_APPLICATION = (
 )
 
 
+_PENDING_EVENTS = (
+    select(usage_events)
+    .where(
+        usage_events.c.account_seq == bindparam("account_seq"),
+        usage_events.c.status == EventStatus.PENDING.value,
+    )
+    .order_by(usage_events.c.occurred_at, usage_events.c.id)
+    .limit(bindparam("batch", literal_execute=False))
+)
+# only a PENDING event is applied: one applied twice fails the save, which rolls back
+_APPLY_EVENT = (
+    update(usage_events)
+    .where(
+        usage_events.c.seq == bindparam("b_seq"),
+        usage_events.c.status == EventStatus.PENDING.value,
+    )
+    .values(
+        status=bindparam("b_status"),
+        results=bindparam("b_results"),
+        meter_ids=bindparam("b_meter_ids"),
+        applied_at=bindparam("b_applied_at"),
+    )
+)
+# the latest usage timestamp applied only moves forward (UTC text compares as time)
+_APPLIED_THROUGH = (
+    update(accounts)
+    .where(accounts.c.seq == bindparam("b_seq"))
+    .values(
+        usage_applied_through=case(
+            (
+                or_(
+                    accounts.c.usage_applied_through.is_(None),
+                    accounts.c.usage_applied_through < bindparam("b_through"),
+                ),
+                bindparam("b_through"),
+            ),
+            else_=accounts.c.usage_applied_through,
+        )
+    )
+)
+
+
 def _behind(account: AccountRecord, today: date) -> bool:
     """The kept balance does not hold on `today`: counted for a later day, or stale since."""
     through = account.valid_through
@@ -112,6 +162,7 @@ class SqliteTransaction:
         named = set(wants.accounts)
         named.update((org_seq, account_id) for org_seq, account_id, _ in wants.invoices)
         named.update((org_seq, account_id) for org_seq, account_id, _ in wants.candidates)
+        named.update(wants.usage)
         seqs = set(wants.account_seqs) | {c.account_seq for c in named_credits}
         conditions = []
         if named:
@@ -152,7 +203,93 @@ class SqliteTransaction:
                 active = await self.active_credits(seq)
                 _keep(loaded, active)
                 loaded.active[seq] = [credit.id for credit in active]
+        await self._load_usage(loaded, wants)
         return loaded
+
+    async def _load_usage(self, loaded: Loaded, wants: Wants) -> None:
+        orgs = set()
+        for org_seq, account_id in sorted(wants.usage):
+            seq = loaded.account_ids.get((org_seq, account_id))
+            if seq is None:
+                continue
+            orgs.add(org_seq)
+            rows = await self._conn.execute(
+                _PENDING_EVENTS, {"account_seq": seq, "batch": wants.usage_batch + 1}
+            )
+            events = [
+                stored_events.pending_event(
+                    row.seq,
+                    row.account_seq,
+                    row.id,
+                    row.schema_name,
+                    row.occurred_at,
+                    stored_events.content_of(row.content),
+                )
+                for row in rows
+            ]
+            loaded.pending_more[seq] = len(events) > wants.usage_batch
+            loaded.pending[seq] = events[: wants.usage_batch]
+        if orgs:
+            found = await self.meters(orgs)
+            for org_seq in orgs:
+                loaded.meters[org_seq] = found.get(org_seq, [])
+
+    async def meters(self, org_seqs: Iterable[int]) -> dict[int, list[Meter]]:
+        return await meters.of_organizations(self._conn, org_seqs)
+
+    async def ingest(self, events: list[Arriving]) -> list[Stored]:
+        # under the write lock (BEGIN IMMEDIATE) what is read is current
+        conn = self._conn
+        named = sorted({(a.org_seq, a.event.account_id) for a in events})
+        account_seqs: dict[tuple[int, str], int] = {}
+        for start in range(0, len(named), 400):
+            rows = await conn.execute(
+                select(accounts.c.seq, accounts.c.org_seq, accounts.c.id).where(
+                    tuple_(accounts.c.org_seq, accounts.c.id).in_(named[start : start + 400])
+                )
+            )
+            account_seqs.update({(row.org_seq, row.id): row.seq for row in rows})
+        ids = [(a.org_seq, a.event.id) for a in events]
+        hashes: dict[tuple[int, str], str] = {}
+        for start in range(0, len(ids), 400):
+            rows = await conn.execute(
+                select(
+                    usage_events.c.org_seq, usage_events.c.id, usage_events.c.content_hash
+                ).where(
+                    tuple_(usage_events.c.org_seq, usage_events.c.id).in_(ids[start : start + 400])
+                )
+            )
+            hashes.update({(row.org_seq, row.id): row.content_hash for row in rows})
+        results = []
+        new_rows = []
+        for arriving in events:
+            account_seq = account_seqs.get((arriving.org_seq, arriving.event.account_id))
+            stored_hash = hashes.get((arriving.org_seq, arriving.event.id))
+            if account_seq is None:
+                results.append(Stored(Verdict.UNKNOWN_ACCOUNT, None))
+            elif stored_hash is not None:
+                same = stored_hash == arriving.content_hash
+                verdict = Verdict.DUPLICATE if same else Verdict.CONFLICT
+                results.append(Stored(verdict, account_seq))
+            else:
+                results.append(Stored(Verdict.NEW, account_seq))
+                event = arriving.event
+                new_rows.append(
+                    {
+                        "org_seq": arriving.org_seq,
+                        "account_seq": account_seq,
+                        "id": event.id,
+                        "schema_name": event.schema_name,
+                        "occurred_at": event.timestamp,
+                        "content_hash": arriving.content_hash,
+                        "content": event.content(),
+                        "status": EventStatus.PENDING.value,
+                        "received_at": arriving.received_at,
+                    }
+                )
+        if new_rows:
+            await conn.execute(usage_events.insert(), new_rows)
+        return results
 
     async def _credits(self, condition: Any) -> list[CreditRecord]:
         if condition is None:
@@ -248,6 +385,7 @@ class SqliteTransaction:
                     "b_updated_at": account.balance_updated_at,
                 },
             )
+        await self._save_usage(changes)
         for (account_seq, invoice_id), application in changes.applications.items():
             if application.seq != 0:
                 await _one_row(
@@ -290,6 +428,78 @@ class SqliteTransaction:
                 },
             )
             application.seq = int(result.scalar_one())
+
+    async def _save_usage(self, changes: Changes) -> None:
+        conn = self._conn
+        for event in changes.events:
+            await _one_row(
+                conn,
+                _APPLY_EVENT,
+                {
+                    "b_seq": event.seq,
+                    "b_status": event.status.value,
+                    "b_results": event.stored_results(),
+                    "b_meter_ids": event.meter_ids(),
+                    "b_applied_at": event.applied_at,
+                },
+            )
+        for seq, through in sorted(changes.applied_through.items()):
+            await _one_row(conn, _APPLIED_THROUGH, {"b_seq": seq, "b_through": through})
+        if not changes.usage_sums:
+            return
+        # SQLite keeps the sums as decimal text: they are added here, exactly, not in SQL
+        keys = sorted(changes.usage_sums)
+        kept: dict[tuple[int, int], Any] = {}
+        for start in range(0, len(keys), 400):
+            rows = await conn.execute(
+                select(usage_totals).where(
+                    tuple_(usage_totals.c.account_seq, usage_totals.c.meter_seq).in_(
+                        keys[start : start + 400]
+                    )
+                )
+            )
+            kept.update({(row.account_seq, row.meter_seq): row for row in rows})
+        for key in keys:
+            added = changes.usage_sums[key]
+            row = kept.get(key)
+            if row is None:
+                org_seq = (
+                    await conn.execute(select(accounts.c.org_seq).where(accounts.c.seq == key[0]))
+                ).scalar_one()
+                await conn.execute(
+                    usage_totals.insert(),
+                    {"account_seq": key[0], "meter_seq": key[1], "org_seq": org_seq}
+                    | _sums_values(added),
+                )
+                continue
+            before = UsageSums(
+                row.quantity,
+                row.cost,
+                row.paid_by_credits,
+                row.paid_by_wallet,
+                row.uncovered,
+                row.events,
+            )
+            await _one_row(
+                conn,
+                update(usage_totals)
+                .where(
+                    and_(usage_totals.c.account_seq == key[0], usage_totals.c.meter_seq == key[1])
+                )
+                .values(_sums_values(before + added)),
+                {},
+            )
+
+
+def _sums_values(sums: UsageSums) -> dict[str, Any]:
+    return {
+        "quantity": sums.quantity,
+        "cost": sums.cost,
+        "paid_by_credits": sums.paid_by_credits,
+        "paid_by_wallet": sums.paid_by_wallet,
+        "uncovered": sums.uncovered,
+        "events": sums.events,
+    }
 
 
 async def _one_row(conn: AsyncConnection, statement: Any, params: dict[str, Any]) -> None:

@@ -12,6 +12,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
     text,
 )
@@ -32,6 +33,9 @@ Key = BigInteger().with_variant(Integer(), "sqlite")
 # Credit ids compare in byte order on both engines (SQLite's default; "C" on PostgreSQL), as the
 # drawdown order needs, so that order is served by an index.
 BYTE_ORDER_ID = String(50).with_variant(String(50, collation="C"), "postgresql")
+# Event ids (Togai's limit) in byte order too: an account's events apply in (timestamp, id) order.
+EVENT_ID = String(512).with_variant(String(512, collation="C"), "postgresql")
+PENDING = text("status = 'PENDING'")
 
 organizations = Table(
     "organizations",
@@ -98,6 +102,8 @@ accounts = Table(
     # Bumped by every save that writes the account's credits, lines, applications or balance,
     # so a load that waited for the account's lock knows its snapshot is stale (versions.py).
     Column("version", BigInteger, nullable=False, server_default=text("0")),
+    # The latest timestamp of an event applied on the account (usage); it only moves forward.
+    Column("usage_applied_through", UtcDateTime, nullable=True),
     UniqueConstraint("org_seq", "id", name="uq_accounts_org_id"),
     Index("ix_accounts_bal_valid_through", "bal_valid_through"),
 )
@@ -174,4 +180,107 @@ credit_applications = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     UniqueConstraint("account_seq", "invoice_id", name="uq_credit_applications_account_invoice"),
+)
+
+
+# Usage (docs/usage.md): meters with their rate history, events, and what applying them drew.
+usage_meters = Table(
+    "usage_meters",
+    metadata,
+    Column("seq", Key, primary_key=True, autoincrement=True),
+    Column("org_seq", Key, ForeignKey("organizations.seq"), nullable=False),
+    Column("id", BYTE_ORDER_ID, nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("event_schema_name", String(50), nullable=False),
+    Column("aggregation", String(10), nullable=False),
+    Column("attribute", String(50), nullable=True),
+    # [[dimension name, value], ...]
+    Column("filters", JSON, nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("org_seq", "id", name="uq_usage_meters_org_id"),
+)
+
+usage_meter_rates = Table(
+    "usage_meter_rates",
+    metadata,
+    Column("seq", Key, primary_key=True, autoincrement=True),
+    Column("meter_seq", Key, ForeignKey("usage_meters.seq"), nullable=False),
+    Column("credits", Money, nullable=False),
+    Column("per_quantity", Money, nullable=False),
+    # null: in effect for every event, however early (only a meter's first rate)
+    Column("effective_from", UtcDateTime, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index("ix_usage_meter_rates_meter_seq", "meter_seq", "seq"),
+)
+
+usage_events = Table(
+    "usage_events",
+    metadata,
+    Column("seq", Key, primary_key=True, autoincrement=True),
+    Column("org_seq", Key, ForeignKey("organizations.seq"), nullable=False),
+    Column("account_seq", Key, ForeignKey("accounts.seq"), nullable=False),
+    Column("id", EVENT_ID, nullable=False),
+    Column("schema_name", String(50), nullable=False),
+    # the event's own timestamp (Togai's `timestamp`)
+    Column("occurred_at", UtcDateTime, nullable=False),
+    # sha256 of the canonical content (ledger.usage.content_hash): a resend's identity
+    Column("content_hash", String(64), nullable=False),
+    # {"attributes": [[name, value, unit], ...], "dimensions": {...}}, values as exact text
+    Column("content", JSON, nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("applied_at", UtcDateTime, nullable=True),
+    # per meter: quantity, rate, cost, allocations (credit, amount, line), uncovered
+    Column("results", JSON, nullable=True),
+    # ",um.a,um.b,": the meters that priced it, for ?meterId=
+    Column("meter_ids", Text, nullable=True),
+    UniqueConstraint("org_seq", "id", name="uq_usage_events_org_id"),
+    # an account's events by time (lists, ranges, appliedThrough, the clean-up)
+    Index("ix_usage_events_account_time", "account_seq", "occurred_at", "id"),
+    # what waits to be applied, in the order it applies; small, since applying leaves it
+    Index(
+        "ix_usage_events_pending",
+        "account_seq",
+        "occurred_at",
+        "id",
+        postgresql_where=PENDING,
+        sqlite_where=PENDING,
+    ),
+)
+
+# Running totals per (account, meter), moved by every batch applied; the clean-up never
+# lowers them, so GET /accounts/{id}/usage reads them without a scan.
+_USAGE_SUMS = (
+    "quantity",
+    "cost",
+    "paid_by_credits",
+    "paid_by_wallet",
+    "uncovered",
+)
+
+
+def _usage_sums(name: str) -> Table:
+    return Table(
+        name,
+        metadata,
+        Column("account_seq", Key, ForeignKey("accounts.seq"), primary_key=True),
+        Column("meter_seq", Key, ForeignKey("usage_meters.seq"), primary_key=True),
+        Column("org_seq", Key, ForeignKey("organizations.seq"), nullable=False),
+        *(Column(column, MoneyTotal, nullable=False) for column in _USAGE_SUMS),
+        Column("events", BigInteger, nullable=False),
+    )
+
+
+usage_totals = _usage_sums("usage_totals")
+# What purged events had added to usage_totals, so verify still finds the totals whole.
+usage_purged = _usage_sums("usage_purged")
+
+# What purged events had drawn from each usage line, so verify still finds the lines whole.
+usage_purged_lines = Table(
+    "usage_purged_lines",
+    metadata,
+    Column("line_id", String(50), primary_key=True),
+    Column("amount", MoneyTotal, nullable=False),
 )

@@ -24,6 +24,8 @@ def accounts_written(changes: Changes) -> set[int]:
     written.update(credit.account_seq for credit in changes.new_credits)
     written.update(credit.account_seq for credit in changes.credits.values())
     written.update(account_seq for account_seq, _ in changes.applications)
+    written.update(event.account_seq for event in changes.events)
+    written.update(changes.applied_through)
     return written
 
 

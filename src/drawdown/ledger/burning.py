@@ -1,0 +1,223 @@
+"""Drawing usage down (docs/usage.md, "Drawing down"): one decision applies a batch of an
+account's pending events, in (timestamp, id) order, under the account's lock.
+
+Each event is priced on every ACTIVE meter it matches (meter id order) and its cost drawn from
+the account's credits in drawdown order among those ACTIVE now and in effect on the event's UTC
+date whose scope covers the meter; what none pays is uncovered. What a credit pays for one
+meter's events in the batch becomes one DEBITED line (entity = the meter id, no invoice), and
+every event records which credits paid how much on which line. The credits' amounts and the
+balance move through the book, like every debit.
+"""
+
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from decimal import Decimal
+
+from drawdown.errors import NotFound
+from drawdown.ledger.allocation import EntityType, covers
+from drawdown.ledger.book import Book
+from drawdown.ledger.changes import Changes, Loaded, NeedCandidates
+from drawdown.ledger.credit import CreditStatus, TransactionType
+from drawdown.ledger.draft import Draft
+from drawdown.ledger.ids import TRANSACTION_PREFIX, new_id
+from drawdown.ledger.money import ZERO, add, sub
+from drawdown.ledger.records import TransactionRecord
+from drawdown.ledger.usage import (
+    CostOutOfRange,
+    EventStatus,
+    MeterStatus,
+    matches,
+    price,
+    quantity,
+)
+from drawdown.ledger.usage_records import AppliedEvent, Charge, UsageAllocation, UsageSums
+
+
+@dataclass(frozen=True)
+class BurnOutcome:
+    applied: int  # events applied by this decision
+    more: bool  # more events were pending than the batch held
+
+
+def burn_account(
+    loaded: Loaded, org_seq: int, account_id: str, now: datetime
+) -> tuple[BurnOutcome, Changes]:
+    """`burn`, for the account as the applier names it."""
+    seq = loaded.account_ids.get((org_seq, account_id))
+    if seq is None:
+        raise NotFound(f"account '{account_id}' was not found")
+    return burn(loaded, seq, now)
+
+
+def burn(loaded: Loaded, account_seq: int, now: datetime) -> tuple[BurnOutcome, Changes]:
+    """Apply the account's pending events that `loaded` holds (a batch)."""
+    draft = Draft(loaded, now)
+    book = draft.book(account_seq)
+    events = loaded.pending.get(account_seq, [])
+    more = loaded.pending_more.get(account_seq, False)
+    if not events:
+        return BurnOutcome(0, more), draft.changes()
+    for day in sorted({event.timestamp.date() for event in events}):
+        # every day's first candidates at once, each a cheap round, before any work is done
+        if (account_seq, day) not in loaded.candidates:
+            raise NeedCandidates(account_seq, day, have=0)
+    meters = sorted(
+        (m for m in loaded.meters.get(book.account.org_seq, []) if m.status is MeterStatus.ACTIVE),
+        key=lambda meter: meter.id,
+    )
+    purse = _Purse(draft, account_seq)
+    applied = []
+    sums: dict[tuple[int, int], UsageSums] = {}
+    for event in events:
+        charges = []
+        for meter in meters:
+            if not matches(meter, event.schema_name, event.attributes, event.dimensions):
+                continue
+            rate = meter.rate_at(event.timestamp)
+            if rate is None:
+                continue
+            amount = quantity(meter, event.attributes)
+            try:
+                priced = price(amount, rate)
+            except CostOutOfRange:
+                continue  # only if a meter or rate came after the event was accepted
+            allocations, uncovered = purse.draw(event.timestamp.date(), meter.id, priced.cost)
+            charge = Charge(
+                meter_seq=meter.seq,
+                meter_id=meter.id,
+                quantity=amount,
+                rate=rate,
+                cost=priced.cost,
+                exact_cost=priced.exact,
+                allocations=allocations,
+                uncovered=uncovered,
+            )
+            charges.append(charge)
+            key = (account_seq, meter.seq)
+            sums[key] = sums.get(key, _NOTHING) + UsageSums.of(charge)
+        status = EventStatus.APPLIED if charges else EventStatus.UNMETERED
+        applied.append(
+            AppliedEvent(event.seq, account_seq, event.timestamp, status, tuple(charges), now)
+        )
+    purse.record(book)
+    changes = draft.changes()
+    changes.events = applied
+    changes.usage_sums = sums
+    changes.applied_through = {account_seq: max(event.timestamp for event in events)}
+    return BurnOutcome(len(applied), more), changes
+
+
+_NOTHING = UsageSums()
+
+
+@dataclass
+class _Line:
+    """A DEBITED line of the batch, growing as events draw on it."""
+
+    id: str
+    amount: Decimal = ZERO
+
+
+class _Purse:
+    """The account's credits as the batch draws them: what each has left, which may pay, and
+    the batch's lines by (meter, credit)."""
+
+    def __init__(self, draft: Draft, account_seq: int) -> None:
+        self.draft = draft
+        self.account_seq = account_seq
+        # credit id -> what it has left to pay with (0 for one that may not pay now)
+        self.left: dict[str, Decimal] = {}
+        self.scopes: dict[tuple[str, str], bool] = {}
+        # (meter id, credit id) -> [line id, amount], in the order first drawn
+        self.lines: dict[tuple[str, str], _Line] = {}
+        # (day, meter id) -> the first candidate that may still pay: the ones before it have
+        # nothing left or may not pay that meter, and stay so for the rest of the batch
+        self.start: dict[tuple[date, str], int] = {}
+
+    def draw(
+        self, day: date, meter_id: str, cost: Decimal
+    ) -> tuple[tuple[UsageAllocation, ...], Decimal]:
+        """Pay `cost` for a meter's event of `day`; the allocations and what is uncovered."""
+        if cost == 0:
+            return (), ZERO
+        key = (self.account_seq, day)
+        listed = self.draft.loaded.candidates.get(key)
+        if listed is None:
+            raise NeedCandidates(self.account_seq, day, have=0)
+        owed = cost
+        allocations = []
+        first_open: int | None = None
+        index = self.start.get((day, meter_id), 0)
+        while index < len(listed) and owed > 0:
+            credit_id = listed[index]
+            left = self._left(credit_id)
+            if left > 0 and self._covers(credit_id, meter_id):
+                paid = min(owed, left)
+                left = sub(left, paid)
+                owed = sub(owed, paid)
+                self.left[credit_id] = left
+                allocations.append(
+                    UsageAllocation(credit_id, paid, self._line(meter_id, credit_id, paid))
+                )
+                if left > 0:
+                    first_open = index
+                    break
+            index += 1
+        self.start[(day, meter_id)] = index if first_open is None else first_open
+        if owed > 0 and not self.draft.loaded.complete.get(key, False):
+            # a credit further down the order may pay the rest
+            raise NeedCandidates(self.account_seq, day, have=len(listed))
+        return tuple(allocations), owed
+
+    def _left(self, credit_id: str) -> Decimal:
+        left = self.left.get(credit_id)
+        if left is None:
+            credit = self.draft.credit(credit_id)
+            # the lists were read before the group's earlier decisions; what is ACTIVE now pays
+            usable = credit is not None and credit.status is CreditStatus.ACTIVE
+            left = credit.amounts.available if usable and credit is not None else ZERO
+            self.left[credit_id] = left
+        return left
+
+    def _covers(self, credit_id: str, meter_id: str) -> bool:
+        key = (credit_id, meter_id)
+        found = self.scopes.get(key)
+        if found is None:
+            credit = self.draft.credit(credit_id)
+            assert credit is not None
+            found = covers(credit.applicable_entity_ids, meter_id, EntityType.USAGE_METER_RATE_CARD)
+            self.scopes[key] = found
+        return found
+
+    def _line(self, meter_id: str, credit_id: str, amount: Decimal) -> str:
+        line = self.lines.get((meter_id, credit_id))
+        if line is None:
+            line = self.lines[(meter_id, credit_id)] = _Line(new_id(TRANSACTION_PREFIX))
+        line.amount = add(line.amount, amount)
+        return line.id
+
+    def record(self, book: Book) -> None:
+        """Debit each credit what the batch drew from it: its lines together, credits in the
+        order first drawn; the book moves the balance."""
+        by_credit: dict[str, list[TransactionRecord]] = {}
+        for (meter_id, credit_id), line in self.lines.items():
+            by_credit.setdefault(credit_id, []).append(
+                TransactionRecord(
+                    id=line.id,
+                    credit_id=credit_id,
+                    transaction_type=TransactionType.DEBITED,
+                    amount=line.amount,
+                    created_at=book.now,
+                    entity_id=meter_id,
+                )
+            )
+        for credit_id, lines in by_credit.items():
+            current = self.draft.credit(credit_id)
+            assert current is not None
+            credit = self.draft.edit(current)
+            before_status, before_amounts = credit.status, replace(credit.amounts)
+            drawn = ZERO
+            for debit in lines:
+                drawn = add(drawn, debit.amount)
+            credit.amounts.consumed = add(credit.amounts.consumed, drawn)
+            book.record(credit, before_status, before_amounts, lines)

@@ -1,0 +1,274 @@
+"""Ingesting usage events (docs/usage.md, "Ingestion"), coalesced like the money writes: the
+requests that arrive while a transaction is in flight are stored together in the next one (one
+read of the meters, one insert, one COMMIT), and each request is answered after that COMMIT.
+
+An event refused for what it says (its timestamp, a meter it cannot satisfy, its account, a
+conflicting resend) fails alone: the others are stored. A deadlock, a serialization failure or
+a connection lost before COMMIT runs the group again; any other failure splits it and runs
+each request alone, so one the database refuses fails only itself.
+"""
+
+import asyncio
+import logging
+import random
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+
+from drawdown.clock import Clock
+from drawdown.errors import DrawdownError
+from drawdown.ledger.events import NewEvent, Refused, check_against_meters, check_window
+from drawdown.ledger.usage import Meter
+from drawdown.store.faults import Fault, domain_error, is_unique_violation, judge
+from drawdown.store.interface import Arriving, Verdict, WriteStore
+
+log = logging.getLogger("drawdown.ingest")
+
+ATTEMPTS = 4
+MAX_REQUESTS = 64
+MAX_EVENTS = 5000
+
+
+class Fate(Enum):
+    NEW = "new"
+    DUPLICATE = "duplicate"
+    REFUSED = "refused"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    fate: Fate
+    reason: str | None = None  # why it was refused
+    status: int = 202  # for a refused event: the status /ingest answers it with
+
+
+@dataclass(frozen=True)
+class AccountRef:
+    seq: int
+    org_seq: int
+    id: str
+
+
+Woken = Callable[[Iterable[AccountRef]], None]
+
+
+@dataclass
+class _Request:
+    org_seq: int
+    events: list[NewEvent]
+    future: "asyncio.Future[list[Outcome]]" = field(init=False)
+
+    @property
+    def keys(self) -> set[tuple[int, str]]:
+        return {(self.org_seq, event.id) for event in self.events}
+
+
+class Ingestion:
+    def __init__(
+        self,
+        store: WriteStore,
+        clock: Clock,
+        *,
+        in_flight: int = 2,
+        woken: Woken | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.woken = woken
+        self._waiting: deque[_Request] = deque()
+        self._slots = in_flight
+        self._running: set[asyncio.Task[None]] = set()
+        # for tests and the bench: transactions run, and requests they held
+        self.groups = 0
+        self.requests = 0
+
+    async def ingest(self, org_seq: int, events: list[NewEvent]) -> list[Outcome]:
+        """Store the events (ids unique within the list), each with its outcome, in order;
+        answered once they are committed."""
+        if not events:
+            return []
+        request = _Request(org_seq, events)
+        request.future = asyncio.get_running_loop().create_future()
+        self._waiting.append(request)
+        self._start_groups()
+        # a caller that goes away must not cancel a request that may be part of a group
+        return await asyncio.shield(request.future)
+
+    def _start_groups(self) -> None:
+        while self._waiting and len(self._running) < self._slots:
+            group: list[_Request] = []
+            later: deque[_Request] = deque()
+            taken: set[tuple[int, str]] = set()
+            count = 0
+            for request in self._waiting:
+                keys = request.keys
+                fits = len(group) < MAX_REQUESTS and (
+                    not group or count + len(request.events) <= MAX_EVENTS
+                )
+                # one id twice in a group would be judged against itself: the later waits
+                if fits and not keys & taken:
+                    group.append(request)
+                    taken |= keys
+                    count += len(request.events)
+                else:
+                    later.append(request)
+            self._waiting = later
+            task = asyncio.get_running_loop().create_task(self._run(group))
+            self._running.add(task)
+            task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("an ingest group failed unexpectedly", exc_info=task.exception())
+        self._start_groups()
+
+    async def _run(self, group: list[_Request]) -> None:
+        try:
+            answers = await self._run_group(group)
+        except BaseException as error:
+            answers = [error] * len(group)
+        stored: list[AccountRef] = []
+        for request, answer in zip(group, answers, strict=True):
+            if request.future.done():
+                continue
+            if isinstance(answer, BaseException):
+                request.future.set_exception(answer)
+            else:
+                request.future.set_result(answer[0])
+                stored += answer[1]
+        if stored and self.woken is not None:
+            self.woken(stored)
+
+    async def _run_group(
+        self, group: list[_Request]
+    ) -> list[tuple[list[Outcome], list[AccountRef]] | BaseException]:
+        for attempt in range(1, ATTEMPTS + 1):
+            committing = False
+            try:
+                async with self.store.transaction() as tx:
+                    now = self.clock.now()
+                    meters = await tx.meters({request.org_seq for request in group})
+                    checked = [
+                        _check(request, meters.get(request.org_seq, []), now) for request in group
+                    ]
+                    arriving = [
+                        Arriving(request.org_seq, event, event.content_hash(), now)
+                        for request, outcomes in zip(group, checked, strict=True)
+                        for event, outcome in zip(request.events, outcomes, strict=True)
+                        if outcome is None
+                    ]
+                    stored = iter(await tx.ingest(arriving) if arriving else [])
+                    committing = True
+                self.groups += 1
+                self.requests += len(group)
+                answers: list[tuple[list[Outcome], list[AccountRef]] | BaseException] = []
+                for request, outcomes in zip(group, checked, strict=True):
+                    final: list[Outcome] = []
+                    refs: list[AccountRef] = []
+                    for event, refused in zip(request.events, outcomes, strict=True):
+                        if refused is not None:
+                            final.append(refused)
+                            continue
+                        result = next(stored)
+                        final.append(_outcome(event, result.verdict))
+                        if result.verdict is Verdict.NEW:
+                            assert result.account_seq is not None
+                            refs.append(
+                                AccountRef(result.account_seq, request.org_seq, event.account_id)
+                            )
+                    answers.append((final, refs))
+                return answers
+            except DrawdownError as error:
+                return [error] * len(group)
+            except Exception as error:
+                fault = judge(error)
+                again = (
+                    fault is Fault.RETRY
+                    or (fault is Fault.LOST and not committing)
+                    or is_unique_violation(error)
+                )
+                if again and attempt < ATTEMPTS:
+                    log.info("running an ingest group of %d again: %s", len(group), error)
+                    await asyncio.sleep(random.uniform(0, 0.02 * 2**attempt))
+                    continue
+                if fault is None and not is_unique_violation(error) and len(group) > 1:
+                    log.warning("an ingest group of %d failed; running each alone", len(group))
+                    return [(await self._run_group([request]))[0] for request in group]
+                mapped = domain_error(error, committing=committing) or error
+                return [mapped] * len(group)
+        raise AssertionError("unreachable")
+
+
+def _check(request: _Request, meters: list[Meter], now: datetime) -> list[Outcome | None]:
+    """Each event's refusal for what it says, or None to store it."""
+    found: list[Outcome | None] = []
+    for event in request.events:
+        try:
+            check_window(event.timestamp, now)
+            check_against_meters(event, meters)
+        except Refused as refused:
+            found.append(Outcome(Fate.REFUSED, str(refused), 400))
+            continue
+        found.append(None)
+    return found
+
+
+def _outcome(event: NewEvent, verdict: Verdict) -> Outcome:
+    if verdict is Verdict.NEW:
+        return Outcome(Fate.NEW)
+    if verdict is Verdict.DUPLICATE:
+        return Outcome(Fate.DUPLICATE)
+    if verdict is Verdict.CONFLICT:
+        return Outcome(
+            Fate.REFUSED,
+            f"id: event '{_short(event.id)}' was accepted before with different content; "
+            "an id names one event",
+            409,
+        )
+    return Outcome(Fate.REFUSED, f"accountId: account '{event.account_id}' was not found", 404)
+
+
+def _short(event_id: str) -> str:
+    return event_id if len(event_id) <= 60 else event_id[:57] + "..."
+
+
+async def ingest_batch(
+    ingestion: Ingestion, org_seq: int, items: list[NewEvent | str]
+) -> list[Outcome]:
+    """A request's events (or, for one its shape refused, the reason), each with its outcome.
+    An id that repeats in the batch counts once: the later one is a duplicate when its
+    content is the same (and shares the first one's fate), refused when it differs."""
+    outcomes: list[Outcome | None] = [None] * len(items)
+    first: dict[str, int] = {}
+    followers: list[tuple[int, int]] = []
+    unique: list[NewEvent] = []
+    for index, item in enumerate(items):
+        if isinstance(item, str):
+            outcomes[index] = Outcome(Fate.REFUSED, item, 400)
+        elif item.id in first:
+            earlier = items[first[item.id]]
+            assert isinstance(earlier, NewEvent)
+            if earlier.content_hash() == item.content_hash():
+                followers.append((index, first[item.id]))
+            else:
+                outcomes[index] = Outcome(
+                    Fate.REFUSED,
+                    f"id: event '{_short(item.id)}' appears earlier in this batch with "
+                    "different content",
+                    409,
+                )
+        else:
+            first[item.id] = index
+            unique.append(item)
+    stored = await ingestion.ingest(org_seq, unique)
+    for event, outcome in zip(unique, stored, strict=True):
+        outcomes[first[event.id]] = outcome
+    for index, leader in followers:
+        led = outcomes[leader]
+        assert led is not None
+        outcomes[index] = led if led.fate is Fate.REFUSED else Outcome(Fate.DUPLICATE)
+    assert all(outcome is not None for outcome in outcomes)
+    return [outcome for outcome in outcomes if outcome is not None]

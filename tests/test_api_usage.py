@@ -1,0 +1,472 @@
+"""The usage API in-process (docs/usage.md): meters, /ingest and /ingestBatch with every kind of
+refusal, the applier (drained by hand: ASGITransport runs no lifespan), the reads, and verify
+clean after. Expected amounts are worked out here from the rules, by hand."""
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from drawdown.api.app import create_app
+from drawdown.clock import FixedClock
+from drawdown.services.applier import Applier
+from drawdown.store.database import Database
+from tests.conftest import NOW, new_key
+from tests.helpers import decimal_json, grant, make_account
+from tests.oracle import assert_books_balance
+
+D = Decimal
+AT = "2026-11-24T11:00:00Z"
+
+
+@pytest.fixture
+async def app(db: Database, clock: FixedClock) -> FastAPI:
+    return create_app(db, clock)
+
+
+@pytest.fixture
+async def client(app: FastAPI, api_key: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://drawdown.test",
+        headers={"Authorization": f"Bearer {api_key}"},
+    ) as http:
+        yield http
+
+
+async def drain(app: FastAPI) -> int:
+    applier: Applier = app.state.applier
+    return await applier.drain()
+
+
+def meter_body(meter_id: str = "um.tokens", **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": meter_id,
+        "name": "LLM tokens",
+        "eventSchemaName": "llm_call",
+        "aggregation": "SUM",
+        "attribute": "tokens",
+        "filters": [{"field": "dimensions.model", "value": "large"}],
+        "creditRate": {"credits": 2, "perQuantity": 1000},
+    }
+    body.update(extra)
+    return body
+
+
+def event(
+    event_id: str, tokens: str | None = "1000", account: str = "acc-1", **extra: Any
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "schemaName": "llm_call",
+        "id": event_id,
+        "timestamp": AT,
+        "accountId": account,
+        "attributes": [] if tokens is None else [{"name": "tokens", "value": tokens}],
+        "dimensions": {"model": "large"},
+    }
+    body.update(extra)
+    return body
+
+
+async def create_meter(client: httpx.AsyncClient, **extra: Any) -> dict[str, Any]:
+    response = await client.post("/usage_meters", json=meter_body(**extra))
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def ingest_batch(client: httpx.AsyncClient, *events: dict[str, Any]) -> httpx.Response:
+    return await client.post("/ingestBatch", json={"events": list(events)})
+
+
+# -- meters ---------------------------------------------------------------------------------
+
+
+async def test_a_meter_is_created_listed_re_rated_and_switched(client: httpx.AsyncClient) -> None:
+    created = await create_meter(client, creditRate={"credits": 0.002, "perQuantity": 1000})
+    assert created == {
+        "id": "um.tokens",
+        "name": "LLM tokens",
+        "eventSchemaName": "llm_call",
+        "aggregation": "SUM",
+        "attribute": "tokens",
+        "filters": [{"field": "dimensions.model", "value": "large"}],
+        "status": "ACTIVE",
+        "creditRate": {"credits": 0.002, "perQuantity": 1000},
+        "rates": [{"credits": 0.002, "perQuantity": 1000, "effectiveFrom": None}],
+        "createdAt": "2026-11-24T12:00:00Z",
+        "updatedAt": "2026-11-24T12:00:00Z",
+    }
+    assert '"credits":0.002' in (await client.get("/usage_meters/um.tokens")).text
+
+    patched = await client.patch(
+        "/usage_meters/um.tokens",
+        json={"creditRate": {"credits": 3, "perQuantity": 1}, "effectiveFrom": AT},
+    )
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["creditRate"] == {"credits": 3, "perQuantity": 1}
+    assert [r["effectiveFrom"] for r in patched.json()["rates"]] == [None, AT]
+    earlier = await client.patch(
+        "/usage_meters/um.tokens",
+        json={"creditRate": {"credits": 4, "perQuantity": 1}, "effectiveFrom": AT},
+    )
+    assert earlier.status_code == 400 and "later than the latest rate" in earlier.json()["message"]
+
+    off = await client.post("/usage_meters/um.tokens/deactivate")
+    assert off.status_code == 200 and off.json()["status"] == "INACTIVE"
+    again = await client.post("/usage_meters/um.tokens/deactivate")
+    assert again.json() == off.json()
+    on = await client.post("/usage_meters/um.tokens/activate")
+    assert on.json()["status"] == "ACTIVE"
+
+    await create_meter(client, meter_id="um.calls", aggregation="COUNT", attribute=None)
+    first = await client.get("/usage_meters", params={"pageSize": 1})
+    assert [m["id"] for m in first.json()["data"]] == ["um.tokens"]
+    second = await client.get(
+        "/usage_meters", params={"pageSize": 1, "nextToken": first.json()["nextToken"]}
+    )
+    assert [m["id"] for m in second.json()["data"]] == ["um.calls"]
+    assert "nextToken" not in second.json()
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"attribute": None}, "attribute: is required for a SUM meter"),
+        ({"aggregation": "COUNT"}, "attribute: must be absent for a COUNT meter"),
+        ({"id": "um tokens"}, "id"),
+        ({"id": "x" * 51}, "id"),
+        ({"creditRate": {"credits": -1, "perQuantity": 1}}, "credits"),
+        ({"creditRate": {"credits": 1, "perQuantity": 0}}, "perQuantity"),
+        ({"creditRate": {"credits": 1, "perQuantity": 1e-11}}, "perQuantity"),
+        ({"filters": [{"field": "model", "value": "x"}]}, "field"),
+        (
+            {
+                "filters": [
+                    {"field": "dimensions.a", "value": "x"},
+                    {"field": "dimensions.a", "value": "y"},
+                ]
+            },
+            "filters: each dimension may be filtered once",
+        ),
+        ({"effectiveFrom": "soon"}, "effectiveFrom"),
+        ({"unknown": 1}, "unknown"),
+    ],
+)
+async def test_a_bad_meter_is_refused_with_a_reason(
+    client: httpx.AsyncClient, change: dict[str, Any], words: str
+) -> None:
+    response = await client.post("/usage_meters", json=meter_body(**change))
+    assert response.status_code == 400, response.text
+    assert words in response.json()["message"]
+    assert (await client.get("/usage_meters")).json()["data"] == []
+
+
+async def test_meter_ids_are_per_organization_and_taken_once(
+    client: httpx.AsyncClient, db: Database, app: FastAPI
+) -> None:
+    await create_meter(client)
+    taken = await client.post("/usage_meters", json=meter_body())
+    assert taken.status_code == 409 and "already exists" in taken.json()["message"]
+    other = {"Authorization": f"Bearer {await new_key(db)}"}
+    assert (await client.get("/usage_meters/um.tokens", headers=other)).status_code == 404
+    assert (await client.post("/usage_meters", json=meter_body(), headers=other)).status_code == 201
+    reader = {"Authorization": f"Bearer {await new_key(db, read_only=True)}"}
+    refused = await client.post("/usage_meters", json=meter_body("um.x"), headers=reader)
+    assert refused.status_code == 403
+    assert (
+        await client.post("/ingest", json={"event": event("e")}, headers=reader)
+    ).status_code == 403
+    assert (await client.get("/usage_meters/um.none")).status_code == 404
+
+
+# -- ingestion ----------------------------------------------------------------------------------
+
+
+async def test_an_event_is_accepted_once_and_a_conflicting_resend_refused(
+    client: httpx.AsyncClient,
+) -> None:
+    await make_account(client)
+    first = await client.post("/ingest", json={"event": event("e-1")})
+    assert first.status_code == 202, first.text
+    assert first.json() == {
+        "success": True,
+        "statusCode": 202,
+        "message": "1 event accepted",
+        "details": {"accepted": 1, "duplicates": 0},
+    }
+    # the same content written otherwise: another offset, another attribute order, 1000.0
+    same = event("e-1", "1000.00", timestamp="2026-11-24T12:00:00+01:00")
+    again = await client.post("/ingest", json={"event": same})
+    assert again.status_code == 202 and again.json()["details"] == {"accepted": 1, "duplicates": 1}
+    conflict = await client.post("/ingest", json={"event": event("e-1", "1001")})
+    assert conflict.status_code == 409
+    assert "accepted before with different content" in conflict.json()["message"]
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "words"),
+    [
+        ({"id": None}, 400, "id: is required"),
+        ({"id": "a/b"}, 400, "id: must be 1 to 512"),
+        ({"id": "x" * 513}, 400, "id"),
+        ({"accountId": "nobody"}, 404, "account 'nobody' was not found"),
+        ({"timestamp": "2026-10-09T11:59:59Z"}, 400, "more than 45 days old"),
+        ({"timestamp": "2026-11-24T12:05:01Z"}, 400, "more than 5 minutes in the future"),
+        ({"timestamp": "noon"}, 400, "timestamp"),
+        ({"attributes": [{"name": "tokens", "value": "1e3"}]}, 400, "attribute 'tokens'"),
+        ({"attributes": [{"name": "tokens", "value": "-1"}]}, 400, "non-negative"),
+        ({"attributes": [{"name": "tokens", "value": 5}]}, 400, "attributes[0].value"),
+        ({"attributes": []}, 400, "meter 'um.tokens' sums attribute 'tokens'"),
+        ({"dimensions": {"model": 1}}, 400, "dimensions"),
+        ({"colour": "red"}, 400, "colour: is not a field"),
+        ({"schemaName": ""}, 400, "schemaName"),
+    ],
+)
+async def test_a_bad_event_is_refused_and_nothing_stored(
+    client: httpx.AsyncClient, app: FastAPI, change: dict[str, Any], status: int, words: str
+) -> None:
+    await make_account(client)
+    await create_meter(client)
+    body = event("e-bad")
+    body.update(change)
+    body = {k: v for k, v in body.items() if v is not None}
+    response = await client.post("/ingest", json={"event": body})
+    assert response.status_code == status, response.text
+    assert words in response.json()["message"]
+    assert (await client.get("/accounts/acc-1/usage")).json()["pending"] == 0
+
+
+async def test_a_batch_names_each_refused_event_and_keeps_the_others(
+    client: httpx.AsyncClient,
+) -> None:
+    await make_account(client)
+    await create_meter(client)
+    response = await ingest_batch(
+        client,
+        event("e-1"),
+        event("e-2", account="nobody"),
+        event("e-1"),  # the same again: a duplicate
+        event("e-1", "7"),  # the same id, other content
+        {"id": "e-5", "schemaName": "llm_call"},
+        event("e-6", None),  # the SUM meter's attribute missing
+        7,
+    )
+    assert response.status_code == 207, response.text
+    body = response.json()
+    assert body["success"] is False and body["statusCode"] == 207
+    assert body["message"] == "5 of 7 events refused"
+    assert body["details"]["accepted"] == 2 and body["details"]["duplicates"] == 1
+    refused = body["details"]["refused"]
+    assert [(r["index"], r["id"]) for r in refused] == [
+        (1, "e-2"),
+        (3, "e-1"),
+        (4, "e-5"),
+        (5, "e-6"),
+        (6, None),
+    ]
+    assert "account 'nobody' was not found" in refused[0]["reason"]
+    assert "earlier in this batch with different content" in refused[1]["reason"]
+    assert "is required" in refused[2]["reason"]
+    assert "sums attribute 'tokens'" in refused[3]["reason"]
+    assert (await client.get("/accounts/acc-1/usage")).json()["pending"] == 1
+
+    whole = await ingest_batch(client, event("e-1"), event("e-7"))
+    assert whole.status_code == 202
+    assert whole.json()["details"] == {"accepted": 2, "duplicates": 1}
+    assert whole.json()["message"] == "2 events accepted"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"events": []}',
+        '{"events": {}}',
+        '{"events": [' + ",".join(["{}"] * 1001) + "]}",
+        '{"event": []}',
+        '{"events": [], "more": 1}',
+        '{"events": [{}], "events": [{}]}',
+        "[]",
+        "not json",
+    ],
+)
+async def test_a_body_that_is_not_a_batch_is_refused_whole(
+    client: httpx.AsyncClient, text: str
+) -> None:
+    response = await client.post(
+        "/ingestBatch", content=text, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400, response.text
+    assert set(response.json()) == {"message"}
+
+
+# -- applying and reading -------------------------------------------------------------------
+
+
+async def test_events_draw_credits_in_order_and_the_reads_show_it_exactly(
+    client: httpx.AsyncClient, app: FastAPI, db: Database, clock: FixedClock, org_name: str
+) -> None:
+    await make_account(client)
+    await create_meter(client, creditRate={"credits": 1, "perQuantity": 3})
+    await create_meter(
+        client,
+        meter_id="um.calls",
+        aggregation="COUNT",
+        attribute=None,
+        filters=[],
+        creditRate={"credits": 0.5, "perQuantity": 1},
+    )
+    second = await grant(client, amount=1, priority=2)
+    first = await grant(client, amount=0.5, priority=1, applicableEntityIds=["um.calls"])
+    response = await ingest_batch(
+        client,
+        event("e-1", "1"),  # 1/3 on tokens, 0.5 on calls
+        event("e-2", "2", timestamp="2026-11-24T11:30:00Z"),  # 2/3 and 0.5
+        event("e-3", "3", schemaName="other"),  # unmetered
+    )
+    assert response.status_code == 202
+    assert (await client.get("/accounts/acc-1/usage")).json()["pending"] == 3
+    pending = (await client.get("/usage/events/e-1")).json()
+    assert pending == {
+        "id": "e-1",
+        "accountId": "acc-1",
+        "timestamp": AT,
+        "status": "PENDING",
+        "meters": [],
+    }
+    assert await drain(app) >= 3  # other tests of the session may have left events too
+
+    one = decimal_json(await client.get("/usage/events/e-1"))
+    assert one["status"] == "APPLIED"
+    calls, tokens = one["meters"]
+    # e-1 applies first (11:00): calls 0.5 from the calls-only credit, tokens 1/3 from the other
+    assert calls == {
+        "meterId": "um.calls",
+        "quantity": 1,
+        "rate": {"credits": D("0.5"), "perQuantity": 1},
+        "cost": D("0.5"),
+        "allocations": [{"creditId": first["id"], "amount": D("0.5")}],
+        "uncovered": 0,
+    }
+    assert tokens == {
+        "meterId": "um.tokens",
+        "quantity": 1,
+        "rate": {"credits": 1, "perQuantity": 3},
+        "exactCost": D("0." + "3" * 40),
+        "cost": D("0.3333333333"),
+        "allocations": [{"creditId": second["id"], "amount": D("0.3333333333")}],
+        "uncovered": 0,
+    }
+    two = decimal_json(await client.get("/usage/events/e-2"))
+    calls, tokens = two["meters"]
+    # the calls-only credit is spent: 0.5 of the other credit pays calls, then 0.1666666667
+    # is left of it for 0.6666666667 of tokens
+    assert calls["allocations"] == [{"creditId": second["id"], "amount": D("0.5")}]
+    assert tokens["cost"] == D("0.6666666667")
+    assert tokens["allocations"] == [{"creditId": second["id"], "amount": D("0.1666666667")}]
+    assert tokens["uncovered"] == D("0.5")
+    assert (await client.get("/usage/events/e-3")).json()["status"] == "UNMETERED"
+
+    usage = decimal_json(await client.get("/accounts/acc-1/usage"))
+    assert usage == {
+        "accountId": "acc-1",
+        "appliedThrough": "2026-11-24T11:30:00Z",
+        "pending": 0,
+        "meters": [
+            {
+                "meterId": "um.calls",
+                "quantity": 2,
+                "cost": 1,
+                "paidByCredits": 1,
+                "paidByWallet": 0,
+                "uncovered": 0,
+                "events": 2,
+            },
+            {
+                "meterId": "um.tokens",
+                "quantity": 3,
+                "cost": 1,
+                "paidByCredits": D("0.5"),
+                "paidByWallet": 0,
+                "uncovered": D("0.5"),
+                "events": 2,
+            },
+        ],
+    }
+    balance = decimal_json(await client.get("/accounts/acc-1/credit_balance"))
+    assert balance["availableBalance"] == 0
+    details = decimal_json(await client.get(f"/credits/{second['id']}"))
+    assert details["status"] == "CONSUMED"
+    debits = [
+        (t["amount"], t["entityId"], t["invoiceId"])
+        for t in details["transactions"]
+        if t["transactionType"] == "DEBITED"
+    ]
+    assert sorted(debits) == [(D("0.5"), "um.calls", None), (D("0.5"), "um.tokens", None)]
+    await assert_books_balance(db, clock, org_name)
+
+    ranged = decimal_json(
+        await client.get("/accounts/acc-1/usage", params={"from": "2026-11-24T11:15:00Z"})
+    )
+    assert [(m["meterId"], m["cost"], m["events"]) for m in ranged["meters"]] == [
+        ("um.calls", D("0.5"), 1),
+        ("um.tokens", D("0.6666666667"), 1),
+    ]
+
+
+async def test_the_events_list_is_newest_first_paged_and_filtered(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    await make_account(client)
+    await create_meter(client, meter_id="um.calls", aggregation="COUNT", attribute=None)
+    at = NOW - timedelta(hours=1)
+    events = [
+        event(
+            f"e-{n}",
+            timestamp=(at + timedelta(minutes=n % 3)).isoformat(),
+            schemaName="llm_call" if n % 2 else "other",
+        )
+        for n in range(7)
+    ]
+    assert (await ingest_batch(client, *events)).status_code == 202
+    await drain(app)
+    seen: list[str] = []
+    params: dict[str, Any] = {"pageSize": 2}
+    while True:
+        page = (await client.get("/accounts/acc-1/usage/events", params=params)).json()
+        seen += [e["id"] for e in page["data"]]
+        if "nextToken" not in page:
+            break
+        params["nextToken"] = page["nextToken"]
+    expected = sorted(events, key=lambda e: (e["timestamp"], e["id"]), reverse=True)
+    assert seen == [e["id"] for e in expected]
+    metered = (
+        await client.get("/accounts/acc-1/usage/events", params={"meterId": "um.calls"})
+    ).json()
+    assert sorted(e["id"] for e in metered["data"]) == ["e-1", "e-3", "e-5"]
+    bad = await client.get("/accounts/acc-1/usage/events", params={"nextToken": "nope"})
+    assert bad.status_code == 400
+    assert (await client.get("/accounts/nobody/usage/events")).status_code == 404
+    assert (await client.get("/usage/events/nothing")).status_code == 404
+    backwards = await client.get(
+        "/accounts/acc-1/usage", params={"from": AT, "to": "2026-11-24T10:00:00Z"}
+    )
+    assert backwards.status_code == 400
+
+
+async def test_a_meter_made_inactive_matches_nothing_while_it_is(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    await make_account(client)
+    await create_meter(client)
+    await client.post("/usage_meters/um.tokens/deactivate")
+    await client.post("/ingest", json={"event": event("e-1", None)})  # no attribute needed now
+    await drain(app)
+    assert (await client.get("/usage/events/e-1")).json()["status"] == "UNMETERED"
+    await client.post("/usage_meters/um.tokens/activate")
+    await client.post("/ingest", json={"event": event("e-2")})
+    await drain(app)
+    assert (await client.get("/usage/events/e-2")).json()["status"] == "APPLIED"
