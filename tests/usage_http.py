@@ -153,7 +153,7 @@ async def make_account(http: httpx.AsyncClient, org: Organization, account_id: s
             "name": "Usage customer",
             "primaryEmail": "usage@example.test",
             "address": {},
-            "account": {"id": account_id, "name": account_id},
+            "account": {"id": account_id, "name": f"Account {account_id}"},
         },
     )
     assert response.status_code == 201, response.text
@@ -203,7 +203,7 @@ async def ingest_one(
     """POST /ingest, and what the model says of it; the status must be the model's."""
     response = await post(http, "/ingest", {"event": event_body(event, texts)})
     outcome = org.ingest(event, datetime.now(UTC))
-    assert response.status_code == outcome.status, (outcome, response.text)
+    assert response.status_code in outcome.statuses, (outcome, response.text)
     body = response.json()
     if outcome.accepted:
         assert body["success"] is True and body["statusCode"] == 202, body
@@ -213,7 +213,7 @@ async def ingest_one(
         }, body
     else:
         assert list(body) == ["message"], response.text
-        if outcome.meter_ids:
+        if outcome.meter_ids and not outcome.alternative:
             assert any(m in body["message"] for m in outcome.meter_ids), (outcome, body)
     return response, outcome
 
@@ -255,7 +255,7 @@ def assert_batch_answer(
     for shown, index in zip(details["refused"], refused, strict=True):
         assert isinstance(shown["reason"], str) and shown["reason"], shown
         meter_ids = outcomes[index].meter_ids
-        if meter_ids:
+        if meter_ids and not outcomes[index].alternative:
             assert any(m in shown["reason"] for m in meter_ids), (shown, outcomes[index])
 
 

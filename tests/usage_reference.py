@@ -284,6 +284,9 @@ class Outcome:
     kind: str
     # the meters a refusal may name (missing attribute, cost), the first by id first
     meter_ids: tuple[str, ...] = ()
+    # a conflicting id that would also be refused for another reason: the rules do not say
+    # which reason comes first, so either answer is right
+    alternative: str | None = None
 
     @property
     def meter_id(self) -> str | None:
@@ -297,6 +300,12 @@ class Outcome:
     def status(self) -> int:
         """What POST /ingest answers."""
         return 202 if self.accepted else STATUS.get(self.kind, 400)
+
+    @property
+    def statuses(self) -> set[int]:
+        """Every answer that is right for it."""
+        other = {STATUS.get(self.alternative, 400)} if self.alternative else set()
+        return {self.status} | other
 
 
 # ------------------------------------------------------------------------------------------
@@ -360,12 +369,20 @@ class Organization:
     # -- ingestion -------------------------------------------------------------------------
 
     def judge(self, event: Event, now: datetime) -> Outcome:
-        """Whether an event would be accepted now, without storing it."""
+        """Whether an event would be accepted now, without storing it. An event accepted
+        before is a duplicate whatever has changed since (a retry must be acknowledged)."""
         if event.id is None or event.id == "":
             return Outcome(NO_ID)
         stored = self.events.get(event.id)
         if stored is not None:
-            return Outcome(DUPLICATE if stored.event.same_content(event) else CONFLICT)
+            if stored.event.same_content(event):
+                return Outcome(DUPLICATE)
+            fresh = self.judge_fresh(event, now)
+            return Outcome(CONFLICT, alternative=None if fresh.accepted else fresh.kind)
+        return self.judge_fresh(event, now)
+
+    def judge_fresh(self, event: Event, now: datetime) -> Outcome:
+        """The judgment of an event as if its id had never been seen."""
         if event.account_id not in self.accounts:
             return Outcome(UNKNOWN_ACCOUNT)
         if event.timestamp < now - ID_WINDOW:
