@@ -333,6 +333,11 @@ async def all_pages(http: httpx.AsyncClient, path: str, **params: str) -> list[A
             return found
 
 
+def is_usage_line(line: tuple[Any, ...]) -> bool:
+    kind, _, invoice, _ = line
+    return bool(kind == "DEBITED" and invoice is None)
+
+
 async def compare_account(http: httpx.AsyncClient, org: Organization, account_id: str) -> None:
     """The account's usage totals, every event, the event list, its credits and its balance
     are the model's, exactly."""
@@ -362,13 +367,13 @@ async def compare_account(http: httpx.AsyncClient, org: Organization, account_id
             view["consumedAmount"],
         ), credit_id
         assert seen["holdAmount"] == view["holdAmount"]
-        others = [t for t in seen["transactions"] if t[0] != "DEBITED"]
-        assert others == [t for t in view["transactions"] if t[0] != "DEBITED"], credit_id  # type: ignore[attr-defined]
+        # every line but usage's in order; usage's (DEBITED, no invoice) summed per meter
+        others = [t for t in seen["transactions"] if not is_usage_line(t)]
+        expected_others = [t for t in view["transactions"] if not is_usage_line(t)]  # type: ignore[attr-defined]
+        assert others == expected_others, credit_id
         debited: dict[str, Decimal] = {}
-        for kind, value, invoice, entity in seen["transactions"]:
-            if kind == "DEBITED":
-                assert invoice is None, (credit_id, entity)
-                debited[entity] = debited.get(entity, Decimal(0)) + value
+        for _, value, _, entity in filter(is_usage_line, seen["transactions"]):
+            debited[entity] = debited.get(entity, Decimal(0)) + value
         assert debited == org.debited_by_meter(credit_id), credit_id
     response = await http.get(f"/accounts/{account_id}/credit_balance")
     assert response.status_code == 200, response.text

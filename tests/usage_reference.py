@@ -548,15 +548,15 @@ class Organization:
         return [e.id for e in sorted(chosen, key=Event.order_key, reverse=True) if e.id]
 
     def debited_by_meter(self, credit_id: str) -> dict[str, Decimal]:
-        """A credit's DEBITED total per entity id (usage lines may pay many events at once,
-        so only their sums per meter are determined)."""
+        """A credit's usage lines (DEBITED, no invoice) summed per meter: one line may pay many
+        events of a batch, so only the sums per meter are determined."""
         for account in self.accounts.values():
             credit = account.credits.get(credit_id)
             if credit is None:
                 continue
             sums: dict[str, int] = {}
             for line in credit.lines:
-                if line.kind == "DEBITED":
+                if line.kind == "DEBITED" and line.invoice_id is None:
                     assert line.entity_id is not None
                     sums[line.entity_id] = sums.get(line.entity_id, 0) + line.units
             return {entity: amount(units) for entity, units in sums.items()}
