@@ -94,7 +94,7 @@ credits = st.tuples(
     st.integers(0, len(ACCOUNTS) - 1),
     amounts,
     st.integers(0, 3),
-    st.integers(-40, 2),  # effectiveFrom, days from today
+    st.one_of(st.just(-45), st.integers(-40, 2)),  # effectiveFrom, days from today
     st.one_of(st.none(), st.integers(-2, 10)),  # effectiveUntil, days from today
     st.sampled_from(SCOPES),
 )
@@ -105,7 +105,11 @@ value_texts = st.one_of(
 )
 attribute_values = st.one_of(st.none(), value_texts, value_texts, value_texts)
 # minutes ago: a few shared values, so that timestamps tie and the id decides the order
-minutes_ago = st.one_of(st.sampled_from([5, 60, 61]), st.integers(1, FOURTY_DAYS_IN_MINUTES))
+minutes_ago = st.one_of(
+    st.sampled_from([5, 60, 61]),
+    st.integers(1, 3 * 24 * 60),
+    st.integers(1, FOURTY_DAYS_IN_MINUTES),
+)
 events = st.tuples(
     st.integers(0, 40),  # id number: small, so ids repeat (same or different content)
     st.integers(0, len(ACCOUNTS) - 1),
@@ -366,7 +370,7 @@ EXAMPLES = os.environ.get("USAGE_EXAMPLES")
 )
 @given(
     st.lists(meters, min_size=2, max_size=4),
-    st.lists(credits, min_size=1, max_size=6),
+    st.lists(credits, min_size=2, max_size=6),
     # every history starts with a batch, then anything
     st.tuples(st.just("batch"), st.lists(events, min_size=3, max_size=25)).flatmap(
         lambda first: st.lists(steps, max_size=6).map(lambda rest: [first, *rest])
