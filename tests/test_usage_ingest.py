@@ -741,3 +741,60 @@ async def test_an_event_refused_earlier_in_a_batch_does_not_hold_its_id(
     assert details["accepted"] == 1, details
     assert await stored(tenant.http, "e1")
     await books_clean(db, tenant)
+
+
+# Order and days ------------------------------------------------------------------------------
+
+
+async def test_events_of_one_instant_apply_in_id_byte_order(tenant: Tenant, db: Database) -> None:
+    """Four pings at one instant (written in three zones) and a credit that pays one: the
+    first in (timestamp, id) byte order, "B-up", takes it, whatever a locale would sort first;
+    the list shows them newest first, ties by id descending."""
+    await grant(tenant.http, tenant.org, "acc", Decimal(2), 1, yesterday(), None, None)
+    moment = now() - timedelta(minutes=2)
+    ids = ["a-low", "_x", "Z9", "B-up"]
+    pings = [Event(i, "ping", "acc", moment) for i in ids]
+    zones = ["+05:30", "-01:00", "Z", "+00:00"]
+    bodies = []
+    for ping, zone in zip(pings, zones, strict=True):
+        body = event_body(ping)
+        offset = datetime.fromisoformat(f"2026-01-01T00:00:00{zone.replace('Z', '+00:00')}")
+        body["timestamp"] = moment.astimezone(offset.tzinfo).isoformat()
+        bodies.append(body)
+    response = await post(tenant.http, "/ingestBatch", {"events": bodies})
+    assert response.status_code == 202, response.text
+    for ping in pings:
+        tenant.org.ingest(ping, now())
+    await settle(tenant)
+    assert tenant.org.applied["acc"] == ["B-up", "Z9", "_x", "a-low"]
+    paid = (await tenant.http.get("/usage/events/B-up")).json()["meters"][0]["allocations"]
+    assert [a["amount"] for a in paid] == [2]
+    await books_clean(db, tenant)
+
+
+async def test_a_credit_pays_events_of_the_utc_days_it_is_in_effect(
+    tenant: Tenant, db: Database
+) -> None:
+    """A credit from today pays an event at today 00:00:30 UTC written as yesterday 23:00:30
+    at -01:00, and not one at yesterday 23:59:30 UTC written as today 00:59:30 at +01:00."""
+    moment = now()
+    today = moment.date()
+    first_second = datetime(today.year, today.month, today.day, tzinfo=UTC)
+    if moment - first_second < timedelta(minutes=2):
+        pytest.skip("too close to midnight UTC for events on both sides of it")
+    await grant(tenant.http, tenant.org, "acc", Decimal(100), 1, today, None, None)
+    west = datetime.fromisoformat("2026-01-01T00:00:00-01:00").tzinfo
+    east = datetime.fromisoformat("2026-01-01T00:00:00+01:00").tzinfo
+    after = Event("after", "ping", "acc", (first_second + timedelta(seconds=30)).astimezone(west))
+    before = Event("before", "ping", "acc", (first_second - timedelta(seconds=30)).astimezone(east))
+    assert after.timestamp.date() < today and before.timestamp.date() == today  # local dates
+    _, outcomes = await ingest_batch(tenant.http, tenant.org, [after, before])
+    assert [o.kind for o in outcomes] == [ACCEPTED, ACCEPTED]
+    await settle(tenant)
+    shown = {
+        e: (await tenant.http.get(f"/usage/events/{e}")).json()["meters"][0]
+        for e in ("after", "before")
+    }
+    assert [a["amount"] for a in shown["after"]["allocations"]] == [2]
+    assert shown["before"]["allocations"] == [] and shown["before"]["uncovered"] == 2
+    await books_clean(db, tenant)
