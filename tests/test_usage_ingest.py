@@ -5,6 +5,7 @@ accepted is then applied and compared with tests/usage_reference.py."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -26,6 +28,7 @@ from tests.usage_http import (
     compare_account,
     create_meter,
     event_body,
+    exact_json,
     grant,
     ingest_batch,
     ingest_one,
@@ -797,4 +800,50 @@ async def test_a_credit_pays_events_of_the_utc_days_it_is_in_effect(
     }
     assert [a["amount"] for a in shown["after"]["allocations"]] == [2]
     assert shown["before"]["allocations"] == [] and shown["before"]["uncovered"] == 2
+    await books_clean(db, tenant)
+
+
+# Racing and long ids -------------------------------------------------------------------------
+
+
+async def test_the_same_event_sent_at_once_many_times_is_stored_once(
+    tenant: Tenant, db: Database
+) -> None:
+    """Twenty identical /ingest calls at once (across the server's workers on PostgreSQL):
+    all 202, exactly one not a duplicate; then twelve calls for one id with twelve contents:
+    exactly one 202, the others 409."""
+    await grant(tenant.http, tenant.org, "acc", Decimal(1000), 1, yesterday(), None, None)
+    same = call("race", tokens="3")
+    body = exact_json({"event": event_body(same)})
+    headers = {"Content-Type": "application/json"}
+    answers = await asyncio.gather(
+        *(tenant.http.post("/ingest", content=body, headers=headers) for _ in range(20))
+    )
+    assert [a.status_code for a in answers] == [202] * 20, [a.text for a in answers]
+    firsts = [a for a in answers if a.json()["details"]["duplicates"] == 0]
+    assert len(firsts) == 1, [a.text for a in answers]
+    tenant.org.ingest(same, now())
+    moment = now() - timedelta(minutes=1)
+    rivals = [call("rival", tokens=str(n), at=moment) for n in range(1, 13)]
+    answers = await asyncio.gather(
+        *(post(tenant.http, "/ingest", {"event": event_body(r)}) for r in rivals)
+    )
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [202] + [409] * 11, [a.text for a in answers]
+    winner = next(r for r, a in zip(rivals, answers, strict=True) if a.status_code == 202)
+    tenant.org.ingest(winner, now())
+    await settle(tenant)
+    await books_clean(db, tenant)
+
+
+async def test_ids_of_512_characters_and_beyond_ascii(tenant: Tenant, db: Database) -> None:
+    ids = ["x" * 512, "évt-☃-東京-🚀", "a.b_c-d:e@f+g=h~i", "1"]
+    events = [call(i, tokens="1") for i in ids]
+    _, outcomes = await ingest_batch(tenant.http, tenant.org, events)
+    assert [o.kind for o in outcomes] == [ACCEPTED] * len(ids)
+    await settle(tenant)
+    for event_id in ids:
+        response = await tenant.http.get(f"/usage/events/{quote(event_id, safe='')}")
+        assert response.status_code == 200, response.text
+        assert response.json()["id"] == event_id
     await books_clean(db, tenant)

@@ -333,6 +333,32 @@ async def all_pages(http: httpx.AsyncClient, path: str, **params: str) -> list[A
             return found
 
 
+async def compare_ranges(http: httpx.AsyncClient, org: Organization, account_id: str) -> None:
+    """?from=&to= on the totals and the list, and ?meterId= on the list, cut where the
+    account's events lie (from inclusive, to exclusive)."""
+    moments = sorted(
+        {s.event.timestamp for s in org.events.values() if s.event.account_id == account_id}
+    )
+    if not moments:
+        return
+    middle = moments[len(moments) // 2]
+    path = f"/accounts/{account_id}/usage/events"
+    for start, end in ((middle, None), (None, middle), (moments[0], moments[-1])):
+        params = {
+            **({"from": iso(start.astimezone(UTC))} if start else {}),
+            **({"to": iso(end.astimezone(UTC))} if end else {}),
+        }
+        narrowed = await usage(http, account_id, **params)
+        assert narrowed["meters"] == org.usage_view(account_id, start, end)["meters"], params
+        listed = await all_pages(http, path, **params)
+        assert [e["id"] for e in listed] == org.events_newest_first(
+            account_id, start=start, end=end
+        ), params
+    for meter_id in org.meters:
+        listed = await all_pages(http, path, meterId=meter_id)
+        assert [e["id"] for e in listed] == org.events_newest_first(account_id, meter_id)
+
+
 def is_usage_line(line: tuple[Any, ...]) -> bool:
     kind, _, invoice, _ = line
     return bool(kind == "DEBITED" and invoice is None)
@@ -350,10 +376,12 @@ async def compare_account(http: httpx.AsyncClient, org: Organization, account_id
     assert (through and parse_time(through)) == org.applied_through(account_id), through
     assert body["meters"] == expected["meters"], (body["meters"], expected["meters"])
     ids = org.events_newest_first(account_id)
-    listed = await all_pages(http, f"/accounts/{account_id}/usage/events", pageSize="7")
+    path = f"/accounts/{account_id}/usage/events"
+    listed = await all_pages(http, path, pageSize="7")
     assert [e["id"] for e in listed] == ids
     for event_id in ids:
         await compare_event(http, org, event_id)
+    await compare_ranges(http, org, account_id)
     account = org.accounts[account_id]
     for credit_id in account.credits:
         response = await http.get(f"/credits/{credit_id}")

@@ -536,14 +536,22 @@ class Organization:
     def event_view(self, event_id: str) -> dict[str, object]:
         return self.events[event_id].view()
 
-    def events_newest_first(self, account_id: str, meter_id: str | None = None) -> list[str]:
+    def events_newest_first(
+        self,
+        account_id: str,
+        meter_id: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> list[str]:
         """The account's events, newest first by (timestamp, id); with a meter, only those
-        that meter priced."""
+        that meter priced; with a range, those whose timestamp is in [start, end)."""
         chosen = [
             s.event
             for s in self.events.values()
             if s.event.account_id == account_id
             and (meter_id is None or any(c.meter_id == meter_id for c in s.charges))
+            and (start is None or s.event.timestamp >= start)
+            and (end is None or s.event.timestamp < end)
         ]
         return [e.id for e in sorted(chosen, key=Event.order_key, reverse=True) if e.id]
 
