@@ -2,6 +2,8 @@
 refusal, the applier (drained by hand: ASGITransport runs no lifespan), the reads, and verify
 clean after. Expected amounts are worked out here from the rules, by hand."""
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from decimal import Decimal
@@ -470,3 +472,84 @@ async def test_a_meter_made_inactive_matches_nothing_while_it_is(
     await client.post("/ingest", json={"event": event("e-2")})
     await drain(app)
     assert (await client.get("/usage/events/e-2")).json()["status"] == "APPLIED"
+
+
+async def _status_within(client: httpx.AsyncClient, event_id: str, seconds: float) -> str:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        status = str((await client.get(f"/usage/events/{event_id}")).json()["status"])
+        if status != "PENDING" or asyncio.get_running_loop().time() > deadline:
+            return status
+        await asyncio.sleep(0.02)
+
+
+async def test_the_running_applier_takes_its_own_events_at_once_and_others_by_polling(
+    db: Database, clock: FixedClock, api_key: str
+) -> None:
+    """Two apps on one database play two processes: only the first runs its applier. Its own
+    ingest wakes it; the other's event waits for a poll, which takes only events received
+    before the poll's interval (fresh ones are their own process's)."""
+    running, idle = create_app(db, clock, usage_poll_seconds=0.05), create_app(db, clock)
+    headers = {"Authorization": f"Bearer {api_key}"}
+    clients = [
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://t", headers=headers
+        )
+        for app in (running, idle)
+    ]
+    applier: Applier = running.state.applier
+    task = asyncio.create_task(applier.run())
+    try:
+        first, second = clients
+        await make_account(first)
+        await create_meter(first)
+        assert (await first.post("/ingest", json={"event": event("own")})).status_code == 202
+        assert await _status_within(first, "own", 2) == "APPLIED"
+        assert (await second.post("/ingest", json={"event": event("theirs")})).status_code == 202
+        await asyncio.sleep(0.2)  # polls come, but the event is as fresh as the fixed clock
+        assert (await first.get("/usage/events/theirs")).json()["status"] == "PENDING"
+        clock.advance(timedelta(seconds=1))
+        assert await _status_within(first, "theirs", 2) == "APPLIED"
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await applier.stop()
+        for http in clients:
+            await http.aclose()
+
+
+async def test_concurrent_ingests_share_transactions_and_a_refused_event_fails_alone(
+    client: httpx.AsyncClient, app: FastAPI, db: Database, clock: FixedClock, org_name: str
+) -> None:
+    for n in range(5):
+        await make_account(client, f"acc-{n}")
+    await create_meter(client, filters=[])
+    await grant(client, "acc-0", amount=1)
+    sends = [
+        client.post("/ingest", json={"event": event(f"e-{n}", account=f"acc-{n % 5}")})
+        for n in range(60)
+    ]
+    sends += [client.post("/ingest", json={"event": event("bad", account="nobody")})]
+    sends += [client.post("/ingest", json={"event": event("e-0", "2")})]  # conflicts with e-0
+    answers = await asyncio.gather(*sends)
+    statuses = [answer.status_code for answer in answers]
+    assert statuses[:60] == [202] * 60
+    assert statuses[60:] == [404, 409], statuses
+    ingestion = app.state.ingestion
+    assert ingestion.requests >= 62 and ingestion.groups < ingestion.requests
+    await drain(app)
+    usage = decimal_json(await client.get("/accounts/acc-0/usage"))
+    # 12 events of 1000 tokens at 2 per 1000: 24, of which the one credit pays 1
+    assert usage["meters"] == [
+        {
+            "meterId": "um.tokens",
+            "quantity": 12000,
+            "cost": 24,
+            "paidByCredits": 1,
+            "paidByWallet": 0,
+            "uncovered": 23,
+            "events": 12,
+        }
+    ]
+    await assert_books_balance(db, clock, org_name)

@@ -35,7 +35,7 @@ from drawdown.ledger.records import (
 )
 from drawdown.ledger.usage import Aggregation, EventStatus, Meter, MeterStatus, Rate
 from drawdown.ledger.usage_records import AppliedEvent, Charge, UsageAllocation, UsageSums
-from drawdown.store import ledger, meters, parties
+from drawdown.store import ledger, meters, parties, usage
 from drawdown.store.applications import insert_application
 from drawdown.store.database import Database, asyncpg_dsn
 from drawdown.store.faults import is_unique_violation, judge
@@ -1291,3 +1291,22 @@ async def test_a_burn_of_one_account_waits_for_another_burn_of_it(db: Database) 
     await asyncio.sleep(0.2)
     release.set()
     assert await running == [5, 0]
+
+
+async def test_accounts_with_pending_events_are_found_and_fresh_ones_can_wait(
+    db: Database,
+) -> None:
+    org = await new_org(db)
+    first = await new_account(db, org, "acc-1")
+    second = await new_account(db, org, "acc-2")
+    await new_account(db, org, "acc-3")  # nothing pending
+    early = Arriving(org, new_event("e-1", "acc-1"), new_event("e-1", "acc-1").content_hash(), NOW)
+    late_event = new_event("e-2", "acc-2")
+    late = Arriving(org, late_event, late_event.content_hash(), NOW + timedelta(seconds=5))
+    await ingest(db, [early, late])
+    async with db.read() as conn:
+        found = await usage.accounts_with_pending(conn, 10**6)
+        received_early = await usage.accounts_with_pending(conn, 10**6, NOW + timedelta(seconds=1))
+    assert {(first.seq, org, "acc-1"), (second.seq, org, "acc-2")} <= set(found)
+    mine = [row for row in received_early if row[1] == org]
+    assert mine == [(first.seq, org, "acc-1")]

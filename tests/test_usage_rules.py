@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from drawdown.ledger.burning import burn
+from drawdown.ledger.burning import BurnOutcome, burn, burn_accounts
 from drawdown.ledger.changes import Changes, NeedCandidates
 from drawdown.ledger.credit import CreditStatus, TransactionType
 from drawdown.ledger.events import (
@@ -503,3 +503,36 @@ def test_sums_merge_across_decisions_of_a_group() -> None:
     first.merge(second)
     assert first.usage_sums[(1, 1)] == UsageSums(D(2), D(5), D(3), D(0), D(2), 2)
     assert first.applied_through == {1: NOW}
+
+
+def test_one_decision_burns_several_accounts_and_leaves_out_unknown_ones() -> None:
+    store = MemoryLedger()
+    store.add_account(ORG, "acc-a")
+    store.add_account(ORG, "acc-b")
+    for account in ("acc-a", "acc-b"):
+        [granted] = run_group(store, ORG, [Grant((request(3, account=account),))], NOW)
+        assert isinstance(granted, list)
+    names = [(ORG, "acc-a"), (ORG, "acc-b"), (ORG, "nobody")]
+    loaded = store.load(
+        today=NOW.date(), accounts=set(names), candidates={(*n, NOW.date()) for n in names}
+    )
+    loaded.pending[1] = [pending(1, 1000, account_seq=1)]
+    loaded.pending[2] = [pending(2, 2000, account_seq=2), pending(3, 1000, account_seq=2)]
+    loaded.pending_more[2] = True
+    loaded.meters[ORG] = [meter()]
+    before = copy.deepcopy(loaded)
+    outcomes, changes = burn_accounts(loaded, names, NOW)
+    assert loaded == before
+    assert outcomes == {
+        (ORG, "acc-a"): BurnOutcome(1, False),
+        (ORG, "acc-b"): BurnOutcome(2, True),
+    }
+    assert sorted(e.seq for e in changes.events) == [1, 2, 3]
+    assert changes.usage_sums == {
+        (1, 1): UsageSums(D(1000), D(2), D(2), D(0), D(0), 1),
+        (2, 1): UsageSums(D(3000), D(6), D(3), D(0), D(3), 2),
+    }
+    assert {seq: account.totals.available_balance for seq, account in changes.accounts.items()} == {
+        1: D(1),
+        2: D(0),
+    }

@@ -1,4 +1,5 @@
-"""`drawdown serve | migrate | keys create | keys list | keys revoke | expire | verify`.
+"""`drawdown serve | migrate | keys create | keys list | keys revoke | expire | verify |
+apply-usage | purge-events`.
 
 An operator's mistake (a bad setting, an unreachable or unmigrated database, an empty
 organization name) ends the command with one line on stderr and exit status 1, never a
@@ -198,6 +199,63 @@ def expire() -> None:
     typer.echo(f"brought {asyncio.run(run())} accounts up to date")
 
 
+@app.command("apply-usage")
+@operator_errors
+def apply_usage(
+    once: Annotated[
+        bool, typer.Option("--once", help="Apply everything pending now, then exit.")
+    ] = False,
+) -> None:
+    """Run the usage applier alone: apply accepted events to the credits, polling every
+    DRAWDOWN_USAGE_POLL_SECONDS (servers run one each too)."""
+    from drawdown.services.applier import Applier
+    from drawdown.services.writes import Writes
+    from drawdown.store.database import Database
+    from drawdown.store.migrate import require_current
+
+    settings = _settings()
+    require_current(settings.database_url)
+
+    async def run() -> int:
+        db = Database(settings.database_url, settings.pool_size, settings.database_wait_seconds)
+        writes = Writes(db.write_store(), SystemClock(), in_flight=settings.write_groups)
+        applier = Applier(
+            db, writes, poll_seconds=settings.usage_poll_seconds, batch=settings.usage_batch
+        )
+        try:
+            if once:
+                return await applier.drain()
+            await applier.run()
+            return applier.applied
+        finally:
+            await applier.stop()
+            await db.dispose()
+
+    typer.echo(f"applied {asyncio.run(run())} usage events")
+
+
+@app.command("purge-events")
+@operator_errors
+def purge_events() -> None:
+    """Delete applied usage events older than DRAWDOWN_EVENT_RETENTION_DAYS (at least 45) plus
+    a day, keeping what they recorded in sums (totals and verify stay whole)."""
+    from drawdown.jobs.purge import purge_events as purge
+    from drawdown.store.database import Database
+    from drawdown.store.migrate import require_current
+
+    settings = _settings()
+    require_current(settings.database_url)
+
+    async def run() -> int:
+        db = Database(settings.database_url, wait_seconds=settings.database_wait_seconds)
+        try:
+            return await purge(db, SystemClock(), settings.event_retention_days)
+        finally:
+            await db.dispose()
+
+    typer.echo(f"purged {asyncio.run(run())} usage events")
+
+
 @app.command()
 @operator_errors
 def verify() -> None:
@@ -223,4 +281,7 @@ def verify() -> None:
     if problems:
         typer.echo(f"{len(problems)} mismatches", err=True)
         raise typer.Exit(1)
-    typer.echo("ledger verified: every credit and balance matches its lines")
+    typer.echo(
+        "ledger verified: every credit and balance matches its lines, every usage line and "
+        "total its events"
+    )

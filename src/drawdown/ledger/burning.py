@@ -13,14 +13,14 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
 
-from drawdown.errors import NotFound
+from drawdown.errors import DrawdownError
 from drawdown.ledger.allocation import EntityType, covers
 from drawdown.ledger.book import Book
 from drawdown.ledger.changes import Changes, Loaded, NeedCandidates
 from drawdown.ledger.credit import CreditStatus, TransactionType
 from drawdown.ledger.draft import Draft
 from drawdown.ledger.ids import TRANSACTION_PREFIX, new_id
-from drawdown.ledger.money import ZERO, add, sub
+from drawdown.ledger.money import MONEY, ZERO, add
 from drawdown.ledger.records import TransactionRecord
 from drawdown.ledger.usage import (
     CostOutOfRange,
@@ -37,16 +37,29 @@ from drawdown.ledger.usage_records import AppliedEvent, Charge, UsageAllocation,
 class BurnOutcome:
     applied: int  # events applied by this decision
     more: bool  # more events were pending than the batch held
+    refused: str | None = None  # why the account's batch could not be applied (none applied)
 
 
-def burn_account(
-    loaded: Loaded, org_seq: int, account_id: str, now: datetime
-) -> tuple[BurnOutcome, Changes]:
-    """`burn`, for the account as the applier names it."""
-    seq = loaded.account_ids.get((org_seq, account_id))
-    if seq is None:
-        raise NotFound(f"account '{account_id}' was not found")
-    return burn(loaded, seq, now)
+def burn_accounts(
+    loaded: Loaded, accounts: list[tuple[int, str]], now: datetime
+) -> tuple[dict[tuple[int, str], BurnOutcome], Changes]:
+    """`burn` for each account, as the applier names them (org_seq, account id). Accounts share
+    no credit, so each decides on `loaded` as it is; their changes are merged. An account that
+    is not there is left out of the answer."""
+    outcomes: dict[tuple[int, str], BurnOutcome] = {}
+    merged = Changes()
+    for key in accounts:
+        seq = loaded.account_ids.get(key)
+        if seq is None:
+            continue
+        try:
+            outcome, changes = burn(loaded, seq, now)
+        except DrawdownError as error:  # this account alone: its events stay pending
+            outcomes[key] = BurnOutcome(0, False, error.message)
+            continue
+        outcomes[key] = outcome
+        merged.merge(changes)
+    return outcomes, merged
 
 
 def burn(loaded: Loaded, account_seq: int, now: datetime) -> tuple[BurnOutcome, Changes]:
@@ -67,9 +80,10 @@ def burn(loaded: Loaded, account_seq: int, now: datetime) -> tuple[BurnOutcome, 
     )
     purse = _Purse(draft, account_seq)
     applied = []
-    sums: dict[tuple[int, int], UsageSums] = {}
+    by_meter: dict[int, list[Charge]] = {}
     for event in events:
         charges = []
+        day = event.timestamp.date()
         for meter in meters:
             if not matches(meter, event.schema_name, event.attributes, event.dimensions):
                 continue
@@ -81,7 +95,7 @@ def burn(loaded: Loaded, account_seq: int, now: datetime) -> tuple[BurnOutcome, 
                 priced = price(amount, rate)
             except CostOutOfRange:
                 continue  # only if a meter or rate came after the event was accepted
-            allocations, uncovered = purse.draw(event.timestamp.date(), meter.id, priced.cost)
+            allocations, uncovered = purse.draw(day, meter.id, priced.cost)
             charge = Charge(
                 meter_seq=meter.seq,
                 meter_id=meter.id,
@@ -93,8 +107,7 @@ def burn(loaded: Loaded, account_seq: int, now: datetime) -> tuple[BurnOutcome, 
                 uncovered=uncovered,
             )
             charges.append(charge)
-            key = (account_seq, meter.seq)
-            sums[key] = sums.get(key, _NOTHING) + UsageSums.of(charge)
+            by_meter.setdefault(meter.seq, []).append(charge)
         status = EventStatus.APPLIED if charges else EventStatus.UNMETERED
         applied.append(
             AppliedEvent(event.seq, account_seq, event.timestamp, status, tuple(charges), now)
@@ -102,12 +115,12 @@ def burn(loaded: Loaded, account_seq: int, now: datetime) -> tuple[BurnOutcome, 
     purse.record(book)
     changes = draft.changes()
     changes.events = applied
-    changes.usage_sums = sums
+    changes.usage_sums = {
+        (account_seq, meter_seq): UsageSums.of_charges(charges)
+        for meter_seq, charges in by_meter.items()
+    }
     changes.applied_through = {account_seq: max(event.timestamp for event in events)}
     return BurnOutcome(len(applied), more), changes
-
-
-_NOTHING = UsageSums()
 
 
 @dataclass
@@ -153,8 +166,9 @@ class _Purse:
             left = self._left(credit_id)
             if left > 0 and self._covers(credit_id, meter_id):
                 paid = min(owed, left)
-                left = sub(left, paid)
-                owed = sub(owed, paid)
+                # amounts of one credit (below 10^18): MONEY is exact or raises, never rounds
+                left = MONEY.subtract(left, paid)
+                owed = MONEY.subtract(owed, paid)
                 self.left[credit_id] = left
                 allocations.append(
                     UsageAllocation(credit_id, paid, self._line(meter_id, credit_id, paid))
@@ -193,7 +207,7 @@ class _Purse:
         line = self.lines.get((meter_id, credit_id))
         if line is None:
             line = self.lines[(meter_id, credit_id)] = _Line(new_id(TRANSACTION_PREFIX))
-        line.amount = add(line.amount, amount)
+        line.amount = MONEY.add(line.amount, amount)  # at most what one credit holds
         return line.id
 
     def record(self, book: Book) -> None:

@@ -1,16 +1,20 @@
 """Usage events as the rules see them (docs/usage.md, "Ingestion"): their content, what makes
 two of them the same event, and why one is refused."""
 
+import functools
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import msgspec
+
 from drawdown.ledger.money import AmountError, check_amount, format_amount
 from drawdown.ledger.usage import CostOutOfRange, Meter, MeterStatus, matches, price, quantity
+
+_encoder = msgspec.json.Encoder()
 
 # Togai keeps event ids 45 days; an event older than that could be accepted twice
 EVENT_WINDOW = timedelta(days=45)
@@ -43,7 +47,7 @@ class NewEvent:
         return {name: value for name, (value, _) in self.attributes.items()}
 
     def content(self) -> dict[str, Any]:
-        """What is stored to price it later: values as exact text."""
+        """What is stored to price it later: values as exact text, in a canonical order."""
         return {
             "attributes": [
                 [name, format_amount(value), unit]
@@ -52,17 +56,20 @@ class NewEvent:
             "dimensions": dict(sorted(self.dimensions.items())),
         }
 
+    @functools.cached_property
+    def content_json(self) -> str:
+        return _encoder.encode(self.content()).decode()
+
     def content_hash(self) -> str:
         """The event's identity beyond its id: a resend with the same hash is the same event
         (the timestamp as an instant, values exactly, attributes and dimensions unordered)."""
-        canonical = [
-            self.schema_name,
-            self.account_id,
-            self.timestamp.astimezone(UTC).isoformat(timespec="microseconds"),
-            self.content(),
-        ]
-        encoded = json.dumps(canonical, separators=(",", ":"), ensure_ascii=False)
-        return hashlib.sha256(encoded.encode()).hexdigest()
+        return self._hash
+
+    @functools.cached_property
+    def _hash(self) -> str:
+        instant = self.timestamp.astimezone(UTC).isoformat(timespec="microseconds")
+        canonical = _encoder.encode([self.schema_name, self.account_id, instant])
+        return hashlib.sha256(canonical + self.content_json.encode()).hexdigest()
 
 
 def check_event_id(value: str) -> str:
@@ -99,7 +106,10 @@ def parse_timestamp(text: str) -> datetime:
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before the first instant there is
+        raise Refused(f"timestamp: {text[:40]!r} is out of range") from None
 
 
 def check_window(timestamp: datetime, now: datetime) -> None:

@@ -1,6 +1,7 @@
 """Usage meters and pricing (docs/usage.md): which meters an event matches, its quantity on
 each, the rate in effect at its timestamp, and its exact cost."""
 
+import functools
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import (
@@ -92,6 +93,7 @@ class Price:
     exact: Decimal | None = None
 
 
+@functools.lru_cache(maxsize=65536)
 def price(quantity: Decimal, rate: Rate) -> Price:
     """quantity x credits / perQuantity, exact; rounded half-even to 10 decimals when it needs
     more, with the exact value kept. Raises CostOutOfRange at 10^18 or more."""

@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from drawdown.ledger.money import ZERO, add, format_amount
+from drawdown.ledger.money import ZERO, add, total
 from drawdown.ledger.usage import EventStatus, Rate
 
 
@@ -29,14 +29,14 @@ class PendingEvent:
         return (self.timestamp, self.id)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class UsageAllocation:
     credit_id: str
     amount: Decimal
     line_id: str  # the DEBITED line of the batch that carries it
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Charge:
     """One event priced on one meter, and how it was paid."""
 
@@ -51,24 +51,21 @@ class Charge:
 
     @property
     def paid_by_credits(self) -> Decimal:
-        paid = ZERO
-        for allocation in self.allocations:
-            paid = add(paid, allocation.amount)
-        return paid
+        return total(allocation.amount for allocation in self.allocations)
 
     def stored(self) -> dict[str, Any]:
+        """As kept in `usage_events.results`: amounts as exact decimal text (`str` of a
+        Decimal is exact; `Decimal(text)` reads it back to the same value)."""
         return {
             "meterId": self.meter_id,
             "meterSeq": self.meter_seq,
-            "quantity": format_amount(self.quantity),
-            "credits": format_amount(self.rate.credits),
-            "perQuantity": format_amount(self.rate.per_quantity),
-            "exactCost": None if self.exact_cost is None else format_amount(self.exact_cost),
-            "cost": format_amount(self.cost),
-            "allocations": [
-                [a.credit_id, format_amount(a.amount), a.line_id] for a in self.allocations
-            ],
-            "uncovered": format_amount(self.uncovered),
+            "quantity": str(self.quantity),
+            "credits": str(self.rate.credits),
+            "perQuantity": str(self.rate.per_quantity),
+            "exactCost": None if self.exact_cost is None else str(self.exact_cost),
+            "cost": str(self.cost),
+            "allocations": [[a.credit_id, str(a.amount), a.line_id] for a in self.allocations],
+            "uncovered": str(self.uncovered),
         }
 
     @classmethod
@@ -89,7 +86,7 @@ class Charge:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class AppliedEvent:
     seq: int
     account_seq: int
@@ -131,4 +128,15 @@ class UsageSums:
 
     @classmethod
     def of(cls, charge: Charge) -> "UsageSums":
-        return cls(charge.quantity, charge.cost, charge.paid_by_credits, ZERO, charge.uncovered, 1)
+        return cls.of_charges([charge])
+
+    @classmethod
+    def of_charges(cls, charges: list[Charge]) -> "UsageSums":
+        return cls(
+            total(c.quantity for c in charges),
+            total(c.cost for c in charges),
+            total(a.amount for c in charges for a in c.allocations),
+            ZERO,
+            total(c.uncovered for c in charges),
+            len(charges),
+        )

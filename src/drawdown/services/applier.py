@@ -2,16 +2,19 @@
 in every server process (or alone, `drawdown apply-usage`).
 
 An ingest wakes its own process's applier at once with the accounts it stored events for; every
-applier also polls the database for accounts with pending events (another process's, or ones
-a crash left). Each account is drained by `Writes.burn`, a batch at a time: burns of many
-accounts share the coalescer's transactions, and each holds its account's lock, so two
-processes on one account take turns and neither applies what the other did.
+applier also polls the database for accounts with events pending since before the last poll
+(another process's, or ones a crash left: the fresh ones are their own process's to apply, so
+two processes rarely queue on one account's lock for nothing). Each account is drained by
+`Writes.burn`, a batch at a time: burns of many accounts share the coalescer's transactions,
+and each holds its account's lock, so two processes on one account take turns and neither
+applies what the other did.
 """
 
 import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 
 from drawdown.errors import Unavailable
 from drawdown.services.ingest import AccountRef
@@ -25,6 +28,8 @@ DEFAULT_POLL_SECONDS = 0.2
 DEFAULT_BATCH = 2000
 # accounts taken from one poll; the rest wait for the next
 POLL_ACCOUNTS = 1000
+# accounts one burn write names; the coalescer runs many such writes in one transaction
+ACCOUNTS_PER_BURN = 16
 
 
 class Applier:
@@ -42,9 +47,12 @@ class Applier:
         self.batch = batch
         self._woken: dict[int, AccountRef] = {}
         self._wake = asyncio.Event()
-        # accounts being drained now, and those woken again meanwhile
-        self._draining: dict[int, asyncio.Task[None]] = {}
-        self._again: set[int] = set()
+        # accounts in a burn in flight, and those woken again meanwhile
+        self._busy: set[int] = set()
+        self._again: dict[int, AccountRef] = {}
+        self._burns: set[asyncio.Task[None]] = set()
+        # accounts whose shared burn failed: each is burned alone from then on
+        self._alone: set[int] = set()
         # for tests and the bench: events applied by this applier
         self.applied = 0
 
@@ -66,14 +74,14 @@ class Applier:
             # poll even while woken all the time: other processes' events wait for it
             if loop.time() - last_poll >= self.poll_seconds:
                 last_poll = loop.time()
+                before = self.writes.clock.now() - timedelta(seconds=self.poll_seconds)
                 try:
-                    todo += await self._pending_accounts()
+                    todo += await self._pending_accounts(before)
                 except Unavailable as error:
                     log.warning("the applier could not look for pending events: %s", error.message)
                 except Exception:
                     log.exception("the applier could not look for pending events")
-            for account in todo:
-                self._drain(account)
+            self._apply(todo)
 
     async def drain(self) -> int:
         """Apply everything pending now (until a round applies nothing: an account that keeps
@@ -81,18 +89,16 @@ class Applier:
         before = self.applied
         while True:
             round_began = self.applied
-            for account in self._take_woken() + await self._pending_accounts():
-                self._drain(account)
-            running = list(self._draining.values())
-            if running:
-                await asyncio.gather(*running, return_exceptions=True)
+            self._apply(self._take_woken() + await self._pending_accounts())
+            while self._burns:
+                await asyncio.gather(*list(self._burns), return_exceptions=True)
             if self.applied == round_began:
                 return self.applied - before
 
     async def stop(self) -> None:
-        for task in list(self._draining.values()):
+        for task in list(self._burns):
             task.cancel()
-        for task in list(self._draining.values()):
+        for task in list(self._burns):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
@@ -101,32 +107,63 @@ class Applier:
         self._woken.clear()
         return woken
 
-    async def _pending_accounts(self) -> list[AccountRef]:
+    async def _pending_accounts(self, received_before: datetime | None = None) -> list[AccountRef]:
         async with self.db.read() as conn:
-            found = await usage.accounts_with_pending(conn, POLL_ACCOUNTS)
+            found = await usage.accounts_with_pending(conn, POLL_ACCOUNTS, received_before)
         return [AccountRef(seq, org_seq, account_id) for seq, org_seq, account_id in found]
 
-    def _drain(self, account: AccountRef) -> None:
-        if account.seq in self._draining:
-            # events may have come after its batch was read: one more round when it ends
-            self._again.add(account.seq)
-            return
-        task = asyncio.get_running_loop().create_task(self._drain_account(account))
-        self._draining[account.seq] = task
+    def _apply(self, accounts: Iterable[AccountRef]) -> None:
+        """Start burns for these accounts, a few accounts to each write (the coalescer puts
+        many writes in one transaction); one already in a burn gets one more round after it,
+        since its events may have come after its batch was read."""
+        todo: dict[int, AccountRef] = {}
+        for account in accounts:
+            if account.seq in self._busy:
+                self._again[account.seq] = account
+            else:
+                todo[account.seq] = account
+        alone = [[account] for account in todo.values() if account.seq in self._alone]
+        chosen = [account for account in todo.values() if account.seq not in self._alone]
+        chunks = alone + [
+            chosen[start : start + ACCOUNTS_PER_BURN]
+            for start in range(0, len(chosen), ACCOUNTS_PER_BURN)
+        ]
+        for chunk in chunks:
+            self._busy.update(account.seq for account in chunk)
+            task = asyncio.get_running_loop().create_task(self._burn(chunk))
+            self._burns.add(task)
+            task.add_done_callback(self._burns.discard)
 
-    async def _drain_account(self, account: AccountRef) -> None:
+    async def _burn(self, chunk: list[AccountRef]) -> None:
+        again: list[AccountRef] = []
         try:
-            while True:
-                self._again.discard(account.seq)
-                outcome = await self.writes.burn(account.org_seq, account.id, self.batch)
+            outcomes = await self.writes.burn(
+                [(account.org_seq, account.id) for account in chunk], self.batch
+            )
+            for account in chunk:
+                outcome = outcomes.get((account.org_seq, account.id))
+                if outcome is None:
+                    continue
+                if outcome.refused is not None:
+                    log.error(
+                        "usage of account %s cannot be applied: %s", account.id, outcome.refused
+                    )
                 self.applied += outcome.applied
-                if not outcome.more and account.seq not in self._again:
-                    return
+                if outcome.more:
+                    again.append(account)
         except Unavailable as error:
-            log.warning("the applier skipped account %s this round: %s", account.id, error.message)
+            log.warning("the applier skipped %d accounts this round: %s", len(chunk), error.message)
         except Exception:
-            # the next poll takes the account again; its events stay pending
-            log.exception("the applier failed on account %s", account.id)
+            # the next poll takes these accounts again; their events stay pending. One account
+            # the database refuses must not hold the others back: each runs alone next time.
+            log.exception("the applier failed on %d accounts", len(chunk))
+            if len(chunk) > 1:
+                self._alone.update(account.seq for account in chunk)
         finally:
-            self._draining.pop(account.seq, None)
-            self._again.discard(account.seq)
+            for account in chunk:
+                self._busy.discard(account.seq)
+                woken_again = self._again.pop(account.seq, None)
+                if woken_again is not None and woken_again not in again:
+                    again.append(woken_again)
+        if again:
+            self._apply(again)

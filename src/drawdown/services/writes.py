@@ -68,18 +68,21 @@ class Writes:
             lambda loaded, now: decisions.void(loaded, org_seq, credit_id, now), wants
         )
 
-    async def burn(self, org_seq: int, account_id: str, batch: int) -> BurnOutcome:
-        """Apply the account's first `batch` pending usage events (docs/usage.md), under its
-        lock like every money write."""
+    async def burn(
+        self, accounts: list[tuple[int, str]], batch: int
+    ) -> dict[tuple[int, str], BurnOutcome]:
+        """Apply the first `batch` pending usage events of each account (org_seq, account id;
+        docs/usage.md), under their locks like every money write."""
 
         def wants(group: Wants) -> None:
-            group.accounts.add((org_seq, account_id))
-            group.usage.add((org_seq, account_id))
+            for org_seq, account_id in accounts:
+                group.accounts.add((org_seq, account_id))
+                group.usage.add((org_seq, account_id))
+                group.candidates.add((org_seq, account_id, group.today))
             group.usage_batch = max(group.usage_batch, batch)
-            group.candidates.add((org_seq, account_id, group.today))
 
         return await self.coalescer.submit(
-            lambda loaded, now: burning.burn_account(loaded, org_seq, account_id, now), wants
+            lambda loaded, now: burning.burn_accounts(loaded, accounts, now), wants
         )
 
     async def bring_to_today(self, account_seqs: list[int]) -> None:

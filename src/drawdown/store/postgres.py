@@ -692,7 +692,7 @@ class PostgresTransaction:
             [a.event.schema_name for a in events],
             [a.event.timestamp for a in events],
             [a.content_hash for a in events],
-            [_json_text(a.event.content()) for a in events],
+            [a.event.content_json for a in events],
             [a.received_at for a in events],
         )
         results: list[Stored] = []

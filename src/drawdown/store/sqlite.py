@@ -431,18 +431,24 @@ class SqliteTransaction:
 
     async def _save_usage(self, changes: Changes) -> None:
         conn = self._conn
-        for event in changes.events:
-            await _one_row(
-                conn,
+        if changes.events:
+            applied = await conn.execute(
                 _APPLY_EVENT,
-                {
-                    "b_seq": event.seq,
-                    "b_status": event.status.value,
-                    "b_results": event.stored_results(),
-                    "b_meter_ids": event.meter_ids(),
-                    "b_applied_at": event.applied_at,
-                },
+                [
+                    {
+                        "b_seq": event.seq,
+                        "b_status": event.status.value,
+                        "b_results": event.stored_results(),
+                        "b_meter_ids": event.meter_ids(),
+                        "b_applied_at": event.applied_at,
+                    }
+                    for event in changes.events
+                ],
             )
+            if applied.rowcount != len(changes.events):
+                raise RuntimeError(
+                    f"the save applied {applied.rowcount} events, meant {len(changes.events)}"
+                )
         for seq, through in sorted(changes.applied_through.items()):
             await _one_row(conn, _APPLIED_THROUGH, {"b_seq": seq, "b_through": through})
         if not changes.usage_sums:

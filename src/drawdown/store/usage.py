@@ -10,12 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from drawdown.ledger.usage import EventStatus
 from drawdown.ledger.usage_records import Charge, UsageSums
+from drawdown.store.column_types import UtcDateTime
 from drawdown.store.tables import accounts, usage_events, usage_meters, usage_totals
 
 # The accounts with pending events, one index probe each (a loose scan of the partial index of
 # pending events), so finding work costs the number of accounts, not of events.
-_PENDING_ACCOUNTS = text(
-    """
+_PENDING_ACCOUNTS = """
 WITH RECURSIVE pending(seq) AS (
     SELECT (SELECT min(account_seq) FROM usage_events WHERE status = 'PENDING')
     UNION ALL
@@ -24,9 +24,16 @@ WITH RECURSIVE pending(seq) AS (
     FROM pending p WHERE p.seq IS NOT NULL
 )
 SELECT a.seq, a.org_seq, a.id FROM pending p JOIN accounts a ON a.seq = p.seq
+{received}
 LIMIT :limit
 """
-)
+_RECEIVED_BEFORE = """
+WHERE EXISTS (SELECT 1 FROM usage_events e
+              WHERE e.account_seq = p.seq AND e.status = 'PENDING'
+                AND e.received_at < :received_before)
+"""
+_ANY_PENDING = text(_PENDING_ACCOUNTS.format(received=""))
+_OLD_PENDING = text(_PENDING_ACCOUNTS.format(received=_RECEIVED_BEFORE))
 
 
 @dataclass(frozen=True)
@@ -39,9 +46,16 @@ class StoredEvent:
     charges: tuple[Charge, ...]
 
 
-async def accounts_with_pending(conn: AsyncConnection, limit: int) -> list[tuple[int, int, str]]:
-    """(account seq, org seq, account id) of accounts with pending events."""
-    rows = await conn.execute(_PENDING_ACCOUNTS, {"limit": limit})
+async def accounts_with_pending(
+    conn: AsyncConnection, limit: int, received_before: datetime | None = None
+) -> list[tuple[int, int, str]]:
+    """(account seq, org seq, account id) of accounts with pending events; with
+    `received_before`, only those with one received before then."""
+    if received_before is None:
+        rows = await conn.execute(_ANY_PENDING, {"limit": limit})
+    else:
+        bound = UtcDateTime().process_bind_param(received_before, conn.dialect)
+        rows = await conn.execute(_OLD_PENDING, {"limit": limit, "received_before": bound})
     return [(row.seq, row.org_seq, row.id) for row in rows]
 
 
