@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -846,4 +847,49 @@ async def test_ids_of_512_characters_and_beyond_ascii(tenant: Tenant, db: Databa
         response = await tenant.http.get(f"/usage/events/{quote(event_id, safe='')}")
         assert response.status_code == 200, response.text
         assert response.json()["id"] == event_id
+    await books_clean(db, tenant)
+
+
+# A long burn ---------------------------------------------------------------------------------
+
+
+async def test_a_long_burn_on_one_account_keeps_timestamp_order(
+    tenant: Tenant, db: Database
+) -> None:
+    """5,000 pings on one account in five batches of 1,000 sent back to back, each batch later
+    in time than the one before but shuffled inside, so that however the applier cuts them
+    (by arrival, up to its batch size) the (timestamp, id) order is one order. The credit of
+    5001 pays 2,500 pings of 2 in full and half of the next: every event's allocation and
+    uncovered amount is the model's."""
+    await grant(tenant.http, tenant.org, "acc", Decimal(5001), 1, yesterday(), None, None)
+    shuffler = random.Random(5)
+    start = now() - timedelta(hours=6)
+    batches = []
+    for k in range(5):
+        seconds = list(range(3600))
+        shuffler.shuffle(seconds)
+        batch = [
+            Event(f"p-{k}-{n:04d}", "ping", "acc", start + timedelta(hours=k, seconds=s))
+            for n, s in enumerate(seconds[:1000])
+        ]
+        batches.append(batch)
+    answers = [
+        await post(tenant.http, "/ingestBatch", {"events": [event_body(e) for e in batch]})
+        for batch in batches
+    ]
+    assert [a.status_code for a in answers] == [202] * 5, [a.text[:300] for a in answers]
+    for batch in batches:
+        tenant.org.ingest_batch(batch, now())
+    await wait_applied(tenant.http, ["acc"], timeout_s=120)
+    tenant.org.apply_pending()
+    [totals] = (await usage(tenant.http, "acc"))["meters"]
+    assert (totals["events"], totals["cost"], totals["paidByCredits"], totals["uncovered"]) == (
+        5000,
+        10000,
+        5001,
+        4999,
+    )
+    split = tenant.org.applied["acc"][2500]
+    assert [a["amount"] for a in tenant.org.event_view(split)["meters"][0]["allocations"]] == [1]  # type: ignore[index]
+    await compare_account(tenant.http, tenant.org, "acc")
     await books_clean(db, tenant)
