@@ -893,3 +893,19 @@ async def test_a_long_burn_on_one_account_keeps_timestamp_order(
     assert [a["amount"] for a in tenant.org.event_view(split)["meters"][0]["allocations"]] == [1]  # type: ignore[index]
     await compare_account(tenant.http, tenant.org, "acc")
     await books_clean(db, tenant)
+
+
+async def test_a_timestamp_without_an_offset_is_utc(tenant: Tenant, db: Database) -> None:
+    moment = (now() - timedelta(minutes=7)).replace(microsecond=0)
+    naive = event_body(call("naive", at=moment))
+    naive["timestamp"] = moment.replace(tzinfo=None).isoformat()
+    response = await post(tenant.http, "/ingest", {"event": naive})
+    assert response.status_code == 202, response.text
+    assert tenant.org.ingest(call("naive", at=moment), now()).kind == ACCEPTED
+    # the same instant with Z is the same event
+    _, outcome = await ingest_one(tenant.http, tenant.org, call("naive", at=moment))
+    assert outcome.kind == DUPLICATE
+    await settle(tenant)
+    shown = (await tenant.http.get("/usage/events/naive")).json()
+    assert shown["timestamp"] == moment.isoformat().replace("+00:00", "Z")
+    await books_clean(db, tenant)
