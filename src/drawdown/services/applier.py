@@ -6,8 +6,9 @@ applier also polls the database for accounts with events pending since before th
 (another process's, or ones a crash left: the fresh ones are their own process's to apply, so
 two processes rarely queue on one account's lock for nothing). Each account is drained by
 `Writes.burn`, a batch at a time: burns of many accounts share the coalescer's transactions,
-and each holds its account's lock, so two processes on one account take turns and neither
-applies what the other did.
+and each holds its accounts' locks. A burn skips an account another transaction holds (that
+one applies what was pending when it read) and comes back for it shortly, so no process waits
+for another and neither applies what the other did.
 """
 
 import asyncio
@@ -30,6 +31,8 @@ DEFAULT_BATCH = 2000
 POLL_ACCOUNTS = 1000
 # accounts one burn write names; the coalescer runs many such writes in one transaction
 ACCOUNTS_PER_BURN = 16
+# how soon to come back for an account another transaction held
+HELD_RETRY_SECONDS = 0.05
 
 
 class Applier:
@@ -136,6 +139,7 @@ class Applier:
 
     async def _burn(self, chunk: list[AccountRef]) -> None:
         again: list[AccountRef] = []
+        held: list[AccountRef] = []  # another transaction held them: back for them shortly
         try:
             outcomes = await self.writes.burn(
                 [(account.org_seq, account.id) for account in chunk], self.batch
@@ -143,6 +147,7 @@ class Applier:
             for account in chunk:
                 outcome = outcomes.get((account.org_seq, account.id))
                 if outcome is None:
+                    held.append(account)
                     continue
                 if outcome.refused is not None:
                     log.error(
@@ -167,3 +172,7 @@ class Applier:
                     again.append(woken_again)
         if again:
             self._apply(again)
+        if held:
+            # whoever holds them applies what was pending when it read; what came since is ours
+            await asyncio.sleep(HELD_RETRY_SECONDS)
+            self._apply(held)

@@ -231,7 +231,7 @@ def _keys_of(wants: Callable[[Wants], None]) -> frozenset[object]:
     wants(named)
     return frozenset(
         [
-            *(("account", *account) for account in named.accounts),
+            *(("account", *account) for account in named.accounts | named.usage),
             *(("account seq", seq) for seq in named.account_seqs),
             *(("credit", *credit) for credit in named.credits),
         ]

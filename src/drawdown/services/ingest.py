@@ -42,6 +42,7 @@ class Outcome:
     fate: Fate
     reason: str | None = None  # why it was refused
     status: int = 202  # for a refused event: the status /ingest answers it with
+    unless_stored: bool = False  # refused only if no event with its id is stored
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,15 @@ class Ingestion:
                         if outcome is None
                     ]
                     stored = iter(await tx.ingest(arriving) if arriving else [])
+                    # what a meter refuses now may be a resend of an event accepted before
+                    # the meter came: that is the same event again, accepted and counted once
+                    unless_stored = [
+                        (request.org_seq, event.id)
+                        for request, outcomes in zip(group, checked, strict=True)
+                        for event, outcome in zip(request.events, outcomes, strict=True)
+                        if outcome is not None and outcome.unless_stored
+                    ]
+                    hashes = await tx.event_hashes(unless_stored) if unless_stored else {}
                     committing = True
                 self.groups += 1
                 self.requests += len(group)
@@ -169,6 +179,13 @@ class Ingestion:
                     final: list[Outcome] = []
                     refs: list[AccountRef] = []
                     for event, refused in zip(request.events, outcomes, strict=True):
+                        stored_hash = hashes.get((request.org_seq, event.id))
+                        if refused is not None and stored_hash is not None:
+                            same = stored_hash == event.content_hash()
+                            final.append(
+                                _outcome(event, Verdict.DUPLICATE if same else Verdict.CONFLICT)
+                            )
+                            continue
                         if refused is not None:
                             final.append(refused)
                             continue
@@ -203,14 +220,19 @@ class Ingestion:
 
 
 def _check(request: _Request, meters: list[Meter], now: datetime) -> list[Outcome | None]:
-    """Each event's refusal for what it says, or None to store it."""
+    """Each event's refusal for what it says, or None to store it. A meter's refusal holds
+    only for an event not stored before (`unless_stored`)."""
     found: list[Outcome | None] = []
     for event in request.events:
         try:
             check_window(event.timestamp, now)
-            check_against_meters(event, meters)
         except Refused as refused:
             found.append(Outcome(Fate.REFUSED, str(refused), 400))
+            continue
+        try:
+            check_against_meters(event, meters)
+        except Refused as refused:
+            found.append(Outcome(Fate.REFUSED, str(refused), 400, unless_stored=True))
             continue
         found.append(None)
     return found
@@ -239,36 +261,44 @@ async def ingest_batch(
     ingestion: Ingestion, org_seq: int, items: list[NewEvent | str]
 ) -> list[Outcome]:
     """A request's events (or, for one its shape refused, the reason), each with its outcome.
-    An id that repeats in the batch counts once: the later one is a duplicate when its
-    content is the same (and shares the first one's fate), refused when it differs."""
+    An id that repeats in the batch counts once: a later event with the id of one accepted
+    earlier in the batch is a duplicate when its content is the same, refused when it differs;
+    an event refused holds no id, so a later one with its id is judged on its own."""
     outcomes: list[Outcome | None] = [None] * len(items)
-    first: dict[str, int] = {}
-    followers: list[tuple[int, int]] = []
-    unique: list[NewEvent] = []
+    waiting: list[tuple[int, NewEvent]] = []
     for index, item in enumerate(items):
         if isinstance(item, str):
             outcomes[index] = Outcome(Fate.REFUSED, item, 400)
-        elif item.id in first:
-            earlier = items[first[item.id]]
-            assert isinstance(earlier, NewEvent)
-            if earlier.content_hash() == item.content_hash():
-                followers.append((index, first[item.id]))
+        else:
+            waiting.append((index, item))
+    while waiting:
+        first: dict[str, int] = {}
+        now: list[tuple[int, NewEvent]] = []
+        later: list[tuple[int, NewEvent]] = []
+        for index, event in waiting:
+            if event.id in first:
+                later.append((index, event))
+            else:
+                first[event.id] = index
+                now.append((index, event))
+        stored = await ingestion.ingest(org_seq, [event for _, event in now])
+        for (index, _), outcome in zip(now, stored, strict=True):
+            outcomes[index] = outcome
+        waiting = []
+        for index, event in later:
+            leader = outcomes[first[event.id]]
+            earlier = items[first[event.id]]
+            assert leader is not None and isinstance(earlier, NewEvent)
+            if leader.fate is Fate.REFUSED:
+                waiting.append((index, event))  # judged on its own in the next round
+            elif earlier.content_hash() == event.content_hash():
+                outcomes[index] = Outcome(Fate.DUPLICATE)
             else:
                 outcomes[index] = Outcome(
                     Fate.REFUSED,
-                    f"id: event '{_short(item.id)}' appears earlier in this batch with "
+                    f"id: event '{_short(event.id)}' appears earlier in this batch with "
                     "different content",
                     409,
                 )
-        else:
-            first[item.id] = index
-            unique.append(item)
-    stored = await ingestion.ingest(org_seq, unique)
-    for event, outcome in zip(unique, stored, strict=True):
-        outcomes[first[event.id]] = outcome
-    for index, leader in followers:
-        led = outcomes[leader]
-        assert led is not None
-        outcomes[index] = led if led.fate is Fate.REFUSED else Outcome(Fate.DUPLICATE)
     assert all(outcome is not None for outcome in outcomes)
     return [outcome for outcome in outcomes if outcome is not None]

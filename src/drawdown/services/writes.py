@@ -72,13 +72,11 @@ class Writes:
         self, accounts: list[tuple[int, str]], batch: int
     ) -> dict[tuple[int, str], BurnOutcome]:
         """Apply the first `batch` pending usage events of each account (org_seq, account id;
-        docs/usage.md), under their locks like every money write."""
+        docs/usage.md), under their locks like every money write. An account another
+        transaction holds is left out of the answer: its events wait for the next burn."""
 
         def wants(group: Wants) -> None:
-            for org_seq, account_id in accounts:
-                group.accounts.add((org_seq, account_id))
-                group.usage.add((org_seq, account_id))
-                group.candidates.add((org_seq, account_id, group.today))
+            group.usage.update(accounts)
             group.usage_batch = max(group.usage_batch, batch)
 
         return await self.coalescer.submit(

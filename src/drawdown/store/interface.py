@@ -43,9 +43,17 @@ class Wants:
     # first candidates (ledger.changes.FIRST_CANDIDATES) by (org_seq, account id, as_of)
     candidates: set[tuple[int, str, date]] = field(default_factory=set)
     # accounts whose pending usage events to read (the first `usage_batch` of each, in
-    # (timestamp, id) order), with their organizations' meters (burn-down)
+    # (timestamp, id) order), with their organizations' meters and their first candidates on
+    # `today` (burn-down). Locked too, but an account another transaction holds is skipped
+    # (PostgreSQL: SKIP LOCKED) unless something else in the group names it: burn-down never
+    # waits for a lock, it comes back for the account.
     usage: set[tuple[int, str]] = field(default_factory=set)
     usage_batch: int = 0
+
+
+def candidate_keys(wants: Wants) -> set[tuple[int, str, date]]:
+    """The (org_seq, account id, as_of) lists of candidates a load reads."""
+    return wants.candidates | {(org, account_id, wants.today) for org, account_id in wants.usage}
 
 
 @dataclass(frozen=True)
@@ -95,6 +103,10 @@ class WriteTransaction(Protocol):
     async def ingest(self, events: list[Arriving]) -> list[Stored]:
         """Store the events that are new (PENDING), in one statement where the engine allows
         it; for each, in order, what became of it. No two may share (org_seq, id)."""
+        ...
+
+    async def event_hashes(self, keys: list[tuple[int, str]]) -> dict[tuple[int, str], str]:
+        """The content hashes of the stored events among these (org_seq, id)."""
         ...
 
     async def save(

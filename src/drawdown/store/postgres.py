@@ -42,7 +42,14 @@ from drawdown.ledger.records import (
 from drawdown.ledger.usage import Aggregation, Meter, MeterStatus, Rate
 from drawdown.ledger.usage_records import PendingEvent
 from drawdown.store import stored_events
-from drawdown.store.interface import Arriving, BalanceMoved, Stored, Verdict, Wants
+from drawdown.store.interface import (
+    Arriving,
+    BalanceMoved,
+    Stored,
+    Verdict,
+    Wants,
+    candidate_keys,
+)
 from drawdown.store.versions import accounts_written, check_lines
 
 # JSON columns keep decimals exactly: written as number literals, read back as Decimal
@@ -90,7 +97,11 @@ WITH locked AS (
     JOIN credit_applications p ON p.account_seq = l.seq AND p.invoice_id = w.invoice_id
 ), cands AS (
     SELECT l.seq AS account_seq, w.as_of, k.seq, k.id, k.rank
-    FROM unnest($12::bigint[], $13::text[], $14::date[]) AS w(org_seq, account_id, as_of)
+    FROM (SELECT * FROM unnest($12::bigint[], $13::text[], $14::date[])
+              AS v(org_seq, account_id, as_of)
+          UNION  -- burn-down's accounts: their candidates on the day
+          SELECT u.org_seq, u.account_id, $1 FROM unnest($17::bigint[], $18::text[])
+              AS u(org_seq, account_id)) AS w
     JOIN locked l ON l.org_seq = w.org_seq AND l.id = w.account_id
     CROSS JOIN LATERAL (
         SELECT c.seq, c.id, row_number() OVER (ORDER BY {_DRAWDOWN_ORDER}) AS rank
@@ -168,6 +179,7 @@ RETURNS TABLE (r_accounts text, r_credits text, r_candidates text, r_application
 LANGUAGE plpgsql VOLATILE AS $load$
 DECLARE
     target_seqs bigint[];
+    optional_seqs bigint[];
     locked_seqs bigint[];
     locked_versions bigint[];
 BEGIN
@@ -179,6 +191,11 @@ BEGIN
         UNION
         SELECT c.account_seq FROM unnest($5::bigint[], $6::text[]) AS w(org_seq, id)
         JOIN credits c ON c.id = w.id AND c.org_seq = w.org_seq);
+    -- accounts only burn-down names: taken if free, left for later if another holds them
+    optional_seqs := ARRAY(
+        SELECT a.seq FROM unnest($17::bigint[], $18::text[]) AS w(org_seq, id)
+        JOIN accounts a ON a.org_seq = w.org_seq AND a.id = w.id
+        EXCEPT SELECT unnest(target_seqs));
     IF $16 THEN
         -- FOR NO KEY UPDATE: a credit's foreign key takes FOR KEY SHARE on its account, which
         -- this lock lets through; the accounts' keys never change, so no writer needs more.
@@ -186,6 +203,14 @@ BEGIN
         INTO locked_seqs, locked_versions
         FROM (SELECT a.seq, a.version FROM accounts a WHERE a.seq = ANY(target_seqs)
               ORDER BY a.seq FOR NO KEY UPDATE OF a) AS l;
+        IF cardinality(optional_seqs) > 0 THEN
+            -- SKIP LOCKED never waits, so it cannot deadlock with the locks taken above
+            SELECT locked_seqs || coalesce(array_agg(l.seq ORDER BY l.seq), '{}'),
+                   locked_versions || coalesce(array_agg(l.version ORDER BY l.seq), '{}')
+            INTO locked_seqs, locked_versions
+            FROM (SELECT a.seq, a.version FROM accounts a WHERE a.seq = ANY(optional_seqs)
+                  ORDER BY a.seq FOR NO KEY UPDATE OF a SKIP LOCKED) AS l;
+        END IF;
     ELSE
         -- a group that only adds to balances reads without locking (see the save's $67)
         SELECT array_agg(a.seq ORDER BY a.seq), array_agg(a.version ORDER BY a.seq)
@@ -642,7 +667,6 @@ class PostgresTransaction:
         invoices = sorted(wants.invoices)
         candidates = sorted(wants.candidates)
         usage = sorted(wants.usage)
-        named.update(usage)
         args = (
             wants.today,
             [org for org, _ in named],
@@ -683,6 +707,12 @@ class PostgresTransaction:
             found.setdefault(meter.org_seq, []).append(meter.record())
         return found
 
+    async def event_hashes(self, keys: list[tuple[int, str]]) -> dict[tuple[int, str], str]:
+        found = await self._conn.fetch(
+            _EVENT_HASHES, [org for org, _ in keys], [event_id for _, event_id in keys]
+        )
+        return {(row["org_seq"], row["id"]): row["content_hash"] for row in found}
+
     async def ingest(self, events: list[Arriving]) -> list[Stored]:
         rows = await self._conn.fetch(
             _INGEST,
@@ -709,12 +739,9 @@ class PostgresTransaction:
                 verdict = Verdict.DUPLICATE if same else Verdict.CONFLICT
                 results.append(Stored(verdict, row["account_seq"]))
         if unseen:
-            found = await self._conn.fetch(
-                _EVENT_HASHES,
-                [events[n].org_seq for n in unseen],
-                [events[n].event.id for n in unseen],
+            hashes = await self.event_hashes(
+                [(events[n].org_seq, events[n].event.id) for n in unseen]
             )
-            hashes = {(r["org_seq"], r["id"]): r["content_hash"] for r in found}
             for n in unseen:
                 arriving = events[n]
                 stored_hash = hashes[(arriving.org_seq, arriving.event.id)]
@@ -902,7 +929,7 @@ def _loaded(wants: Wants, row: Any, accounts: list[_AccountRow]) -> Loaded:
             loaded.by_key[key] = credit.id
     for found in _candidates.decode(row["candidates"] or "[]"):
         loaded.candidates[(found.account_seq, found.as_of)] = found.ids
-    for org_seq, account_id, as_of in wants.candidates:
+    for org_seq, account_id, as_of in candidate_keys(wants):
         seq = loaded.account_ids.get((org_seq, account_id))
         if seq is not None:
             ids = loaded.candidates.setdefault((seq, as_of), [])

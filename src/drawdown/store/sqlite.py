@@ -19,7 +19,7 @@ from drawdown.ledger.records import AccountRecord, ApplicationRecord, CreditReco
 from drawdown.ledger.usage import EventStatus, Meter
 from drawdown.ledger.usage_records import UsageSums
 from drawdown.store import ledger, meters, stored_events
-from drawdown.store.interface import Arriving, Stored, Verdict, Wants
+from drawdown.store.interface import Arriving, Stored, Verdict, Wants, candidate_keys
 from drawdown.store.tables import (
     accounts,
     credit_applications,
@@ -189,7 +189,7 @@ class SqliteTransaction:
 
         await self._load_applications(loaded, wants)
 
-        for org_seq, account_id, as_of in sorted(wants.candidates):
+        for org_seq, account_id, as_of in sorted(candidate_keys(wants)):
             seq = loaded.account_ids.get((org_seq, account_id))
             if seq is None:
                 continue
@@ -237,6 +237,18 @@ class SqliteTransaction:
     async def meters(self, org_seqs: Iterable[int]) -> dict[int, list[Meter]]:
         return await meters.of_organizations(self._conn, org_seqs)
 
+    async def event_hashes(self, keys: list[tuple[int, str]]) -> dict[tuple[int, str], str]:
+        hashes: dict[tuple[int, str], str] = {}
+        for start in range(0, len(keys), 400):
+            chunk = keys[start : start + 400]
+            rows = await self._conn.execute(
+                select(
+                    usage_events.c.org_seq, usage_events.c.id, usage_events.c.content_hash
+                ).where(tuple_(usage_events.c.org_seq, usage_events.c.id).in_(chunk))
+            )
+            hashes.update({(row.org_seq, row.id): row.content_hash for row in rows})
+        return hashes
+
     async def ingest(self, events: list[Arriving]) -> list[Stored]:
         # under the write lock (BEGIN IMMEDIATE) what is read is current
         conn = self._conn
@@ -249,17 +261,7 @@ class SqliteTransaction:
                 )
             )
             account_seqs.update({(row.org_seq, row.id): row.seq for row in rows})
-        ids = [(a.org_seq, a.event.id) for a in events]
-        hashes: dict[tuple[int, str], str] = {}
-        for start in range(0, len(ids), 400):
-            rows = await conn.execute(
-                select(
-                    usage_events.c.org_seq, usage_events.c.id, usage_events.c.content_hash
-                ).where(
-                    tuple_(usage_events.c.org_seq, usage_events.c.id).in_(ids[start : start + 400])
-                )
-            )
-            hashes.update({(row.org_seq, row.id): row.content_hash for row in rows})
+        hashes = await self.event_hashes([(a.org_seq, a.event.id) for a in events])
         results = []
         new_rows = []
         for arriving in events:
