@@ -14,7 +14,6 @@ the organization's books sound.
 
 from __future__ import annotations
 
-import copy
 import os
 import uuid
 from collections.abc import Iterator
@@ -51,7 +50,6 @@ from tests.usage_http import (
 )
 from tests.usage_reference import (
     COUNT,
-    DUPLICATE,
     SUM,
     UNMETERED,
     Event,
@@ -254,42 +252,18 @@ class History:
         expected = answer.application.view()
         assert shown["lineItems"][0]["allocations"] == expected["lineItems"][0]["allocations"]  # type: ignore[index]
 
-    def without_known_cases(self, batch: list[Event]) -> list[Event]:
-        """The batch without two cases test_usage_ingest.py holds on their own (the service
-        answers them otherwise today): an id again after it was refused earlier in the same
-        batch, and a resend of an accepted event that would be refused if it were new."""
-        trial = copy.deepcopy(self.org)
-        moment = datetime.now(UTC)
-        refused: set[str | None] = set()
-        kept = []
-        for event in batch:
-            if event.id in refused:
-                continue
-            outcome = trial.judge(event, moment)
-            if outcome.kind == DUPLICATE and not trial.judge_fresh(event, moment).accepted:
-                continue
-            if not outcome.accepted:
-                refused.add(event.id)
-            trial.ingest(event, moment)
-            kept.append(event)
-        return kept
-
     async def step(self, op: tuple[Any, ...]) -> None:
         kind = op[0]
         if kind == "batch":
-            batch = self.without_known_cases([self.event(spec) for spec in op[1]])
+            batch = [self.event(spec) for spec in op[1]]
             self.sent += batch
-            if batch:
-                await ingest_batch(self.http, self.org, batch)
+            await ingest_batch(self.http, self.org, batch)
         elif kind == "single":
-            one = self.without_known_cases([self.event(op[1])])
-            self.sent += one
-            if one:
-                await ingest_one(self.http, self.org, one[0])
+            one = self.event(op[1])
+            self.sent.append(one)
+            await ingest_one(self.http, self.org, one)
         elif kind == "resend" and self.sent:
-            again = self.without_known_cases([self.sent[op[1] % len(self.sent)]])
-            if again:
-                await ingest_one(self.http, self.org, again[0])
+            await ingest_one(self.http, self.org, self.sent[op[1] % len(self.sent)])
         elif kind == "grant":
             await self.grant(op[1])
         elif kind == "rate" and op[1] < len(self.org.meters):
