@@ -909,3 +909,37 @@ async def test_a_timestamp_without_an_offset_is_utc(tenant: Tenant, db: Database
     shown = (await tenant.http.get("/usage/events/naive")).json()
     assert shown["timestamp"] == moment.isoformat().replace("+00:00", "Z")
     await books_clean(db, tenant)
+
+
+async def test_a_batch_arrives_whole_even_when_an_id_repeats_after_a_refusal(
+    tenant: Tenant, db: Database
+) -> None:
+    """One batch: "x" lacking tokens (refused), "x" with 2 tokens two hours ago, "y" a ping
+    (2) an hour ago; a credit of 3. The batch is one arrival, so "x" (earlier) is applied first
+    and paid in full, and "y" gets the 1 left. Ten accounts, so that a batch stored in two
+    commits (the applier taking "y" before "x" arrives) shows."""
+    for n in range(10):
+        account_id = f"whole-{n}"
+        await make_account(tenant.http, tenant.org, account_id)
+        await grant(tenant.http, tenant.org, account_id, Decimal(3), 1, yesterday(), None, None)
+    moment = now()
+    for n in range(10):
+        account_id = f"whole-{n}"
+        batch = [
+            Event(f"x-{n}", "call", account_id, moment - timedelta(hours=2)),
+            Event(
+                f"x-{n}",
+                "call",
+                account_id,
+                moment - timedelta(hours=2),
+                (("tokens", Decimal(2), None),),
+            ),
+            Event(f"y-{n}", "ping", account_id, moment - timedelta(hours=1)),
+        ]
+        _, outcomes = await ingest_batch(tenant.http, tenant.org, batch)
+        assert [o.accepted for o in outcomes] == [False, True, True]
+    await settle(tenant)
+    for n in range(10):
+        paid = tenant.org.event_view(f"x-{n}")["meters"][0]["allocations"]  # type: ignore[index]
+        assert [a["amount"] for a in paid] == [2]
+    await books_clean(db, tenant)
