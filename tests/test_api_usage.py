@@ -508,7 +508,7 @@ async def test_the_running_applier_takes_its_own_events_at_once_and_others_by_po
         assert (await second.post("/ingest", json={"event": event("theirs")})).status_code == 202
         await asyncio.sleep(0.2)  # polls come, but the event is as fresh as the fixed clock
         assert (await first.get("/usage/events/theirs")).json()["status"] == "PENDING"
-        clock.advance(timedelta(seconds=1))
+        clock.advance(timedelta(seconds=2))  # past the poll's grace (1 s)
         assert await _status_within(first, "theirs", 2) == "APPLIED"
     finally:
         task.cancel()
@@ -556,3 +556,63 @@ async def test_concurrent_ingests_share_transactions_and_a_refused_event_fails_a
         }
     ]
     await assert_books_balance(db, clock, org_name)
+
+
+async def test_answers_wait_while_applying_is_behind_but_never_past_the_limit(
+    db: Database, clock: FixedClock, api_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Backpressure: the events are committed at once, but their answer waits while the
+    applier says it is behind (checked again every step), and at most MAX_HOLD_SECONDS."""
+    from drawdown.services import ingest as ingest_module
+
+    monkeypatch.setattr(ingest_module, "HOLD_STEP_SECONDS", 0.01)
+    monkeypatch.setattr(ingest_module, "MAX_HOLD_SECONDS", 0.3)
+    app = create_app(db, clock, usage_poll_seconds=0.05)
+    asked: list[set[int]] = []
+    answers = iter([True, True, False])
+
+    async def behind(account_seqs: set[int]) -> bool:
+        asked.append(account_seqs)
+        return next(answers, True)
+
+    app.state.ingestion.behind = behind
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://t",
+        headers={"Authorization": f"Bearer {api_key}"},
+    ) as http:
+        await make_account(http)
+        assert (await http.post("/ingest", json={"event": event("e-1")})).status_code == 202
+        assert len(asked) == 3 and len(asked[0]) == 1
+        # stored before its answer: the status is readable however long the answer waited
+        assert (await http.get("/usage/events/e-1")).json()["status"] == "PENDING"
+        started = asyncio.get_running_loop().time()
+        assert (await http.post("/ingest", json={"event": event("e-2")})).status_code == 202
+        assert 0.25 < asyncio.get_running_loop().time() - started < 2
+        duplicate = await http.post("/ingest", json={"event": event("e-2")})
+        assert duplicate.json()["details"]["duplicates"] == 1  # nothing new: nothing to wait for
+
+
+async def test_behind_means_a_batch_pending_on_an_account_or_burns_queued(
+    client: httpx.AsyncClient, app: FastAPI, db: Database, org_name: str
+) -> None:
+    from sqlalchemy import select
+
+    from drawdown.store import ledger
+    from drawdown.store.tables import organizations
+
+    await make_account(client)
+    async with db.read() as conn:
+        query = select(organizations.c.seq).where(organizations.c.name == org_name)
+        org_seq = (await conn.execute(query)).scalar_one()
+        account = await ledger.find_account(conn, org_seq, "acc-1")
+    assert account is not None
+    applier: Applier = app.state.applier
+    applier.batch = 3
+    events = [event(f"e-{n}") for n in range(3)]
+    assert (await ingest_batch(client, *events[:2])).status_code == 202
+    assert not await applier.behind({account.seq})
+    assert (await ingest_batch(client, events[2])).status_code == 202
+    assert await applier.behind({account.seq})
+    await drain(app)
+    assert not await applier.behind({account.seq})

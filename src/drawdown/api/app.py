@@ -87,7 +87,12 @@ def create_app(
     app.state.writes = writes
     app.state.applier = applier
     app.state.ingestion = Ingestion(
-        db.write_store(), the_clock, in_flight=write_groups, woken=applier.wake
+        db.write_store(),
+        the_clock,
+        in_flight=write_groups,
+        woken=applier.wake,
+        # only a running applier catches up: without one, holding answers would only wait
+        behind=applier.behind if usage_poll_seconds else None,
     )
     app.state.keys = KeyCache()
     errors.install(app)

@@ -22,6 +22,9 @@ FUTURE_SLACK = timedelta(minutes=5)
 MAX_EVENT_ID_LENGTH = 512
 
 _VALUE = re.compile(r"[0-9]+(\.[0-9]+)?")
+# the usual value: no leading zeros, at most 18 digits before the point, at most 10 after and
+# none of them a trailing zero (what `check_amount` would give back unchanged)
+_CANONICAL = re.compile(r"(0|[1-9][0-9]{0,17})(\.[0-9]{0,9}[1-9])?")
 _EVENT_ID = re.compile(r"[^\s/\x00-\x1f\x7f-\x9f]{1,512}")
 # ISO 8601 as datetime.fromisoformat reads it, but never more than microseconds
 _TOO_FINE = re.compile(r"[.,][0-9]{7,}")
@@ -88,12 +91,15 @@ def parse_value(name: str, text: str) -> Decimal:
             f"attribute '{name}': value must be a non-negative decimal number written as "
             f'digits with an optional fraction, such as "1520" or "0.25", not {text[:40]!r}'
         )
+    if _CANONICAL.fullmatch(text):
+        return Decimal(text)  # already within an amount's digits, without trailing zeros
     try:
         return check_amount(Decimal(text))
     except AmountError as error:
         raise Refused(f"attribute '{name}': value {error}") from None
 
 
+@functools.lru_cache(maxsize=4096)  # events of a batch often share a second
 def parse_timestamp(text: str) -> datetime:
     """ISO 8601; without an offset it is UTC; at most microseconds."""
     if _TOO_FINE.search(text):

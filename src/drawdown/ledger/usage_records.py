@@ -11,7 +11,7 @@ from drawdown.ledger.money import ZERO, add, total
 from drawdown.ledger.usage import EventStatus, Rate
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class PendingEvent:
     """An accepted event waiting to be applied, as the applier reads it."""
 

@@ -29,10 +29,11 @@ DEFAULT_POLL_SECONDS = 0.2
 DEFAULT_BATCH = 2000
 # accounts taken from one poll; the rest wait for the next
 POLL_ACCOUNTS = 1000
+POLL_GRACE_SECONDS = 1.0
+# burns of this many accounts waiting for a transaction: applying is behind
+BEHIND_QUEUED_ACCOUNTS = 256
 # accounts one burn write names; the coalescer runs many such writes in one transaction
 ACCOUNTS_PER_BURN = 16
-# how soon to come back for an account another transaction held
-HELD_RETRY_SECONDS = 0.05
 
 
 class Applier:
@@ -47,6 +48,8 @@ class Applier:
         self.db = db
         self.writes = writes
         self.poll_seconds = poll_seconds
+        # a poll takes events pending this long: fresher ones are their own process's to apply
+        self.grace_seconds = max(POLL_GRACE_SECONDS, 2 * poll_seconds)
         self.batch = batch
         self._woken: dict[int, AccountRef] = {}
         self._wake = asyncio.Event()
@@ -58,6 +61,14 @@ class Applier:
         self._alone: set[int] = set()
         # for tests and the bench: events applied by this applier
         self.applied = 0
+
+    async def behind(self, account_seqs: set[int]) -> bool:
+        """Whether applying lags behind what is accepted: this process's burns queue up, or
+        one of these accounts holds a batch or more of pending events (whoever applies it)."""
+        if self.writes.coalescer.waiting_size > BEHIND_QUEUED_ACCOUNTS:
+            return True
+        async with self.db.read() as conn:
+            return await usage.any_backlog(conn, account_seqs, self.batch)
 
     def wake(self, accounts: Iterable[AccountRef]) -> None:
         """Apply these accounts' new events now (called by ingestion after its COMMIT)."""
@@ -72,12 +83,15 @@ class Applier:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+                # let the woken accounts gather more events: one burn of an account costs
+                # about the same for one event as for many
+                await asyncio.sleep(self.poll_seconds)
             self._wake.clear()
             todo = self._take_woken()
             # poll even while woken all the time: other processes' events wait for it
             if loop.time() - last_poll >= self.poll_seconds:
                 last_poll = loop.time()
-                before = self.writes.clock.now() - timedelta(seconds=self.poll_seconds)
+                before = self.writes.clock.now() - timedelta(seconds=self.grace_seconds)
                 try:
                     todo += await self._pending_accounts(before)
                 except Unavailable as error:
@@ -165,14 +179,14 @@ class Applier:
             if len(chunk) > 1:
                 self._alone.update(account.seq for account in chunk)
         finally:
+            woken_again = []
             for account in chunk:
                 self._busy.discard(account.seq)
-                woken_again = self._again.pop(account.seq, None)
-                if woken_again is not None and woken_again not in again:
-                    again.append(woken_again)
+                found = self._again.pop(account.seq, None)
+                if found is not None and found not in again:
+                    woken_again.append(found)
         if again:
-            self._apply(again)
-        if held:
-            # whoever holds them applies what was pending when it read; what came since is ours
-            await asyncio.sleep(HELD_RETRY_SECONDS)
-            self._apply(held)
+            self._apply(again)  # a backlog: its next batch at once
+        # events that came during the burn, and accounts another transaction held (it applies
+        # what was pending when it read; what came since is ours): with the next woken ones
+        self.wake(woken_again + held)

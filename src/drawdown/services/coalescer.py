@@ -54,6 +54,7 @@ class Write(Generic[T]):
     decide: Decide[T]
     keys: frozenset[object]  # the accounts and credits it names, to keep groups apart
     adds_only: bool  # a grant: it only adds to balances
+    size: int = 1  # how many writes' worth of work it is (a burn: its accounts)
     future: "asyncio.Future[T]" = field(init=False)
 
 
@@ -78,12 +79,23 @@ class Coalescer:
         self.groups = 0
         self.writes = 0
 
+    @property
+    def waiting_size(self) -> int:
+        """How many writes' worth of work waits for a group."""
+        return sum(write.size for write in self._waiting)
+
     async def submit(
-        self, decide: Decide[T], wants: Callable[[Wants], None], *, adds_only: bool = False
+        self,
+        decide: Decide[T],
+        wants: Callable[[Wants], None],
+        *,
+        adds_only: bool = False,
+        size: int = 1,
     ) -> T:
         """Run one write in the next group; its result or its error, after the commit.
-        `adds_only`: the write only adds to balances (a grant)."""
-        write: Write[T] = Write(wants, decide, _keys_of(wants), adds_only)
+        `adds_only`: the write only adds to balances (a grant); `size`: how many writes' worth
+        of work it is (a group holds `max_group` of them)."""
+        write: Write[T] = Write(wants, decide, _keys_of(wants), adds_only, size)
         write.future = asyncio.get_running_loop().create_future()
         self._waiting.append(write)
         self._start_groups()
@@ -99,9 +111,12 @@ class Coalescer:
             busy: set[object] = set().union(*self._running.values())
             group: list[Write[Any]] = []
             later: deque[Write[Any]] = deque()
+            size = 0
             for write in self._waiting:
-                if len(group) < self.max_group and not write.keys & busy:
+                fits = not group or size + write.size <= self.max_group
+                if fits and not write.keys & busy:
                     group.append(write)
+                    size += write.size
                 else:
                     later.append(write)
             if not group:

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import random
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -29,6 +29,8 @@ log = logging.getLogger("drawdown.ingest")
 ATTEMPTS = 4
 MAX_REQUESTS = 64
 MAX_EVENTS = 5000
+MAX_HOLD_SECONDS = 2.0
+HOLD_STEP_SECONDS = 0.05
 
 
 class Fate(Enum):
@@ -53,6 +55,8 @@ class AccountRef:
 
 
 Woken = Callable[[Iterable[AccountRef]], None]
+# whether applying these accounts' events is behind (services/applier.Applier.behind)
+Behind = Callable[[set[int]], Awaitable[bool]]
 
 
 @dataclass
@@ -60,10 +64,10 @@ class _Request:
     org_seq: int
     events: list[NewEvent]
     future: "asyncio.Future[list[Outcome]]" = field(init=False)
+    keys: set[tuple[int, str]] = field(init=False)
 
-    @property
-    def keys(self) -> set[tuple[int, str]]:
-        return {(self.org_seq, event.id) for event in self.events}
+    def __post_init__(self) -> None:
+        self.keys = {(self.org_seq, event.id) for event in self.events}
 
 
 class Ingestion:
@@ -74,10 +78,12 @@ class Ingestion:
         *,
         in_flight: int = 2,
         woken: Woken | None = None,
+        behind: Behind | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.woken = woken
+        self.behind = behind
         self._waiting: deque[_Request] = deque()
         self._slots = in_flight
         self._running: set[asyncio.Task[None]] = set()
@@ -131,7 +137,13 @@ class Ingestion:
             answers = await self._run_group(group)
         except BaseException as error:
             answers = [error] * len(group)
-        stored: list[AccountRef] = []
+        stored = [
+            ref for answer in answers if not isinstance(answer, BaseException) for ref in answer[1]
+        ]
+        if stored and self.woken is not None:
+            self.woken(stored)
+        if stored and self.behind is not None:
+            await self._hold({ref.seq for ref in stored})
         for request, answer in zip(group, answers, strict=True):
             if request.future.done():
                 continue
@@ -139,9 +151,23 @@ class Ingestion:
                 request.future.set_exception(answer)
             else:
                 request.future.set_result(answer[0])
-                stored += answer[1]
-        if stored and self.woken is not None:
-            self.woken(stored)
+
+    async def _hold(self, account_seqs: set[int]) -> None:
+        """Backpressure: while applying these accounts' events is behind, the answers (which
+        the events' COMMIT already earned) wait, and so does this group's slot, so senders
+        slow to what can be applied within the lag goal instead of piling up a backlog.
+        Never longer than MAX_HOLD_SECONDS; a failed check holds nothing."""
+        assert self.behind is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + MAX_HOLD_SECONDS
+        while loop.time() < deadline:
+            try:
+                if not await self.behind(account_seqs):
+                    return
+            except Exception as error:
+                log.info("not holding ingest answers: the backlog check failed: %s", error)
+                return
+            await asyncio.sleep(HOLD_STEP_SECONDS)
 
     async def _run_group(
         self, group: list[_Request]
@@ -238,11 +264,15 @@ def _check(request: _Request, meters: list[Meter], now: datetime) -> list[Outcom
     return found
 
 
+_NEW = Outcome(Fate.NEW)
+_DUPLICATE = Outcome(Fate.DUPLICATE)
+
+
 def _outcome(event: NewEvent, verdict: Verdict) -> Outcome:
     if verdict is Verdict.NEW:
-        return Outcome(Fate.NEW)
+        return _NEW
     if verdict is Verdict.DUPLICATE:
-        return Outcome(Fate.DUPLICATE)
+        return _DUPLICATE
     if verdict is Verdict.CONFLICT:
         return Outcome(
             Fate.REFUSED,
@@ -292,7 +322,7 @@ async def ingest_batch(
             if leader.fate is Fate.REFUSED:
                 waiting.append((index, event))  # judged on its own in the next round
             elif earlier.content_hash() == event.content_hash():
-                outcomes[index] = Outcome(Fate.DUPLICATE)
+                outcomes[index] = _DUPLICATE
             else:
                 outcomes[index] = Outcome(
                     Fate.REFUSED,

@@ -79,8 +79,12 @@ class Writes:
             group.usage.update(accounts)
             group.usage_batch = max(group.usage_batch, batch)
 
+        # an account's burn costs about what one other write does: a group holds 64 of them,
+        # so a group's locks are held briefly and groups of two processes rarely meet
         return await self.coalescer.submit(
-            lambda loaded, now: burning.burn_accounts(loaded, accounts, now), wants
+            lambda loaded, now: burning.burn_accounts(loaded, accounts, now),
+            wants,
+            size=len(accounts),
         )
 
     async def bring_to_today(self, account_seqs: list[int]) -> None:

@@ -12,7 +12,8 @@ from drawdown.ledger.usage_records import PendingEvent
 
 
 class Content(msgspec.Struct):
-    attributes: list[tuple[str, str, str | None]]  # name, exact value, unit
+    # name, exact value (kept as text; msgspec reads the text straight into a Decimal), unit
+    attributes: list[tuple[str, Decimal, str | None]]
     dimensions: dict[str, str]
 
 
@@ -25,7 +26,7 @@ def pending_event(
         id=event_id,
         schema_name=schema_name,
         timestamp=at,
-        attributes={name: Decimal(value) for name, value, _ in content.attributes},
+        attributes={name: value for name, value, _ in content.attributes},
         dimensions=content.dimensions,
     )
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, text
+from sqlalchemy import ColumnElement, and_, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from drawdown.ledger.usage import EventStatus
@@ -59,6 +59,23 @@ async def accounts_with_pending(
     return [(row.seq, row.org_seq, row.id) for row in rows]
 
 
+async def any_backlog(conn: AsyncConnection, account_seqs: set[int], limit: int) -> bool:
+    """Whether one of these accounts has `limit` or more pending events."""
+    if not account_seqs:
+        return False
+    query = (
+        select(usage_events.c.account_seq)
+        .where(
+            usage_events.c.status == EventStatus.PENDING.value,
+            usage_events.c.account_seq.in_(sorted(account_seqs)),
+        )
+        .group_by(usage_events.c.account_seq)
+        .having(func.count() >= limit)
+        .limit(1)
+    )
+    return (await conn.execute(query)).first() is not None
+
+
 async def totals(conn: AsyncConnection, account_seq: int) -> list[tuple[str, UsageSums]]:
     """The running totals of the account, per meter id (byte order)."""
     query = (
@@ -91,28 +108,22 @@ def _in_range(query: Any, since: datetime | None, until: datetime | None) -> Any
     return query
 
 
-async def pending_count(
+async def pending(
     conn: AsyncConnection, account_seq: int, since: datetime | None, until: datetime | None
-) -> int:
-    query = select(func.count()).where(
+) -> tuple[int, datetime | None]:
+    """How many of the account's events in range are pending, and the earliest timestamp of
+    any pending one (in range or not), in one statement."""
+    in_range: ColumnElement[bool] = usage_events.c.occurred_at.isnot(None)
+    if since is not None:
+        in_range = and_(in_range, usage_events.c.occurred_at >= since)
+    if until is not None:
+        in_range = and_(in_range, usage_events.c.occurred_at < until)
+    query = select(func.count().filter(in_range), func.min(usage_events.c.occurred_at)).where(
         usage_events.c.account_seq == account_seq,
         usage_events.c.status == EventStatus.PENDING.value,
     )
-    return int((await conn.execute(_in_range(query, since, until))).scalar_one())
-
-
-async def earliest_pending(conn: AsyncConnection, account_seq: int) -> datetime | None:
-    query = (
-        select(usage_events.c.occurred_at)
-        .where(
-            usage_events.c.account_seq == account_seq,
-            usage_events.c.status == EventStatus.PENDING.value,
-        )
-        .order_by(usage_events.c.occurred_at)
-        .limit(1)
-    )
-    found: datetime | None = (await conn.execute(query)).scalar()
-    return found
+    count, earliest = (await conn.execute(query)).one()
+    return int(count), earliest
 
 
 async def latest_applied_before(
