@@ -7,6 +7,14 @@ One run creates a fresh PostgreSQL database, creates an API key with the CLI, st
 measures `pgbench -N` on the same database and the peak RSS of the server's workers, and drops
 the database again. Progress goes to stderr; stdout gets a table and, as its last line, one JSON
 object of ratios, each computed from figures measured in this run.
+
+Usage (issue 9): `/ingestBatch` with 500 events a request over 1,000 accounts and on one account
+are measured as events *applied* per second: the accounts' usage totals are read when nothing
+is pending before the run and again when nothing is pending after it, and the difference over
+the time from the first request to the drained state is the rate (the totals must also hold
+every event the 202s acknowledged, and no more than those plus the requests wrk left in
+flight). Meanwhile a prober sends single events and times each from its 202
+to the moment `GET /usage/events/{id}` shows it applied: `usage_lag_p99_s` is the p99 of those.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import random
 import re
@@ -56,6 +65,14 @@ PGBENCH_CLIENTS = 16
 PGBENCH_JOBS = 2
 WRK_TIMEOUT = "10s"
 WRK_SLACK_S = 30
+USAGE_METER = "um.bench"
+USAGE_SCHEMA = "bench_call"  # as bench/wrk.lua writes its events
+USAGE_BATCH = 500
+USAGE_BATCH_CONNECTIONS = 8
+PROBE_INTERVAL_S = 0.1
+PROBE_POLL_S = 0.02
+DRAIN_TIMEOUT_S = 600
+DRAIN_IN_FLIGHT = 16
 
 _started = time.monotonic()
 
@@ -77,12 +94,13 @@ class Profile:
     large_credits: int
     small_credits: int
     spread_accounts: int
+    usage_duration_s: int  # issue 9 asks for at least 10 s of each /ingestBatch scenario
 
 
 PROFILES = {
-    "default": Profile("default", 20, 3, 1_000, 10_000, 10, 1_000),
-    "quick": Profile("quick", 5, 1, 1_000, 10_000, 10, 1_000),
-    "tiny": Profile("tiny", 1, 0, 50, 100, 10, 20),
+    "default": Profile("default", 20, 3, 1_000, 10_000, 10, 1_000, 20),
+    "quick": Profile("quick", 5, 1, 1_000, 10_000, 10, 1_000, 10),
+    "tiny": Profile("tiny", 1, 0, 50, 100, 10, 20, 1),
 }
 
 
@@ -96,7 +114,9 @@ class Options:
 def parse_options(argv: Sequence[str]) -> Options:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true", help="5 s per scenario (under 3 min)")
+    mode.add_argument(
+        "--quick", action="store_true", help="5 s per scenario, 10 s per usage scenario"
+    )
     mode.add_argument("--tiny", action="store_true", help="smoke test: 1 s, little seeding")
     parser.add_argument("--workers", type=int, default=2, help="server processes (default 2)")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
@@ -349,6 +369,20 @@ def seed_grants(profile: Profile) -> list[dict[str, Any]]:
     return grants
 
 
+async def seed_usage_meter(api: Api) -> None:
+    """The meter every bench event matches: tokens at usage.md's 0.002 credits per 1000
+    (written as 2 per 1,000,000: integers keep the body exact through json.dumps)."""
+    meter = {
+        "id": USAGE_METER,
+        "name": "Bench tokens",
+        "eventSchemaName": USAGE_SCHEMA,
+        "aggregation": "SUM",
+        "attribute": "tokens",
+        "creditRate": {"credits": 2, "perQuantity": 1_000_000},
+    }
+    await api.call("POST", "/usage_meters", meter)
+
+
 async def seed(base_url: str, key: str, profile: Profile) -> str:
     """Create every account and credit the scenarios need; return the 20-line credit's id."""
     singles = [DETAILS_ACCOUNT, BALANCE_ACCOUNT, GRANT_ACCOUNT, HOT_ACCOUNT]
@@ -363,6 +397,8 @@ async def seed(base_url: str, key: str, profile: Profile) -> str:
             f"seeding {len(grants)} credits in batches of {GRANT_BATCH}, {SEED_IN_FLIGHT} in flight"
         )
         await grant_in_batches(api, grants)
+        log(f"seeding the usage meter {USAGE_METER}")
+        await seed_usage_meter(api)
         log("seeding a credit with 20 transactions")
         credit_id = await seed_details_credit(api)
         await check_balance(api, BALANCE_ACCOUNT, BALANCE_CREDIT * profile.balance_credits)
@@ -386,10 +422,14 @@ class Scenario:
     method: str = "GET"
     body: str | None = None
     debit_accounts: tuple[str, ...] | None = None  # ACCOUNT [COUNT], as bench/wrk.lua reads
+    usage: tuple[str, ...] | None = None  # ingest|batch [SIZE] ACCOUNT [COUNT], as wrk.lua reads
 
     def script_args(self) -> list[str]:
         if self.debit_accounts is not None:  # a fresh run id keeps every invoiceId unique
             return ["debit", f"inv-{secrets.token_hex(4)}", *self.debit_accounts]
+        if self.usage is not None:  # likewise every event id
+            kind, *rest = self.usage
+            return [kind, f"evt-{secrets.token_hex(4)}", *rest]
         return ["static", self.method] + ([self.body] if self.body is not None else [])
 
 
@@ -401,6 +441,7 @@ class Measurement:
     p99_ms: float | None
     errors: int
     sample: str = ""
+    ok_requests: int = 0  # 2xx answers
 
 
 def run_wrk(base_url: str, key: str, scenario: Scenario, duration_s: int) -> Measurement:
@@ -438,6 +479,7 @@ def measurement(label: str, result: dict[str, Any]) -> Measurement:
         p99_ms=int(result["p99_us"]) / 1000,
         errors=int(result["non2xx"]) + sum(socket_errors.values()),
         sample=sample,
+        ok_requests=int(result["requests"]) - int(result["non2xx"]),
     )
 
 
@@ -481,6 +523,164 @@ def run_pgbench(database: str, profile: Profile) -> Measurement:
     label = f"pgbench -N, tps (c={PGBENCH_CLIENTS})"
     log(f"{label}: {float(tps.group(1)):.1f}, {errors} failed")
     return Measurement(label, float(tps.group(1)), None, None, errors)
+
+
+# ---------------------------------------------------------------------------------------------
+# Usage: events applied per second, and the lag from a 202 to applied
+
+
+async def applied_events(api: Api, account: str) -> tuple[int, int]:
+    """The account's events applied on the bench meter, and its events pending."""
+    body = await api.call("GET", f"/accounts/{account}/usage")
+    applied = sum(int(m["events"]) for m in body["meters"] if m["meterId"] == USAGE_METER)
+    return applied, int(body["pending"])
+
+
+async def drained(api: Api, accounts: Sequence[str]) -> tuple[int, float]:
+    """Poll until no account has anything pending (nothing is being sent meanwhile); the
+    events then applied on them in all, and the moment the last one was seen drained."""
+    left, applied = list(accounts), 0
+    deadline = time.monotonic() + DRAIN_TIMEOUT_S
+    while True:
+        found = await gather_all(applied_events(api, account) for account in left)
+        seen = time.monotonic()
+        applied += sum(events for events, pending in found if pending == 0)
+        left = [account for account, (_, pending) in zip(left, found, strict=True) if pending]
+        if not left:
+            return applied, seen
+        if seen > deadline:
+            raise RuntimeError(f"{len(left)} accounts still had pending events after the drain")
+        await asyncio.sleep(0.05)
+
+
+async def one_probe(api: Api, account: str, event_id: str, lags: list[float]) -> None:
+    """One event through /ingest, timed from its 202 until it is no longer PENDING."""
+    event = {
+        "schemaName": USAGE_SCHEMA,
+        "id": event_id,
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "accountId": account,
+        "attributes": [{"name": "tokens", "value": "10"}],
+        "dimensions": {},
+    }
+    await api.call("POST", "/ingest", {"event": event})
+    acknowledged = time.monotonic()
+    while True:
+        body = await api.call("GET", f"/usage/events/{event_id}")
+        if body["status"] != "PENDING":
+            lags.append(time.monotonic() - acknowledged)
+            return
+        if time.monotonic() - acknowledged > DRAIN_TIMEOUT_S:
+            raise RuntimeError(f"probe {event_id} was not applied in {DRAIN_TIMEOUT_S} s")
+        await asyncio.sleep(PROBE_POLL_S)
+
+
+async def probe(api: Api, accounts: Sequence[str], stop: asyncio.Event, lags: list[float]) -> int:
+    """A probe every PROBE_INTERVAL_S until told to stop; how many were sent."""
+    run, chooser, probes = secrets.token_hex(4), random.Random(9), []
+    while not stop.is_set():
+        account = chooser.choice(accounts)
+        event_id = f"probe-{run}-{len(probes)}"
+        probes.append(asyncio.create_task(one_probe(api, account, event_id, lags)))
+        await asyncio.sleep(PROBE_INTERVAL_S)
+    await asyncio.gather(*probes)
+    return len(probes)
+
+
+@dataclass(frozen=True)
+class UsageRun:
+    measurement: Measurement  # per_second: events applied per second
+    lags_s: list[float]
+
+
+async def measure_usage_async(
+    base_url: str, key: str, scenario: Scenario, accounts: Sequence[str], profile: Profile
+) -> UsageRun:
+    api = Api(base_url, key, in_flight=DRAIN_IN_FLIGHT)
+    prober = Api(base_url, key, in_flight=64)
+    try:
+        before, _ = await drained(api, accounts)
+        lags: list[float] = []
+        stop = asyncio.Event()
+        started = time.monotonic()
+        probes = asyncio.create_task(probe(prober, accounts, stop, lags))
+        load = await asyncio.to_thread(run_wrk, base_url, key, scenario, profile.usage_duration_s)
+        stop.set()
+        sent_probes = await probes
+        after, done = await drained(api, accounts)
+    finally:
+        await api.close()
+        await prober.close()
+    applied = after - before
+    # wrk counts the answers it read before its time was up; the requests still in flight
+    # then (one per connection at most) were stored and applied all the same
+    acknowledged = load.ok_requests * USAGE_BATCH + sent_probes
+    in_flight = scenario.connections * USAGE_BATCH
+    errors, sample = load.errors, load.sample
+    if not acknowledged <= applied <= acknowledged + in_flight:
+        errors += 1
+        sample = (
+            f"{applied} events applied, {acknowledged} acknowledged and at most {in_flight} "
+            f"in flight; {sample}"
+        ).strip("; ")
+    per_second = applied / (done - started)
+    log(
+        f"{scenario.label}: {per_second:.0f} events applied/s ({applied} in "
+        f"{done - started:.1f} s, {load.per_second:.1f} requests/s), request p99 "
+        f"{load.p99_ms:.0f} ms, lag p99 {percentile(lags, 99):.3f} s over {len(lags)} probes, "
+        f"{errors} errors" + (f", e.g. {sample}" if errors else "")
+    )
+    result = Measurement(
+        scenario.label, per_second, load.p50_ms, load.p99_ms, errors, sample, load.ok_requests
+    )
+    return UsageRun(result, lags)
+
+
+def measure_usage(
+    base_url: str, key: str, scenario: Scenario, accounts: Sequence[str], profile: Profile
+) -> UsageRun:
+    return asyncio.run(measure_usage_async(base_url, key, scenario, accounts, profile))
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    if not values:
+        raise RuntimeError("no lag was measured")
+    ordered = sorted(values)
+    rank = math.ceil(len(ordered) * pct / 100)  # the nearest-rank percentile
+    return ordered[max(rank, 1) - 1]
+
+
+def usage_scenarios(options: Options) -> dict[str, tuple[Scenario, list[str]]]:
+    count = options.profile.spread_accounts
+    spread = [f"{SPREAD_PREFIX}{n}" for n in range(count)]
+    c, size = USAGE_BATCH_CONNECTIONS, str(USAGE_BATCH)
+    return {
+        "usage_spread": (
+            Scenario(
+                f"ingestBatch {size}/req, {count} accounts",
+                "/",
+                c,
+                usage=("batch", size, SPREAD_PREFIX, str(count)),
+            ),
+            spread,
+        ),
+        "usage_hot": (
+            Scenario(
+                f"ingestBatch {size}/req, one account", "/", c, usage=("batch", size, HOT_ACCOUNT)
+            ),
+            [HOT_ACCOUNT],
+        ),
+    }
+
+
+def ingest_single_scenario(options: Options) -> Scenario:
+    count = str(options.profile.spread_accounts)
+    return Scenario(
+        "POST /ingest (one event)",
+        "/",
+        options.connections,
+        usage=("ingest", SPREAD_PREFIX, count),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -579,8 +779,11 @@ def ratio(numerator: float | None, denominator: float | None, what: str) -> floa
     return round(numerator / denominator, 3)
 
 
-def summary(results: dict[str, Measurement], rss_mb: float) -> dict[str, float]:
-    """The JSON line: throughput ratios, p50 latency ratios and the peak RSS per worker."""
+def summary(
+    results: dict[str, Measurement], rss_mb: float, lags_s: Sequence[float]
+) -> dict[str, float]:
+    """The JSON line: throughput ratios, p50 latency ratios, the peak RSS per worker, and
+    usage's applied events/s over pgbench's tps, its lag p99 and single /ingest's ratio."""
     baseline = results["baseline"].per_second
     figures = {
         f"{name}_vs_baseline": ratio(results[name].per_second, baseline, f"{name}_vs_baseline")
@@ -599,6 +802,14 @@ def summary(results: dict[str, Measurement], rss_mb: float) -> dict[str, float]:
             raise RuntimeError(f"no p99 latency for {name}")
         figures[f"{name}_p99_ms"] = round(p99, 1)
     figures["rss_mb_per_worker"] = round(rss_mb, 1)
+    for name in ("usage_spread", "usage_hot"):
+        figures[f"{name}_vs_pgbench"] = ratio(
+            results[name].per_second, pgbench_tps, f"{name}_vs_pgbench"
+        )
+    figures["usage_lag_p99_s"] = round(percentile(lags_s, 99), 3)
+    figures["ingest_single_vs_baseline"] = ratio(
+        results["ingest_single"].per_second, baseline, "ingest_single_vs_baseline"
+    )
     return figures
 
 
@@ -629,9 +840,10 @@ def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)  # unwinds through the finally blocks: server, database
 
 
-def run(options: Options) -> tuple[dict[str, Measurement], float]:
+def run(options: Options) -> tuple[dict[str, Measurement], float, list[float]]:
     profile = options.profile
     results: dict[str, Measurement] = {}
+    lags: list[float] = []
     with fresh_database() as database:
         env = drawdown_env(database)
         log("creating an API key with the CLI (this also migrates)")
@@ -639,11 +851,16 @@ def run(options: Options) -> tuple[dict[str, Measurement], float]:
         with running_server(env, options.workers) as server:
             credit_id = asyncio.run(seed(server.base_url, key, profile))
             scenarios = throughput_scenarios(credit_id, options) | scaling_scenarios(options)
+            scenarios["ingest_single"] = ingest_single_scenario(options)
             for name, scenario in scenarios.items():
                 results[name] = measure(server.base_url, key, scenario, profile)
+            for name, (scenario, accounts) in usage_scenarios(options).items():
+                usage_run = measure_usage(server.base_url, key, scenario, accounts, profile)
+                results[name] = usage_run.measurement
+                lags += usage_run.lags_s
             rss_mb = max_worker_rss_mb(server.process.pid)
         results["pgbench"] = run_pgbench(database, profile)
-    return results, rss_mb
+    return results, rss_mb, lags
 
 
 def main(argv: Sequence[str]) -> int:
@@ -658,12 +875,13 @@ def main(argv: Sequence[str]) -> int:
         f"profile {profile.name}: {profile.duration_s} s per scenario after {profile.warmup_s} s "
         f"of warm-up, {options.workers} workers, {options.connections} connections"
     )
-    results, rss_mb = run(options)
-    figures = summary(results, rss_mb)
+    results, rss_mb, lags = run(options)
+    figures = summary(results, rss_mb, lags)
     title = (
         f"drawdown bench ({profile.name}: {profile.duration_s} s per scenario, "
-        f"{options.workers} workers, {options.connections} connections; "
-        f"peak RSS per worker {rss_mb:.1f} MB)"
+        f"{profile.usage_duration_s} s per ingestBatch scenario, {options.workers} workers, "
+        f"{options.connections} connections; peak RSS per worker {rss_mb:.1f} MB; "
+        "ingestBatch rows: events applied/s, not requests)"
     )
     print_table(results, title)
     print(json.dumps(figures))

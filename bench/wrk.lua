@@ -5,6 +5,13 @@
 --   debit RUN_ID ACCOUNT [COUNT]             a DEBIT of 0.01 with a unique invoiceId on
 --                                            ACCOUNT, or with COUNT on ACCOUNT<n> for a
 --                                            random n in [0, COUNT)
+--   ingest RUN_ID ACCOUNT [COUNT]            POST /ingest: one usage event with a unique id,
+--                                            on ACCOUNT or ACCOUNT<n> as for debit
+--   batch RUN_ID SIZE ACCOUNT [COUNT]        POST /ingestBatch: SIZE such events, each on
+--                                            ACCOUNT or a random ACCOUNT<n>
+--
+-- Usage events are of schema "bench_call" with a "tokens" attribute of 1 to 1000 and a
+-- timestamp up to 10 minutes back (so they arrive out of timestamp order).
 --
 -- Every answer outside 2xx is counted (with one sample of status and body per thread), and
 -- done() prints one line: "WRK_RESULT " followed by a JSON object.
@@ -28,6 +35,45 @@ sample = nil
 local paths = {}
 local invoice_prefix = ""
 local invoice_counter = 0
+local accounts = {}
+local event_prefix = ""
+local event_counter = 0
+local batch_size = 1
+
+local EVENT = '{"schemaName":"bench_call","id":"%s%d","timestamp":"%s","accountId":"%s",'
+  .. '"attributes":[{"name":"tokens","value":"%d","unit":"tokens"}],'
+  .. '"dimensions":{"model":"large"}}'
+
+local function usage_event()
+  event_counter = event_counter + 1
+  local moment = os.date("!%Y-%m-%dT%H:%M:%SZ", os.time() - math.random(0, 600))
+  local account = accounts[math.random(#accounts)]
+  return string.format(EVENT, event_prefix, event_counter, moment, account, math.random(1, 1000))
+end
+
+local function ingest_request()
+  return wrk.format("POST", "/ingest", nil, '{"event":' .. usage_event() .. "}")
+end
+
+local function batch_request()
+  local events = {}
+  for n = 1, batch_size do
+    events[n] = usage_event()
+  end
+  return wrk.format("POST", "/ingestBatch", nil, '{"events":[' .. table.concat(events, ",") .. "]}")
+end
+
+local function account_list(account, count)
+  local list = {}
+  if count == nil then
+    list[1] = account
+  else
+    for n = 0, count - 1 do
+      list[n + 1] = account .. n
+    end
+  end
+  return list
+end
 
 local function debit_request()
   invoice_counter = invoice_counter + 1
@@ -57,6 +103,17 @@ function init(args)
     end
     math.randomseed(os.time() * 1000 + thread_id)
     request = debit_request
+  elseif kind == "ingest" then
+    event_prefix = string.format("%s-t%d-", args[2], thread_id)
+    accounts = account_list(args[3], tonumber(args[4]))
+    math.randomseed(os.time() * 1000 + thread_id)
+    request = ingest_request
+  elseif kind == "batch" then
+    event_prefix = string.format("%s-t%d-", args[2], thread_id)
+    batch_size = tonumber(args[3])
+    accounts = account_list(args[4], tonumber(args[5]))
+    math.randomseed(os.time() * 1000 + thread_id)
+    request = batch_request
   else
     error("unknown request kind: " .. tostring(kind))
   end

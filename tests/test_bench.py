@@ -23,6 +23,10 @@ KEYS = {
     "debit_spread_p99_ms",
     "debit_hot_p99_ms",
     "rss_mb_per_worker",
+    "usage_spread_vs_pgbench",
+    "usage_hot_vs_pgbench",
+    "usage_lag_p99_s",
+    "ingest_single_vs_baseline",
 }
 
 
