@@ -153,12 +153,11 @@ async def account_usage(
     _check_range(since, until)
     async with db.read() as conn:
         account = await _account(conn, org_seq, account_id)
-        pending = await usage.pending_count(conn, account.seq, since, until)
+        pending, earliest = await usage.pending(conn, account.seq, since, until)
         if since is None and until is None:
             totals = await usage.totals(conn, account.seq)
         else:
             totals = _sums(await usage.applied_in_range(conn, account.seq, since, until))
-        earliest = await usage.earliest_pending(conn, account.seq)
         kept = account.usage_applied_through
         if earliest is None or (kept is not None and kept < earliest):
             through = kept

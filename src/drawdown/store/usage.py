@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, text
+from sqlalchemy import ColumnElement, and_, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from drawdown.ledger.usage import EventStatus
@@ -108,28 +108,22 @@ def _in_range(query: Any, since: datetime | None, until: datetime | None) -> Any
     return query
 
 
-async def pending_count(
+async def pending(
     conn: AsyncConnection, account_seq: int, since: datetime | None, until: datetime | None
-) -> int:
-    query = select(func.count()).where(
+) -> tuple[int, datetime | None]:
+    """How many of the account's events in range are pending, and the earliest timestamp of
+    any pending one (in range or not), in one statement."""
+    in_range: ColumnElement[bool] = usage_events.c.occurred_at.isnot(None)
+    if since is not None:
+        in_range = and_(in_range, usage_events.c.occurred_at >= since)
+    if until is not None:
+        in_range = and_(in_range, usage_events.c.occurred_at < until)
+    query = select(func.count().filter(in_range), func.min(usage_events.c.occurred_at)).where(
         usage_events.c.account_seq == account_seq,
         usage_events.c.status == EventStatus.PENDING.value,
     )
-    return int((await conn.execute(_in_range(query, since, until))).scalar_one())
-
-
-async def earliest_pending(conn: AsyncConnection, account_seq: int) -> datetime | None:
-    query = (
-        select(usage_events.c.occurred_at)
-        .where(
-            usage_events.c.account_seq == account_seq,
-            usage_events.c.status == EventStatus.PENDING.value,
-        )
-        .order_by(usage_events.c.occurred_at)
-        .limit(1)
-    )
-    found: datetime | None = (await conn.execute(query)).scalar()
-    return found
+    count, earliest = (await conn.execute(query)).one()
+    return int(count), earliest
 
 
 async def latest_applied_before(
