@@ -1,5 +1,6 @@
-"""Applying credits to invoices: hold, debit, capture, release. Each decision works on the
-account's book, so nothing is spent twice or lost."""
+"""Applying credits to invoices, then the account's wallet for what they leave
+(docs/wallet.md): hold, debit, capture, release. Each decision works on the account's book and
+its wallet's, so nothing is spent twice or lost."""
 
 from dataclasses import replace
 from datetime import date, datetime
