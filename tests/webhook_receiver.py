@@ -115,9 +115,14 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    # the default backlog (5) refuses connections when a deliverer sends 32 at once
+    request_queue_size = 256
+
+
 @contextmanager
 def receiver(path: str = "/hooks") -> Iterator[Receiver]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(Receiver("")))
+    server = _Server(("127.0.0.1", 0), _handler(Receiver("")))
     got = Receiver(f"http://127.0.0.1:{server.server_address[1]}{path}")
     server.RequestHandlerClass = _handler(got)
     server.daemon_threads = True

@@ -10,8 +10,9 @@ ends, for any process to send with the same `webhook-id`.
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from drawdown.store.tables import events, webhook_attempts, webhook_deliveries, webhook_endpoints
@@ -123,11 +124,32 @@ class Recorded:
     retry_after: float | None
 
 
+# The fate of one delivery, if its claim is still this process's (a claim that ended and was
+# taken by another process is that process's to settle).
+_FATE = (
+    update(webhook_deliveries)
+    .where(
+        webhook_deliveries.c.seq == bindparam("b_seq"),
+        webhook_deliveries.c.claimed_by == bindparam("b_claimer"),
+        webhook_deliveries.c.status == "PENDING",
+    )
+    .values(
+        status=bindparam("b_status"),
+        next_attempt_at=bindparam("b_next"),
+        finished_at=bindparam("b_finished"),
+        attempts=webhook_deliveries.c.attempts + 1,
+        claimed_by=None,
+        claimed_until=None,
+    )
+)
+
+
 async def record_all(
     conn: AsyncConnection, recorded: list[Recorded], claimer: str, disable_after: timedelta
 ) -> list[int]:
-    """Write many attempts in one transaction (one commit for many deliveries); the endpoints
-    this disabled."""
+    """Write many attempts in one transaction (one commit for many deliveries): each attempt,
+    each delivery's fate (done, due again after its `retry_after`, or FAILED), and each
+    endpoint's failure streak. Returns the endpoints this disabled."""
     await conn.execute(
         webhook_attempts.insert(),
         [
@@ -141,56 +163,66 @@ async def record_all(
             for r in recorded
         ],
     )
+    await conn.execute(_FATE, [_fate(r, claimer) for r in recorded])
+    by_endpoint: dict[int, list[Outcome]] = {}
+    for r in recorded:
+        by_endpoint.setdefault(r.outcome.endpoint_seq, []).append(r.outcome)
     disabled = []
-    for r in sorted(recorded, key=lambda r: (r.outcome.endpoint_seq, r.outcome.at)):
-        if await _fate(conn, r.outcome, claimer, r.retry_after, disable_after):
-            disabled.append(r.outcome.endpoint_seq)
+    for endpoint_seq, outcomes in sorted(by_endpoint.items()):
+        if await _streak(conn, endpoint_seq, outcomes, disable_after):
+            disabled.append(endpoint_seq)
     return disabled
 
 
-async def _fate(
-    conn: AsyncConnection,
-    outcome: Outcome,
-    claimer: str,
-    retry_after: float | None,
-    disable_after: timedelta,
-) -> bool:
-    """The delivery's fate if the claim is still this process's: done, due again after
-    `retry_after` seconds, or FAILED. The endpoint's failure streak starts, ends, or disables
-    it. True when this disabled the endpoint."""
-    d, w = webhook_deliveries.c, webhook_endpoints.c
-    mine = and_(d.seq == outcome.delivery_seq, d.claimed_by == claimer, d.status == "PENDING")
-    release = {"claimed_by": None, "claimed_until": None, "attempts": d.attempts + 1}
+def _fate(recorded: Recorded, claimer: str) -> dict[str, Any]:
+    outcome = recorded.outcome
     if outcome.delivered:
-        fate = {"status": "SUCCEEDED", "next_attempt_at": None, "finished_at": outcome.at}
-    elif retry_after is None:
-        fate = {"status": "FAILED", "next_attempt_at": None, "finished_at": outcome.at}
+        status, following, finished = "SUCCEEDED", None, outcome.at
+    elif recorded.retry_after is None:
+        status, following, finished = "FAILED", None, outcome.at
     else:
-        fate = {"next_attempt_at": outcome.at + timedelta(seconds=retry_after)}
-    await conn.execute(update(webhook_deliveries).where(mine).values(**release, **fate))
-    endpoint = w.seq == outcome.endpoint_seq
-    if outcome.delivered:
-        await conn.execute(
-            update(webhook_endpoints)
-            .where(endpoint, w.failing_since.is_not(None))
-            .values(failing_since=None)
-        )
+        status, finished = "PENDING", None
+        following = outcome.at + timedelta(seconds=recorded.retry_after)
+    return {
+        "b_seq": outcome.delivery_seq,
+        "b_claimer": claimer,
+        "b_status": status,
+        "b_next": following,
+        "b_finished": finished,
+    }
+
+
+async def _streak(
+    conn: AsyncConnection, endpoint_seq: int, outcomes: list[Outcome], disable_after: timedelta
+) -> bool:
+    """A success ends the endpoint's failure streak; failures after the last success start it
+    (if none runs) and, once it has run `disable_after`, disable the endpoint, saying why.
+    True when this disabled it."""
+    w = webhook_endpoints.c
+    endpoint = w.seq == endpoint_seq
+    ordered = sorted(outcomes, key=lambda o: o.at)
+    successes = [n for n, o in enumerate(ordered) if o.delivered]
+    failures = ordered[successes[-1] + 1 :] if successes else ordered
+    if successes:
+        await conn.execute(update(webhook_endpoints).where(endpoint).values(failing_since=None))
+    if not failures:
         return False
     await conn.execute(
         update(webhook_endpoints)
         .where(endpoint, w.failing_since.is_(None))
-        .values(failing_since=outcome.at)
+        .values(failing_since=failures[0].at)
     )
+    last = failures[-1]
     since = (await conn.execute(select(w.failing_since).where(endpoint))).scalar()
-    if since is None or outcome.at - since < disable_after:
+    if since is None or last.at - since < disable_after:
         return False
     reason = (
-        f"every delivery attempt failed from {since.isoformat()} to {outcome.at.isoformat()}; "
-        f"the last: {outcome.error}"
+        f"every delivery attempt failed from {since.isoformat()} to {last.at.isoformat()}; "
+        f"the last: {last.error}"
     )[:1000]
     disabled = await conn.execute(
         update(webhook_endpoints)
         .where(endpoint, w.status == "ENABLED")
-        .values(status="DISABLED", disabled_reason=reason, updated_at=outcome.at)
+        .values(status="DISABLED", disabled_reason=reason, updated_at=last.at)
     )
     return bool(disabled.rowcount)
