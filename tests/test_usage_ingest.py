@@ -19,9 +19,11 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from drawdown.clock import FixedClock
 from drawdown.store.database import Database
+from drawdown.store.tables import organizations, usage_events
 from tests.conftest import ENGINE, new_key
 from tests.live_server import live_server
 from tests.oracle import books_problems
@@ -46,6 +48,7 @@ from tests.usage_reference import (
     MISSING_ATTRIBUTE,
     SUM,
     TOO_COSTLY,
+    UNKNOWN_ACCOUNT,
     Event,
     Meter,
     Organization,
@@ -938,8 +941,94 @@ async def test_a_batch_arrives_whole_even_when_an_id_repeats_after_a_refusal(
         ]
         _, outcomes = await ingest_batch(tenant.http, tenant.org, batch)
         assert [o.accepted for o in outcomes] == [False, True, True]
+        # one transaction stored both: they were received at the one instant it read
+        received = await received_at(db, tenant.name, [f"x-{n}", f"y-{n}"])
+        assert len(received) == 2 and len(set(received.values())) == 1, received
     await settle(tenant)
     for n in range(10):
         paid = tenant.org.event_view(f"x-{n}")["meters"][0]["allocations"]  # type: ignore[index]
         assert [a["amount"] for a in paid] == [2]
+    await books_clean(db, tenant)
+
+
+async def received_at(db: Database, org_name: str, event_ids: list[str]) -> dict[str, datetime]:
+    """When the server received each of these stored events (the instant its transaction
+    read)."""
+    query = (
+        select(usage_events.c.id, usage_events.c.received_at)
+        .join(organizations, organizations.c.seq == usage_events.c.org_seq)
+        .where(organizations.c.name == org_name, usage_events.c.id.in_(event_ids))
+    )
+    async with db.read() as conn:
+        return {row.id: row.received_at for row in await conn.execute(query)}
+
+
+async def test_an_occurrence_refused_for_what_it_says_frees_the_id_for_the_next(
+    tenant: Tenant, db: Database
+) -> None:
+    """One id five times in a batch: too old, a value that is not a decimal, lacking the
+    attribute the SUM meter needs (each refused for what it says, holding no id), then valid
+    (accepted) and the same again (a duplicate). Stored once, with the valid content, in the
+    same commit as the batch's other event."""
+    moment = now() - timedelta(minutes=3)
+    valid = call("x", tokens="5", at=moment)
+    bodies = [
+        {**event_body(valid), "timestamp": (now() - timedelta(days=46)).isoformat()},
+        {**event_body(valid), "attributes": [{"name": "tokens", "value": "1e3"}]},
+        event_body(Event("x", "call", "acc", moment)),
+        event_body(valid),
+        event_body(valid),
+        event_body(call("other", at=moment)),
+    ]
+    response = await post(tenant.http, "/ingestBatch", {"events": bodies})
+    assert response.status_code == 207, response.text
+    details = response.json()["details"]
+    assert (details["accepted"], details["duplicates"]) == (3, 1), details
+    reasons = [(r["index"], r["reason"].split(" ")[0]) for r in details["refused"]]
+    assert reasons == [(0, "timestamp:"), (1, "attribute"), (2, "attributes:")], details
+    view = await tenant.http.get("/usage/events/x")
+    assert view.status_code == 200, view.text
+    assert view.json()["timestamp"].startswith(moment.strftime("%Y-%m-%dT%H:%M:%S")), view.text
+    received = await received_at(db, tenant.name, ["x", "other"])
+    assert len(received) == 2 and len(set(received.values())) == 1, received
+    tenant.org.ingest_batch([valid, call("other", at=moment)], now())
+    await settle(tenant)
+    assert (await usage(tenant.http, "acc"))["meters"][0]["quantity"] == 15
+    await books_clean(db, tenant)
+
+
+async def test_an_occurrence_the_store_refuses_holds_the_id_for_the_batch(
+    tenant: Tenant, db: Database
+) -> None:
+    """The first occurrence that passes the checks on the event alone takes the id for the
+    batch, even when the store then refuses it (an unknown account, a conflict with a stored
+    event): a later one with the same content gets the same answer, one with other content is
+    refused as differing from it. Nothing is stored for it; the stored event stays as it was."""
+    moment = now() - timedelta(minutes=3)
+    kept = call("kept", tokens="7", at=moment)
+    await ingest_one(tenant.http, tenant.org, kept)
+    nobody = call("lost", at=moment, account="nobody")
+    other = call("kept", tokens="8", at=moment)
+    batch = [nobody, nobody, call("lost", at=moment), other, kept, other]
+    response, outcomes = await ingest_batch(tenant.http, tenant.org, batch)
+    assert [o.kind for o in outcomes] == [
+        UNKNOWN_ACCOUNT,
+        UNKNOWN_ACCOUNT,
+        CONFLICT,
+        CONFLICT,
+        CONFLICT,
+        CONFLICT,
+    ]
+    reasons = [r["reason"] for r in response.json()["details"]["refused"]]
+    unknown = "accountId: account 'nobody' was not found"
+    assert reasons[:2] == [unknown, unknown], reasons
+    assert "'lost' appears earlier in this batch with different content" in reasons[2], reasons
+    assert "'kept' was accepted before with different content" in reasons[3], reasons
+    assert "'kept' appears earlier in this batch with different content" in reasons[4], reasons
+    assert reasons[5] == reasons[3], reasons
+    statuses = [o.status for o in outcomes]
+    assert statuses == [404, 404, 409, 409, 409, 409], statuses
+    assert not await stored(tenant.http, "lost")
+    await settle(tenant)
+    assert (await usage(tenant.http, "acc"))["meters"][0]["quantity"] == 7
     await books_clean(db, tenant)

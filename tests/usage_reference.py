@@ -385,6 +385,11 @@ class Organization:
         """The judgment of an event as if its id had never been seen."""
         if event.account_id not in self.accounts:
             return Outcome(UNKNOWN_ACCOUNT)
+        return self.judge_alone(event, now)
+
+    def judge_alone(self, event: Event, now: datetime) -> Outcome:
+        """The judgment of what an event says by itself (its timestamp, the meters), as if
+        its id had never been seen and its account were known."""
         if event.timestamp < now - ID_WINDOW:
             return Outcome(TOO_OLD)
         if event.timestamp > now + FUTURE_SLACK:
@@ -414,8 +419,24 @@ class Organization:
         return outcome
 
     def ingest_batch(self, events: list[Event], now: datetime) -> list[Outcome]:
-        """In order: a repeat of an id within the batch is judged against the first."""
-        return [self.ingest(event, now) for event in events]
+        """In order. An event refused for what it says alone holds no id: a later one with
+        its id is judged on its own. The first that passes takes the id for the batch: a
+        later one with the same content gets its answer (a duplicate when it was accepted),
+        one with other content is refused, whatever the store said of the first."""
+        taken: dict[str, tuple[Event, Outcome]] = {}
+        outcomes: list[Outcome] = []
+        for event in events:
+            earlier = taken.get(event.id) if event.id else None
+            if earlier is None:
+                outcome = self.ingest(event, now)
+                if event.id and self.judge_alone(event, now).accepted:
+                    taken[event.id] = (event, outcome)
+            elif not earlier[0].same_content(event):
+                outcome = Outcome(CONFLICT)
+            else:
+                outcome = Outcome(DUPLICATE) if earlier[1].accepted else earlier[1]
+            outcomes.append(outcome)
+        return outcomes
 
     # -- applying --------------------------------------------------------------------------
 

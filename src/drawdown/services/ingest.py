@@ -45,6 +45,9 @@ class Outcome:
     reason: str | None = None  # why it was refused
     status: int = 202  # for a refused event: the status /ingest answers it with
     unless_stored: bool = False  # refused only if no event with its id is stored
+    # not decided yet: a later occurrence of an id in its request, answered after the
+    # occurrence (this index in the request) that took the id (`_echo`)
+    echoes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -92,8 +95,8 @@ class Ingestion:
         self.requests = 0
 
     async def ingest(self, org_seq: int, events: list[NewEvent]) -> list[Outcome]:
-        """Store the events (ids unique within the list), each with its outcome, in order;
-        answered once they are committed."""
+        """Store the events, each with its outcome, in order, all in one transaction; answered
+        once they are committed. An id may repeat in the list: see `ingest_batch`."""
         if not events:
             return []
         request = _Request(org_seq, events)
@@ -187,9 +190,10 @@ class Ingestion:
                         for event, outcome in zip(request.events, outcomes, strict=True)
                         if outcome is None
                     ]
-                    stored = iter(await tx.ingest(arriving) if arriving else [])
                     # what a meter refuses now may be a resend of an event accepted before
                     # the meter came: that is the same event again, accepted and counted once
+                    # (read before storing: a later occurrence of its id in the request is
+                    # not what was stored before it)
                     unless_stored = [
                         (request.org_seq, event.id)
                         for request, outcomes in zip(group, checked, strict=True)
@@ -197,6 +201,7 @@ class Ingestion:
                         if outcome is not None and outcome.unless_stored
                     ]
                     hashes = await tx.event_hashes(unless_stored) if unless_stored else {}
+                    stored = iter(await tx.ingest(arriving) if arriving else [])
                     committing = True
                 self.groups += 1
                 self.requests += len(group)
@@ -205,6 +210,10 @@ class Ingestion:
                     final: list[Outcome] = []
                     refs: list[AccountRef] = []
                     for event, refused in zip(request.events, outcomes, strict=True):
+                        if refused is not None and refused.echoes is not None:
+                            first = refused.echoes
+                            final.append(_echo(event, request.events[first], final[first]))
+                            continue
                         stored_hash = hashes.get((request.org_seq, event.id))
                         if refused is not None and stored_hash is not None:
                             same = stored_hash == event.content_hash()
@@ -247,9 +256,14 @@ class Ingestion:
 
 def _check(request: _Request, meters: list[Meter], now: datetime) -> list[Outcome | None]:
     """Each event's refusal for what it says, or None to store it. A meter's refusal holds
-    only for an event not stored before (`unless_stored`)."""
+    only for an event not stored before (`unless_stored`). The first occurrence of an id that
+    passes takes the id: a later one echoes it (`_echo`)."""
     found: list[Outcome | None] = []
-    for event in request.events:
+    taken: dict[str, int] | None = {} if len(request.keys) < len(request.events) else None
+    for index, event in enumerate(request.events):
+        if taken is not None and event.id in taken:
+            found.append(Outcome(Fate.REFUSED, echoes=taken[event.id]))
+            continue
         try:
             check_window(event.timestamp, now)
         except Refused as refused:
@@ -260,8 +274,24 @@ def _check(request: _Request, meters: list[Meter], now: datetime) -> list[Outcom
         except Refused as refused:
             found.append(Outcome(Fate.REFUSED, str(refused), 400, unless_stored=True))
             continue
+        if taken is not None:
+            taken[event.id] = index
         found.append(None)
     return found
+
+
+def _echo(event: NewEvent, first: NewEvent, answered: Outcome) -> Outcome:
+    """A later occurrence of an id in a batch, after the one that took the id: with the same
+    content it is that event again (a duplicate of it, or refused as the store refused it);
+    with other content it is refused, whatever became of the first."""
+    if event.content_hash() != first.content_hash():
+        return Outcome(
+            Fate.REFUSED,
+            f"id: event '{_short(event.id)}' appears earlier in this batch with different "
+            "content; an id names one event",
+            409,
+        )
+    return answered if answered.fate is Fate.REFUSED else _DUPLICATE
 
 
 _NEW = Outcome(Fate.NEW)
@@ -290,45 +320,22 @@ def _short(event_id: str) -> str:
 async def ingest_batch(
     ingestion: Ingestion, org_seq: int, items: list[NewEvent | str]
 ) -> list[Outcome]:
-    """A request's events (or, for one its shape refused, the reason), each with its outcome.
-    An id that repeats in the batch counts once: a later event with the id of one accepted
-    earlier in the batch is a duplicate when its content is the same, refused when it differs;
-    an event refused holds no id, so a later one with its id is judged on its own."""
+    """A request's events (or, for one its shape refused, the reason), each with its outcome,
+    decided and stored in one transaction. An id that repeats in the batch counts once: an
+    occurrence refused for what it says alone (its shape, its timestamp, a meter) holds no id,
+    so a later one is judged on its own; the first that passes those checks takes the id, and
+    every later one echoes it (`_echo`)."""
     outcomes: list[Outcome | None] = [None] * len(items)
-    waiting: list[tuple[int, NewEvent]] = []
+    events: list[NewEvent] = []
+    places: list[int] = []
     for index, item in enumerate(items):
         if isinstance(item, str):
             outcomes[index] = Outcome(Fate.REFUSED, item, 400)
         else:
-            waiting.append((index, item))
-    while waiting:
-        first: dict[str, int] = {}
-        now: list[tuple[int, NewEvent]] = []
-        later: list[tuple[int, NewEvent]] = []
-        for index, event in waiting:
-            if event.id in first:
-                later.append((index, event))
-            else:
-                first[event.id] = index
-                now.append((index, event))
-        stored = await ingestion.ingest(org_seq, [event for _, event in now])
-        for (index, _), outcome in zip(now, stored, strict=True):
-            outcomes[index] = outcome
-        waiting = []
-        for index, event in later:
-            leader = outcomes[first[event.id]]
-            earlier = items[first[event.id]]
-            assert leader is not None and isinstance(earlier, NewEvent)
-            if leader.fate is Fate.REFUSED:
-                waiting.append((index, event))  # judged on its own in the next round
-            elif earlier.content_hash() == event.content_hash():
-                outcomes[index] = _DUPLICATE
-            else:
-                outcomes[index] = Outcome(
-                    Fate.REFUSED,
-                    f"id: event '{_short(event.id)}' appears earlier in this batch with "
-                    "different content",
-                    409,
-                )
+            events.append(item)
+            places.append(index)
+    stored = await ingestion.ingest(org_seq, events)
+    for index, outcome in zip(places, stored, strict=True):
+        outcomes[index] = outcome
     assert all(outcome is not None for outcome in outcomes)
     return [outcome for outcome in outcomes if outcome is not None]
