@@ -21,6 +21,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from drawdown.api.guards import MAX_BATCH_BODY_BYTES, MAX_BODY_BYTES
 from drawdown.clock import FixedClock
 from drawdown.store.database import Database
 from drawdown.store.tables import organizations, usage_events
@@ -403,6 +404,80 @@ async def test_a_body_that_is_not_a_batch_is_400_and_stores_nothing(
     assert response.status_code == 400, response.text
     assert list(response.json()) == ["message"]
     assert (await usage(tenant.http, "acc"))["pending"] == 0
+
+
+def largest_event(event_id: str, account_id: str, at: datetime) -> dict[str, Any]:
+    """An event with every string at its longest, written plainly (ASCII, compact): 10
+    attributes with 50-character names and units and 29-character values, and 20 dimensions
+    (as many as a meter can filter on) of 200-character names and values."""
+    assert len(event_id) == 512 and len(account_id) == 50
+    return {
+        "schemaName": "s" * 50,
+        "id": event_id,
+        "timestamp": at.isoformat(timespec="microseconds"),
+        "accountId": account_id,
+        "attributes": [
+            {
+                "name": f"a{k}".ljust(50, "n"),
+                "value": "999999999999999999.9999999999",
+                "unit": "u" * 50,
+            }
+            for k in range(10)
+        ],
+        "dimensions": {f"d{k:02d}".ljust(200, "k"): "v" * 200 for k in range(20)},
+    }
+
+
+def largest_batch(prefix: str, account_id: str) -> bytes:
+    moment = now() - timedelta(minutes=5)
+    events = [
+        largest_event(f"{prefix}-{n:04d}-".ljust(512, "i"), account_id, moment) for n in range(1000)
+    ]
+    return json.dumps({"events": events}, separators=(",", ":")).encode()
+
+
+async def chunks(body: bytes, size: int = 65536) -> AsyncIterator[bytes]:
+    for start in range(0, len(body), size):
+        yield body[start : start + size]
+
+
+async def test_the_largest_batch_is_taken_and_a_byte_more_is_413(tenant: Tenant) -> None:
+    """1,000 of the largest events written plainly fit the /ingestBatch limit (16 MiB) and are
+    stored; the same body padded to the limit exactly is taken too (all duplicates); one byte
+    more is refused whole, 413, with words that say what to do, and nothing of it is stored."""
+    account_id = "big-".ljust(50, "a")
+    customer = {"id": "cust-big", "name": "Big", "primaryEmail": "big@example.test"}
+    customer |= {"address": {}, "account": {"id": account_id, "name": "Big"}}
+    assert (await post(tenant.http, "/customers", customer)).status_code == 201
+    headers = {"Content-Type": "application/json"}
+    body = largest_batch("big", account_id)
+    assert 9 * 2**20 < len(body) <= MAX_BATCH_BODY_BYTES, len(body)
+    response = await tenant.http.post("/ingestBatch", content=body, headers=headers)
+    assert response.status_code == 202, response.text[:500]
+    assert response.json()["details"] == {"accepted": 1000, "duplicates": 0}
+    padded = body + b" " * (MAX_BATCH_BODY_BYTES - len(body))
+    response = await tenant.http.post("/ingestBatch", content=padded, headers=headers)
+    assert response.status_code == 202, response.text[:500]
+    assert response.json()["details"] == {"accepted": 1000, "duplicates": 1000}
+    over = largest_batch("over", account_id)
+    over += b" " * (MAX_BATCH_BODY_BYTES + 1 - len(over))
+    # streamed (chunked), so the server reads it to the byte that is one too many (a body that
+    # announces its length is refused before it is sent, and the connection closed under it)
+    response = await tenant.http.post("/ingestBatch", content=chunks(over), headers=headers)
+    assert response.status_code == 413, response.text
+    assert response.json() == {
+        "message": f"the request body is larger than {MAX_BATCH_BODY_BYTES} bytes; split the "
+        "batch: send fewer events per request"
+    }
+    assert not await stored(tenant.http, f"over-{0:04d}-".ljust(512, "i"))
+    # /ingest keeps the limit of every other route
+    single = exact_json({"event": raw_event("one")}).encode() + b" " * MAX_BODY_BYTES
+    response = await tenant.http.post("/ingest", content=chunks(single), headers=headers)
+    assert response.status_code == 413, response.text
+    assert "larger than 1048576 bytes; send less per request" in response.text
+    await wait_applied(tenant.http, [account_id])
+    last = await tenant.http.get(f"/usage/events/{'big-0999-'.ljust(512, 'i')}")
+    assert last.status_code == 200 and last.json()["status"] == "UNMETERED", last.text
 
 
 async def test_more_than_1000_events_is_400_and_stores_nothing(tenant: Tenant) -> None:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from drawdown.api.guards import MAX_BATCH_BODY_BYTES, MAX_BODY_BYTES
 from drawdown.services.webhook_settings import (
     DEFAULT_RETRY_SCHEDULE,
     FIVE_DAYS,
@@ -101,6 +102,8 @@ class Settings:
     usage_poll_seconds: float = 0.2
     usage_batch: int = 2000
     event_retention_days: int = 45
+    # the largest /ingestBatch body, in bytes (every other route: 1 MiB)
+    max_batch_bytes: int = MAX_BATCH_BODY_BYTES
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
 
     @classmethod
@@ -123,6 +126,9 @@ class Settings:
             usage_batch=int(_number("DRAWDOWN_USAGE_BATCH", "2000", int, 1)),
             event_retention_days=int(
                 _number("DRAWDOWN_EVENT_RETENTION_DAYS", "45", int, MIN_RETENTION_DAYS)
+            ),
+            max_batch_bytes=int(
+                _number("DRAWDOWN_MAX_BATCH_BYTES", str(MAX_BATCH_BODY_BYTES), int, MAX_BODY_BYTES)
             ),
             webhooks=_webhooks(),
         )

@@ -50,6 +50,7 @@ def create() -> FastAPI:
         usage_batch=settings.usage_batch,
         webhooks=settings.webhooks,
         deliver_webhooks=True,
+        max_batch_bytes=settings.max_batch_bytes,
     )
     freeze_startup_heap()
     return app

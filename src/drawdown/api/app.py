@@ -24,7 +24,7 @@ from drawdown.api import (
     webhooks as webhook_routes,
 )
 from drawdown.api.auth import KeyCache
-from drawdown.api.guards import BodyLimit, LastResort, NulFreeUrl
+from drawdown.api.guards import MAX_BATCH_BODY_BYTES, BodyLimit, LastResort, NulFreeUrl
 from drawdown.api.throttle import Throttle, storage_for
 from drawdown.clock import Clock, SystemClock
 from drawdown.jobs import expiry
@@ -48,12 +48,14 @@ def create_app(
     usage_batch: int = DEFAULT_BATCH,
     webhooks: WebhookSettings | None = None,
     deliver_webhooks: bool = False,
+    max_batch_bytes: int = MAX_BATCH_BODY_BYTES,
 ) -> FastAPI:
     """The API on `db`; with `sweep_every_seconds`, the expiry sweep runs in the background;
     with `rate_limit`, each API key may send that many requests per second (counted in Redis
     when `redis_url` is given, so every process shares the count); with `usage_poll_seconds`,
     the usage applier runs in the background (else `app.state.applier.drain()` applies); with
-    `deliver_webhooks`, webhook delivery does (else `app.state.deliverer.drain()` delivers)."""
+    `deliver_webhooks`, webhook delivery does (else `app.state.deliverer.drain()` delivers).
+    /ingestBatch takes bodies up to `max_batch_bytes`, every other route up to 1 MiB."""
     the_clock = clock or SystemClock()
     writes = Writes(db.write_store(), the_clock, in_flight=write_groups)
     applier = Applier(
@@ -132,7 +134,10 @@ def create_app(
         ],
     )
     # outermost last: LastResort, Throttle, NulFreeUrl, BodyLimit, then the app
-    app.add_middleware(BodyLimit)
+    app.add_middleware(
+        BodyLimit,
+        per_path={"/ingestBatch": (max_batch_bytes, "split the batch: send fewer events")},
+    )
     app.add_middleware(NulFreeUrl)
     if rate_limit:
         app.add_middleware(Throttle, rate=rate_limit, storage=storage_for(redis_url, redis_prefix))

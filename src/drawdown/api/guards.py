@@ -8,6 +8,7 @@ connection, unannounced, when the app raises after answering). A 500 also says
 """
 
 import logging
+from collections.abc import Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -17,6 +18,8 @@ from drawdown.errors import BadRequest, TooLarge
 log = logging.getLogger("drawdown")
 
 MAX_BODY_BYTES = 1024 * 1024
+# /ingestBatch takes up to 1,000 events: 16 KiB each on average (docs/usage.md, "Body size")
+MAX_BATCH_BODY_BYTES = 16 * 1024 * 1024
 
 
 class LastResort:
@@ -65,22 +68,30 @@ class NulFreeUrl:
 
 
 class BodyLimit:
-    """Bodies over `max_bytes` get a 413 before anything parses them, whether they announce
-    their length or stream it in chunks. The body is read here, whole, and handed on."""
+    """Bodies over `max_bytes` (or over the limit `per_path` gives their path, with the advice
+    it gives) get a 413 before anything parses them, whether they announce their length or
+    stream it in chunks. The body is read here, whole, and handed on."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int = MAX_BODY_BYTES,
+        per_path: Mapping[str, tuple[int, str]] | None = None,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.per_path = dict(per_path or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes, advice = self.per_path.get(scope["path"], (self.max_bytes, "send less"))
         too_large = TooLarge(
-            f"the request body is larger than {self.max_bytes} bytes; send less per request"
+            f"the request body is larger than {max_bytes} bytes; {advice} per request"
         )
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
             await self._refuse(too_large, scope, receive, send)
             return
         chunks: list[bytes] = []
@@ -91,7 +102,7 @@ class BodyLimit:
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_bytes:
+            if size > max_bytes:
                 await self._refuse(too_large, scope, receive, send)
                 return
             chunks.append(chunk)

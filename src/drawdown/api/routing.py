@@ -36,7 +36,8 @@ _DESCRIPTIONS = {
     403: "The API key is read-only",
     404: "Not found in this organization",
     409: "Conflicts with what exists",
-    413: "The request body is larger than 1 MiB",
+    413: "The request body is larger than 1 MiB (/ingestBatch: DRAWDOWN_MAX_BATCH_BYTES, 16 MiB "
+    "by default)",
     429: "Too many requests for this API key; retry after Retry-After seconds",
     503: "The database is unreachable or busy; the request was not applied; retry after "
     "Retry-After seconds",
