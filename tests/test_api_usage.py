@@ -152,7 +152,7 @@ async def test_a_meter_is_created_listed_re_rated_and_switched(client: httpx.Asy
                     {"field": "dimensions.a", "value": "y"},
                 ]
             },
-            "filters: each dimension may be filtered once",
+            "filters[1].field: 'dimensions.a' appears twice; each dimension may be filtered once",
         ),
         ({"effectiveFrom": "soon"}, "effectiveFrom"),
         ({"unknown": 1}, "unknown"),
@@ -213,14 +213,45 @@ async def test_an_event_is_accepted_once_and_a_conflicting_resend_refused(
     ("change", "status", "words"),
     [
         ({"id": None}, 400, "id: is required"),
-        ({"id": "a/b"}, 400, "id: must be 1 to 512"),
-        ({"id": "x" * 513}, 400, "id"),
+        (
+            {"id": "a/b"},
+            400,
+            "id: must be 1 to 512 visible characters without '/', whitespace or control "
+            "characters, not 'a/b'",
+        ),
+        ({"id": "x" * 513}, 400, f"not '{'x' * 37}'... (513 characters)"),
         ({"accountId": "nobody"}, 404, "account 'nobody' was not found"),
         ({"timestamp": "2026-10-09T11:59:59Z"}, 400, "more than 45 days old"),
         ({"timestamp": "2026-11-24T12:05:01Z"}, 400, "more than 5 minutes in the future"),
-        ({"timestamp": "noon"}, 400, "timestamp"),
-        ({"attributes": [{"name": "tokens", "value": "1e3"}]}, 400, "attribute 'tokens'"),
+        (
+            {"timestamp": "noon"},
+            400,
+            "timestamp: must be an ISO 8601 time such as 2026-11-25T10:00:00Z, not 'noon'",
+        ),
+        (
+            {"timestamp": "2026-11-24T12:00:00.1234567Z"},
+            400,
+            "timestamp: at most 6 decimals of a second (microseconds) are kept, not "
+            "'2026-11-24T12:00:00.1234567Z'",
+        ),
+        (
+            {"attributes": [{"name": "tokens", "value": "1e3"}]},
+            400,
+            "attributes[0].value: must be a non-negative decimal number written as digits with "
+            """an optional fraction, such as "1520" or "0.25", not '1e3'""",
+        ),
         ({"attributes": [{"name": "tokens", "value": "-1"}]}, 400, "non-negative"),
+        (
+            {"attributes": [{"name": "tokens", "value": "0.00000000001"}]},
+            400,
+            "attributes[0].value: must have at most 10 digits after the decimal point, not "
+            "'0.00000000001'",
+        ),
+        (
+            {"attributes": [{"name": "tokens", "value": "1"}, {"name": "tokens", "value": "2"}]},
+            400,
+            "attributes[1].name: 'tokens' appears twice; each attribute name may appear once",
+        ),
         ({"attributes": [{"name": "tokens", "value": 5}]}, 400, "attributes[0].value"),
         ({"attributes": []}, 400, "meter 'um.tokens' sums attribute 'tokens'"),
         ({"dimensions": {"model": 1}}, 400, "dimensions"),
@@ -239,6 +270,42 @@ async def test_a_bad_event_is_refused_and_nothing_stored(
     response = await client.post("/ingest", json={"event": body})
     assert response.status_code == status, response.text
     assert words in response.json()["message"]
+    assert (await client.get("/accounts/acc-1/usage")).json()["pending"] == 0
+
+
+@pytest.mark.parametrize(
+    ("written", "words"),
+    [
+        (
+            '"dimensions":{"model":"large","model":"small"}',
+            "dimensions: 'model' appears twice; write each name once",
+        ),
+        (
+            '"dimensions":{},"dimensions":{}',
+            "dimensions: appears twice in the event; write each field once",
+        ),
+        (
+            '"attributes":[{"name":"tokens","value":"1","value":"2"}]',
+            "attributes[0]: 'value' appears twice; write each name once",
+        ),
+    ],
+)
+async def test_a_key_written_twice_is_named_with_where_it_is(
+    client: httpx.AsyncClient, written: str, words: str
+) -> None:
+    await make_account(client)
+    fields = f'"schemaName":"llm_call","id":"e-twice","timestamp":"{AT}","accountId":"acc-1"'
+    for path, body in (
+        ("/ingest", f'{{"event":{{{fields},{written}}}}}'),
+        ("/ingestBatch", f'{{"events":[{{{fields},{written}}}]}}'),
+    ):
+        response = await client.post(
+            path, content=body, headers={"Content-Type": "application/json"}
+        )
+        if path == "/ingest":  # a single event's fields are named within the body
+            assert response.json() == {"message": f"event.{words}"}, response.text
+        else:
+            assert response.json()["details"]["refused"][0]["reason"] == words, response.text
     assert (await client.get("/accounts/acc-1/usage")).json()["pending"] == 0
 
 

@@ -1060,7 +1060,7 @@ async def test_an_occurrence_refused_for_what_it_says_frees_the_id_for_the_next(
     details = response.json()["details"]
     assert (details["accepted"], details["duplicates"]) == (3, 1), details
     reasons = [(r["index"], r["reason"].split(" ")[0]) for r in details["refused"]]
-    assert reasons == [(0, "timestamp:"), (1, "attribute"), (2, "attributes:")], details
+    assert reasons == [(0, "timestamp:"), (1, "attributes[0].value:"), (2, "attributes:")], details
     view = await tenant.http.get("/usage/events/x")
     assert view.status_code == 200, view.text
     assert view.json()["timestamp"].startswith(moment.strftime("%Y-%m-%dT%H:%M:%S")), view.text

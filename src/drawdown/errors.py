@@ -16,7 +16,26 @@ The store turns driver failures (asyncpg, sqlite3, the pool) into these, so noth
 matches on a driver's class.
 """
 
+from collections.abc import Hashable, Iterable
+from typing import TypeVar
+
 MAX_MESSAGE_LENGTH = 500
+T = TypeVar("T", bound=Hashable)
+
+
+def first_repeat(values: Iterable[T]) -> tuple[int, T] | None:
+    """The first value that appeared before, with its index, for a message that names it."""
+    seen: set[T] = set()
+    for index, value in enumerate(values):
+        if value in seen:
+            return index, value
+        seen.add(value)
+    return None
+
+
+def shown(text: str) -> str:
+    """A value a caller sent, quoted for a message that names it, cut at 40 characters."""
+    return repr(text) if len(text) <= 40 else repr(text[:37]) + "..."
 
 
 class DrawdownError(Exception):

@@ -6,14 +6,16 @@ checks of ledger/events.py (the id, exact values, the timestamp).
 A body whose envelope is not right (`{"events": [1..1000 items]}`, `{"event": {...}}`) is not
 decoded here: the documented models (api/usage_schemas.py) judge it, in their words."""
 
+import json
 import re
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 from msgspec import UNSET, Meta, Raw, Struct, UnsetType
 
 from drawdown.api.bodies import no_key_repeated
+from drawdown.errors import first_repeat, shown
 from drawdown.ledger.events import (
     NewEvent,
     Refused,
@@ -129,24 +131,61 @@ def _event_or_reason(raw: bytes) -> NewEvent | str:
         return "the event is not valid JSON"
     keys = _keys_of(decoded)
     if raw.count(b":") != keys + _colons_in_strings(decoded) and not no_key_repeated(raw, keys):
-        return "the event writes a key twice in one object"
+        return _repeated_key(raw)
     try:
         if decoded.id is None:
             raise Refused("id: is required; without one a retry would be counted twice")
         attributes = [] if isinstance(decoded.attributes, UnsetType) else decoded.attributes
-        names = [attribute.name for attribute in attributes]
-        if len(set(names)) != len(names):
-            raise Refused("attributes: each name may appear once")
+        repeat = first_repeat(attribute.name for attribute in attributes)
+        if repeat is not None:
+            raise Refused(
+                f"attributes[{repeat[0]}].name: {shown(repeat[1])} appears twice; each "
+                "attribute name may appear once"
+            )
         return NewEvent(
             id=check_event_id(decoded.id),
             schema_name=decoded.schemaName,
             account_id=decoded.accountId,
             timestamp=parse_timestamp(decoded.timestamp),
-            attributes={a.name: (parse_value(a.name, a.value), a.unit) for a in attributes},
+            attributes={
+                a.name: (parse_value(f"attributes[{i}].value", a.value), a.unit)
+                for i, a in enumerate(attributes)
+            },
             dimensions={} if isinstance(decoded.dimensions, UnsetType) else decoded.dimensions,
         )
     except Refused as refused:
         return str(refused)
+
+
+class _Object(dict[str, Any]):
+    """A JSON object as written, with the first key it writes twice."""
+
+    repeated: str | None = None
+
+
+def _object(pairs: list[tuple[str, Any]]) -> _Object:
+    found = _Object(pairs)
+    if len(found) < len(pairs):
+        repeat = first_repeat(key for key, _ in pairs)
+        found.repeated = repeat[1] if repeat is not None else None
+    return found
+
+
+def _repeated_key(raw: bytes) -> str:
+    """Why an event that writes a key twice in one object is refused, naming the key and
+    where it is (the rare case: the body is read again, keeping every key)."""
+    pending: list[tuple[str, Any]] = [("", json.loads(raw, object_pairs_hook=_object))]
+    while pending:
+        path, value = pending.pop(0)
+        if isinstance(value, _Object):
+            if value.repeated is not None:
+                if not path:
+                    return f"{value.repeated}: appears twice in the event; write each field once"
+                return f"{path}: {shown(value.repeated)} appears twice; write each name once"
+            pending += [(f"{path}.{key}" if path else key, item) for key, item in value.items()]
+        elif isinstance(value, list):
+            pending += [(f"{path}[{index}]", item) for index, item in enumerate(value)]
+    return "the event writes a key twice in one object"
 
 
 def _keys_of(decoded: EventStruct) -> int:

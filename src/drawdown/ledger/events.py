@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from drawdown.errors import shown
 from drawdown.ledger.money import AmountError, check_amount, format_amount
 from drawdown.ledger.usage import CostOutOfRange, Meter, MeterStatus, matches, price, quantity
 
@@ -79,43 +80,47 @@ def check_event_id(value: str) -> str:
     if not _EVENT_ID.fullmatch(value):
         raise Refused(
             f"id: must be 1 to {MAX_EVENT_ID_LENGTH} visible characters without '/', "
-            "whitespace or control characters"
+            f"whitespace or control characters, not {shown(value)}"
+            + ("" if len(value) <= MAX_EVENT_ID_LENGTH else f" ({len(value)} characters)")
         )
     return value
 
 
-def parse_value(name: str, text: str) -> Decimal:
-    """An attribute's value: a plain non-negative decimal within an amount's digits."""
+def parse_value(where: str, text: str) -> Decimal:
+    """An attribute's value (the field `where`, such as "attributes[0].value"): a plain
+    non-negative decimal within an amount's digits."""
     if not _VALUE.fullmatch(text):
         raise Refused(
-            f"attribute '{name}': value must be a non-negative decimal number written as "
-            f'digits with an optional fraction, such as "1520" or "0.25", not {text[:40]!r}'
+            f"{where}: must be a non-negative decimal number written as digits with an "
+            f'optional fraction, such as "1520" or "0.25", not {shown(text)}'
         )
     if _CANONICAL.fullmatch(text):
         return Decimal(text)  # already within an amount's digits, without trailing zeros
     try:
         return check_amount(Decimal(text))
     except AmountError as error:
-        raise Refused(f"attribute '{name}': value {error}") from None
+        raise Refused(f"{where}: {error}, not {shown(text)}") from None
 
 
 @functools.lru_cache(maxsize=4096)  # events of a batch often share a second
 def parse_timestamp(text: str) -> datetime:
     """ISO 8601; without an offset it is UTC; at most microseconds."""
     if _TOO_FINE.search(text):
-        raise Refused("timestamp: at most 6 decimals of a second (microseconds) are kept")
+        raise Refused(
+            f"timestamp: at most 6 decimals of a second (microseconds) are kept, not {shown(text)}"
+        )
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         raise Refused(
-            f"timestamp: must be an ISO 8601 time such as 2026-11-25T10:00:00Z, not {text[:40]!r}"
+            f"timestamp: must be an ISO 8601 time such as 2026-11-25T10:00:00Z, not {shown(text)}"
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     try:
         return parsed.astimezone(UTC)
     except OverflowError:  # 0001-01-01T00:00+01:00 is before the first instant there is
-        raise Refused(f"timestamp: {text[:40]!r} is out of range") from None
+        raise Refused(f"timestamp: {shown(text)} is out of range") from None
 
 
 def check_window(timestamp: datetime, now: datetime) -> None:

@@ -16,7 +16,7 @@ from decimal import (
 )
 from enum import StrEnum
 
-from drawdown.errors import BadRequest
+from drawdown.errors import BadRequest, first_repeat, shown
 from drawdown.ledger.money import MAX_INTEGER_DIGITS, ZERO, check_amount
 
 ONE = Decimal(1)
@@ -150,9 +150,13 @@ def check_definition(
         raise BadRequest("attribute: is required for a SUM meter (the attribute it sums)")
     if aggregation is Aggregation.COUNT and attribute is not None:
         raise BadRequest("attribute: must be absent for a COUNT meter, which counts events")
-    names = [name for name, _ in filters]
-    if len(set(names)) != len(names):
-        raise BadRequest("filters: each dimension may be filtered once")
+    repeat = first_repeat(name for name, _ in filters)
+    if repeat is not None:
+        index, name = repeat
+        raise BadRequest(
+            f"filters[{index}].field: {shown('dimensions.' + name)} appears twice; each "
+            "dimension may be filtered once"
+        )
 
 
 def with_rate(meter: Meter, rate: Rate, now: datetime) -> Meter:

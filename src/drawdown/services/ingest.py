@@ -18,7 +18,7 @@ from datetime import datetime
 from enum import Enum
 
 from drawdown.clock import Clock
-from drawdown.errors import DrawdownError
+from drawdown.errors import DrawdownError, shown
 from drawdown.ledger.events import NewEvent, Refused, check_against_meters, check_window
 from drawdown.ledger.usage import Meter
 from drawdown.store.faults import Fault, domain_error, is_unique_violation, judge
@@ -287,7 +287,7 @@ def _echo(event: NewEvent, first: NewEvent, answered: Outcome) -> Outcome:
     if event.content_hash() != first.content_hash():
         return Outcome(
             Fate.REFUSED,
-            f"id: event '{_short(event.id)}' appears earlier in this batch with different "
+            f"id: event {shown(event.id)} appears earlier in this batch with different "
             "content; an id names one event",
             409,
         )
@@ -306,15 +306,11 @@ def _outcome(event: NewEvent, verdict: Verdict) -> Outcome:
     if verdict is Verdict.CONFLICT:
         return Outcome(
             Fate.REFUSED,
-            f"id: event '{_short(event.id)}' was accepted before with different content; "
+            f"id: event {shown(event.id)} was accepted before with different content; "
             "an id names one event",
             409,
         )
     return Outcome(Fate.REFUSED, f"accountId: account '{event.account_id}' was not found", 404)
-
-
-def _short(event_id: str) -> str:
-    return event_id if len(event_id) <= 60 else event_id[:57] + "..."
 
 
 async def ingest_batch(
