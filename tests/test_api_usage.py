@@ -629,12 +629,12 @@ async def test_answers_wait_while_applying_is_behind_but_never_past_the_limit(
     db: Database, clock: FixedClock, api_key: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Backpressure: the events are committed at once, but their answer waits while the
-    applier says it is behind (checked again every step), and at most MAX_HOLD_SECONDS."""
+    applier says it is behind (checked again every step), and at most `usage_hold_seconds`
+    (DRAWDOWN_USAGE_HOLD_SECONDS)."""
     from drawdown.services import ingest as ingest_module
 
     monkeypatch.setattr(ingest_module, "HOLD_STEP_SECONDS", 0.01)
-    monkeypatch.setattr(ingest_module, "MAX_HOLD_SECONDS", 0.3)
-    app = create_app(db, clock, usage_poll_seconds=0.05)
+    app = create_app(db, clock, usage_poll_seconds=0.05, usage_hold_seconds=0.3)
     asked: list[set[int]] = []
     answers = iter([True, True, False])
 
@@ -658,6 +658,89 @@ async def test_answers_wait_while_applying_is_behind_but_never_past_the_limit(
         assert 0.25 < asyncio.get_running_loop().time() - started < 2
         duplicate = await http.post("/ingest", json={"event": event("e-2")})
         assert duplicate.json()["details"]["duplicates"] == 1  # nothing new: nothing to wait for
+
+
+async def test_with_no_hold_answers_never_wait_nor_ask_whether_applying_is_behind(
+    db: Database, clock: FixedClock, api_key: str
+) -> None:
+    app = create_app(db, clock, usage_poll_seconds=0.05, usage_hold_seconds=0)
+    assert app.state.ingestion.behind is None
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://t",
+        headers={"Authorization": f"Bearer {api_key}"},
+    ) as http:
+        await make_account(http)
+        assert (await http.post("/ingest", json={"event": event("e-1")})).status_code == 202
+
+
+async def test_woken_accounts_gather_events_for_the_gather_interval(
+    db: Database, clock: FixedClock, api_key: str
+) -> None:
+    """DRAWDOWN_USAGE_GATHER_SECONDS apart from the poll: with a quick poll and a gather of a
+    second, an ingested event waits about that second before its burn (the fixed clock keeps
+    it too fresh for the polls), then is applied."""
+    app = create_app(db, clock, usage_poll_seconds=0.02, usage_gather_seconds=1.0)
+    applier: Applier = app.state.applier
+    assert (applier.poll_seconds, applier.gather_seconds) == (0.02, 1.0)
+    task = asyncio.create_task(applier.run())
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://t",
+            headers={"Authorization": f"Bearer {api_key}"},
+        ) as http:
+            await make_account(http)
+            await create_meter(http)
+            started = asyncio.get_running_loop().time()
+            assert (await http.post("/ingest", json={"event": event("e-1")})).status_code == 202
+            assert await _status_within(http, "e-1", 0.5) == "PENDING"
+            assert await _status_within(http, "e-1", 5) == "APPLIED"
+            assert asyncio.get_running_loop().time() - started >= 1.0
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await applier.stop()
+
+
+def test_the_usage_settings_reach_the_applier_and_ingestion(
+    db: Database, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from drawdown.config import Settings, SettingsError
+
+    settings = Settings.from_env()
+    assert (settings.usage_gather_seconds, settings.usage_backlog_accounts) == (None, 256)
+    assert (settings.usage_hold_seconds, settings.max_batch_bytes) == (2.0, 16 * 2**20)
+    monkeypatch.setenv("DRAWDOWN_USAGE_POLL_SECONDS", "0.5")
+    monkeypatch.setenv("DRAWDOWN_USAGE_GATHER_SECONDS", "0.1")
+    monkeypatch.setenv("DRAWDOWN_USAGE_BACKLOG_ACCOUNTS", "3")
+    monkeypatch.setenv("DRAWDOWN_USAGE_HOLD_SECONDS", "0.25")
+    monkeypatch.setenv("DRAWDOWN_MAX_BATCH_BYTES", str(2**21))
+    settings = Settings.from_env()
+    app = create_app(
+        db,
+        clock,
+        usage_poll_seconds=settings.usage_poll_seconds,
+        usage_gather_seconds=settings.usage_gather_seconds,
+        usage_backlog_accounts=settings.usage_backlog_accounts,
+        usage_hold_seconds=settings.usage_hold_seconds,
+        max_batch_bytes=settings.max_batch_bytes,
+    )
+    applier: Applier = app.state.applier
+    assert (applier.poll_seconds, applier.gather_seconds, applier.backlog_accounts) == (0.5, 0.1, 3)
+    assert app.state.ingestion.max_hold_seconds == 0.25
+    assert settings.max_batch_bytes == 2**21
+    for name, value, words in (
+        ("DRAWDOWN_USAGE_GATHER_SECONDS", "-1", "at least 0"),
+        ("DRAWDOWN_USAGE_BACKLOG_ACCOUNTS", "many", "must be a number, not 'many'"),
+        ("DRAWDOWN_USAGE_HOLD_SECONDS", "-0.5", "at least 0"),
+        ("DRAWDOWN_MAX_BATCH_BYTES", "1000", "at least 1048576"),
+    ):
+        monkeypatch.setenv(name, value)
+        with pytest.raises(SettingsError, match=f"{name} .*{words}"):
+            Settings.from_env()
+        monkeypatch.delenv(name)
 
 
 async def test_behind_means_a_batch_pending_on_an_account_or_burns_queued(

@@ -7,6 +7,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from drawdown.api.guards import MAX_BATCH_BODY_BYTES, MAX_BODY_BYTES
+from drawdown.services.applier import DEFAULT_BACKLOG_ACCOUNTS
+from drawdown.services.ingest import MAX_HOLD_SECONDS
 from drawdown.services.webhook_settings import (
     DEFAULT_RETRY_SCHEDULE,
     FIVE_DAYS,
@@ -34,6 +36,13 @@ def _number(name: str, default: str, kind: type[int] | type[float], minimum: flo
     if value < minimum:
         raise SettingsError(f"{name} must be at least {minimum}, not {raw!r}")
     return value
+
+
+def _optional_number(name: str, minimum: float) -> float | None:
+    """A number of seconds, or None when unset (the setting then follows another)."""
+    if not os.environ.get(name, "").strip():
+        return None
+    return _number(name, "", float, minimum)
 
 
 def _flag(name: str) -> bool:
@@ -101,6 +110,12 @@ class Settings:
     # of one account one transaction applies, how long events are kept (at least 45 days)
     usage_poll_seconds: float = 0.2
     usage_batch: int = 2000
+    # how long woken accounts gather events before they are burned (None: the poll interval);
+    # backpressure: burns of more accounts than this waiting mean applying is behind, and an
+    # ingest answer waits at most this long for it to catch up (0: never)
+    usage_gather_seconds: float | None = None
+    usage_backlog_accounts: int = DEFAULT_BACKLOG_ACCOUNTS
+    usage_hold_seconds: float = MAX_HOLD_SECONDS
     event_retention_days: int = 45
     # the largest /ingestBatch body, in bytes (every other route: 1 MiB)
     max_batch_bytes: int = MAX_BATCH_BODY_BYTES
@@ -124,6 +139,13 @@ class Settings:
             write_groups=int(_number("DRAWDOWN_WRITE_GROUPS", "2", int, 1)),
             usage_poll_seconds=_number("DRAWDOWN_USAGE_POLL_SECONDS", "0.2", float, 0.001),
             usage_batch=int(_number("DRAWDOWN_USAGE_BATCH", "2000", int, 1)),
+            usage_gather_seconds=_optional_number("DRAWDOWN_USAGE_GATHER_SECONDS", 0),
+            usage_backlog_accounts=int(
+                _number("DRAWDOWN_USAGE_BACKLOG_ACCOUNTS", str(DEFAULT_BACKLOG_ACCOUNTS), int, 1)
+            ),
+            usage_hold_seconds=_number(
+                "DRAWDOWN_USAGE_HOLD_SECONDS", str(MAX_HOLD_SECONDS), float, 0
+            ),
             event_retention_days=int(
                 _number("DRAWDOWN_EVENT_RETENTION_DAYS", "45", int, MIN_RETENTION_DAYS)
             ),

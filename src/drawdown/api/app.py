@@ -28,9 +28,14 @@ from drawdown.api.guards import MAX_BATCH_BODY_BYTES, BodyLimit, LastResort, Nul
 from drawdown.api.throttle import Throttle, storage_for
 from drawdown.clock import Clock, SystemClock
 from drawdown.jobs import expiry
-from drawdown.services.applier import DEFAULT_BATCH, DEFAULT_POLL_SECONDS, Applier
+from drawdown.services.applier import (
+    DEFAULT_BACKLOG_ACCOUNTS,
+    DEFAULT_BATCH,
+    DEFAULT_POLL_SECONDS,
+    Applier,
+)
 from drawdown.services.delivery import Deliverer
-from drawdown.services.ingest import Ingestion
+from drawdown.services.ingest import MAX_HOLD_SECONDS, Ingestion
 from drawdown.services.webhook_settings import WebhookSettings
 from drawdown.services.writes import Writes
 from drawdown.store.database import Database
@@ -46,6 +51,9 @@ def create_app(
     write_groups: int = 2,
     usage_poll_seconds: float | None = None,
     usage_batch: int = DEFAULT_BATCH,
+    usage_gather_seconds: float | None = None,
+    usage_backlog_accounts: int = DEFAULT_BACKLOG_ACCOUNTS,
+    usage_hold_seconds: float = MAX_HOLD_SECONDS,
     webhooks: WebhookSettings | None = None,
     deliver_webhooks: bool = False,
     max_batch_bytes: int = MAX_BATCH_BODY_BYTES,
@@ -59,7 +67,12 @@ def create_app(
     the_clock = clock or SystemClock()
     writes = Writes(db.write_store(), the_clock, in_flight=write_groups)
     applier = Applier(
-        db, writes, poll_seconds=usage_poll_seconds or DEFAULT_POLL_SECONDS, batch=usage_batch
+        db,
+        writes,
+        poll_seconds=usage_poll_seconds or DEFAULT_POLL_SECONDS,
+        batch=usage_batch,
+        gather_seconds=usage_gather_seconds,
+        backlog_accounts=usage_backlog_accounts,
     )
     webhook_settings = webhooks or WebhookSettings()
     deliverer = Deliverer(db, webhook_settings)
@@ -116,7 +129,8 @@ def create_app(
         in_flight=write_groups,
         woken=applier.wake,
         # only a running applier catches up: without one, holding answers would only wait
-        behind=applier.behind if usage_poll_seconds else None,
+        behind=applier.behind if usage_poll_seconds and usage_hold_seconds else None,
+        max_hold_seconds=usage_hold_seconds,
     )
     app.state.keys = KeyCache()
     errors.install(app)

@@ -30,8 +30,8 @@ DEFAULT_BATCH = 2000
 # accounts taken from one poll; the rest wait for the next
 POLL_ACCOUNTS = 1000
 POLL_GRACE_SECONDS = 1.0
-# burns of this many accounts waiting for a transaction: applying is behind
-BEHIND_QUEUED_ACCOUNTS = 256
+# burns of more accounts than this waiting for a transaction: applying is behind
+DEFAULT_BACKLOG_ACCOUNTS = 256
 # accounts one burn write names; the coalescer runs many such writes in one transaction
 ACCOUNTS_PER_BURN = 16
 
@@ -44,10 +44,15 @@ class Applier:
         *,
         poll_seconds: float = DEFAULT_POLL_SECONDS,
         batch: int = DEFAULT_BATCH,
+        gather_seconds: float | None = None,
+        backlog_accounts: int = DEFAULT_BACKLOG_ACCOUNTS,
     ) -> None:
         self.db = db
         self.writes = writes
         self.poll_seconds = poll_seconds
+        # how long woken accounts gather events before their burn (default: a poll interval)
+        self.gather_seconds = poll_seconds if gather_seconds is None else gather_seconds
+        self.backlog_accounts = backlog_accounts
         # a poll takes events pending this long: fresher ones are their own process's to apply
         self.grace_seconds = max(POLL_GRACE_SECONDS, 2 * poll_seconds)
         self.batch = batch
@@ -65,7 +70,7 @@ class Applier:
     async def behind(self, account_seqs: set[int]) -> bool:
         """Whether applying lags behind what is accepted: this process's burns queue up, or
         one of these accounts holds a batch or more of pending events (whoever applies it)."""
-        if self.writes.coalescer.waiting_size > BEHIND_QUEUED_ACCOUNTS:
+        if self.writes.coalescer.waiting_size > self.backlog_accounts:
             return True
         async with self.db.read() as conn:
             return await usage.any_backlog(conn, account_seqs, self.batch)
@@ -85,7 +90,7 @@ class Applier:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
                 # let the woken accounts gather more events: one burn of an account costs
                 # about the same for one event as for many
-                await asyncio.sleep(self.poll_seconds)
+                await asyncio.sleep(self.gather_seconds)
             self._wake.clear()
             todo = self._take_woken()
             # poll even while woken all the time: other processes' events wait for it

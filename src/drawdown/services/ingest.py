@@ -82,11 +82,13 @@ class Ingestion:
         in_flight: int = 2,
         woken: Woken | None = None,
         behind: Behind | None = None,
+        max_hold_seconds: float = MAX_HOLD_SECONDS,
     ) -> None:
         self.store = store
         self.clock = clock
         self.woken = woken
         self.behind = behind
+        self.max_hold_seconds = max_hold_seconds
         self._waiting: deque[_Request] = deque()
         self._slots = in_flight
         self._running: set[asyncio.Task[None]] = set()
@@ -159,10 +161,10 @@ class Ingestion:
         """Backpressure: while applying these accounts' events is behind, the answers (which
         the events' COMMIT already earned) wait, and so does this group's slot, so senders
         slow to what can be applied within the lag goal instead of piling up a backlog.
-        Never longer than MAX_HOLD_SECONDS; a failed check holds nothing."""
+        Never longer than `max_hold_seconds`; a failed check holds nothing."""
         assert self.behind is not None
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + MAX_HOLD_SECONDS
+        deadline = loop.time() + self.max_hold_seconds
         while loop.time() < deadline:
             try:
                 if not await self.behind(account_seqs):
