@@ -625,6 +625,14 @@ async def test_concurrent_ingests_share_transactions_and_a_refused_event_fails_a
     await assert_books_balance(db, clock, org_name)
 
 
+def _served(app: FastAPI, api_key: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://t",
+        headers={"Authorization": f"Bearer {api_key}"},
+    )
+
+
 async def test_answers_wait_while_applying_is_behind_but_never_past_the_limit(
     db: Database, clock: FixedClock, api_key: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -643,11 +651,7 @@ async def test_answers_wait_while_applying_is_behind_but_never_past_the_limit(
         return next(answers, True)
 
     app.state.ingestion.behind = behind
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://t",
-        headers={"Authorization": f"Bearer {api_key}"},
-    ) as http:
+    async with _served(app, api_key) as http:
         await make_account(http)
         assert (await http.post("/ingest", json={"event": event("e-1")})).status_code == 202
         assert len(asked) == 3 and len(asked[0]) == 1
@@ -665,11 +669,7 @@ async def test_with_no_hold_answers_never_wait_nor_ask_whether_applying_is_behin
 ) -> None:
     app = create_app(db, clock, usage_poll_seconds=0.05, usage_hold_seconds=0)
     assert app.state.ingestion.behind is None
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://t",
-        headers={"Authorization": f"Bearer {api_key}"},
-    ) as http:
+    async with _served(app, api_key) as http:
         await make_account(http)
         assert (await http.post("/ingest", json={"event": event("e-1")})).status_code == 202
 
@@ -685,11 +685,7 @@ async def test_woken_accounts_gather_events_for_the_gather_interval(
     assert (applier.poll_seconds, applier.gather_seconds) == (0.02, 1.0)
     task = asyncio.create_task(applier.run())
     try:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://t",
-            headers={"Authorization": f"Bearer {api_key}"},
-        ) as http:
+        async with _served(app, api_key) as http:
             await make_account(http)
             await create_meter(http)
             started = asyncio.get_running_loop().time()
