@@ -237,15 +237,16 @@ async def test_an_event_is_accepted_once_and_a_conflicting_resend_refused(
         (
             {"attributes": [{"name": "tokens", "value": "1e3"}]},
             400,
-            "attributes[0].value: must be a non-negative decimal number written as digits with "
-            """an optional fraction, such as "1520" or "0.25", not '1e3'""",
+            "attributes[0].value: the value of 'tokens' must be a non-negative decimal number "
+            """written as digits with an optional fraction, such as "1520" or "0.25", not """
+            "'1e3'",
         ),
         ({"attributes": [{"name": "tokens", "value": "-1"}]}, 400, "non-negative"),
         (
             {"attributes": [{"name": "tokens", "value": "0.00000000001"}]},
             400,
-            "attributes[0].value: must have at most 10 digits after the decimal point, not "
-            "'0.00000000001'",
+            "attributes[0].value: the value of 'tokens' must have at most 10 digits after the "
+            "decimal point, not '0.00000000001'",
         ),
         (
             {"attributes": [{"name": "tokens", "value": "1"}, {"name": "tokens", "value": "2"}]},

@@ -148,8 +148,7 @@ def _event_or_reason(raw: bytes) -> NewEvent | str:
             account_id=decoded.accountId,
             timestamp=parse_timestamp(decoded.timestamp),
             attributes={
-                a.name: (parse_value(f"attributes[{i}].value", a.value), a.unit)
-                for i, a in enumerate(attributes)
+                a.name: (parse_value(i, a.name, a.value), a.unit) for i, a in enumerate(attributes)
             },
             dimensions={} if isinstance(decoded.dimensions, UnsetType) else decoded.dimensions,
         )

@@ -86,20 +86,23 @@ def check_event_id(value: str) -> str:
     return value
 
 
-def parse_value(where: str, text: str) -> Decimal:
-    """An attribute's value (the field `where`, such as "attributes[0].value"): a plain
-    non-negative decimal within an amount's digits."""
+def parse_value(index: int, name: str, text: str) -> Decimal:
+    """The value of attribute `name`, the event's `index`th: a plain non-negative decimal
+    within an amount's digits."""
     if not _VALUE.fullmatch(text):
         raise Refused(
-            f"{where}: must be a non-negative decimal number written as digits with an "
-            f'optional fraction, such as "1520" or "0.25", not {shown(text)}'
+            f"attributes[{index}].value: the value of {shown(name)} must be a non-negative "
+            f'decimal number written as digits with an optional fraction, such as "1520" or '
+            f'"0.25", not {shown(text)}'
         )
     if _CANONICAL.fullmatch(text):
         return Decimal(text)  # already within an amount's digits, without trailing zeros
     try:
         return check_amount(Decimal(text))
     except AmountError as error:
-        raise Refused(f"{where}: {error}, not {shown(text)}") from None
+        raise Refused(
+            f"attributes[{index}].value: the value of {shown(name)} {error}, not {shown(text)}"
+        ) from None
 
 
 @functools.lru_cache(maxsize=4096)  # events of a batch often share a second
