@@ -593,26 +593,57 @@ async def test_answers_wait_while_applying_is_behind_but_never_past_the_limit(
         assert duplicate.json()["details"]["duplicates"] == 1  # nothing new: nothing to wait for
 
 
-async def test_behind_means_a_batch_pending_on_an_account_or_burns_queued(
-    client: httpx.AsyncClient, app: FastAPI, db: Database, org_name: str
+async def test_behind_means_events_this_process_woke_for_have_waited_past_the_limit(
+    client: httpx.AsyncClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sqlalchemy import select
+    """The applier is behind once an account its process woke has waited BEHIND_SECONDS for a
+    burn, and no longer once that account is burned."""
+    from drawdown.services import applier as applier_module
 
-    from drawdown.store import ledger
-    from drawdown.store.tables import organizations
-
+    monkeypatch.setattr(applier_module, "BEHIND_SECONDS", 0.1)
     await make_account(client)
-    async with db.read() as conn:
-        query = select(organizations.c.seq).where(organizations.c.name == org_name)
-        org_seq = (await conn.execute(query)).scalar_one()
-        account = await ledger.find_account(conn, org_seq, "acc-1")
-    assert account is not None
+    await make_account(client, "acc-2")
     applier: Applier = app.state.applier
-    applier.batch = 3
-    events = [event(f"e-{n}") for n in range(3)]
-    assert (await ingest_batch(client, *events[:2])).status_code == 202
-    assert not await applier.behind({account.seq})
-    assert (await ingest_batch(client, events[2])).status_code == 202
-    assert await applier.behind({account.seq})
+    assert not await applier.behind(set())
+    assert (await ingest_batch(client, event("e-1"))).status_code == 202
+    assert not await applier.behind(set())  # just woken
+    await asyncio.sleep(0.15)
+    assert await applier.behind(set())
     await drain(app)
-    assert not await applier.behind({account.seq})
+    assert not await applier.behind(set())
+    # what waits is judged by its oldest account: a fresh wake does not hide an old one
+    assert (await ingest_batch(client, event("e-2"))).status_code == 202
+    await asyncio.sleep(0.15)
+    assert (await ingest_batch(client, event("e-3", account="acc-2"))).status_code == 202
+    assert await applier.behind(set())
+    await drain(app)
+    assert not await applier.behind(set())
+
+
+async def test_an_account_whose_burn_failed_is_left_to_the_poll_and_not_judged_behind(
+    client: httpx.AsyncClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A burn that fails leaves its events pending for the next poll; meanwhile the account
+    must not keep the applier 'behind' (another process may apply it, and nothing here would
+    then ever clear it)."""
+    from drawdown.errors import Unavailable
+    from drawdown.services import applier as applier_module
+
+    monkeypatch.setattr(applier_module, "BEHIND_SECONDS", 0.0)
+    await make_account(client)
+    await create_meter(client)
+    applier: Applier = app.state.applier
+
+    async def unavailable(*_args: object, **_kwargs: object) -> None:
+        raise Unavailable("the database is down")
+
+    monkeypatch.setattr(applier.writes, "burn", unavailable)
+    assert (await ingest_batch(client, event("e-1"))).status_code == 202
+    await asyncio.sleep(0.01)
+    assert await applier.behind(set())
+    assert await applier.drain() == 0
+    assert not await applier.behind(set())
+    assert (await client.get("/usage/events/e-1")).json()["status"] == "PENDING"
+    monkeypatch.undo()
+    assert await applier.drain() == 1
+    assert (await client.get("/usage/events/e-1")).json()["status"] == "APPLIED"
