@@ -9,12 +9,13 @@ the database again. Progress goes to stderr; stdout gets a table and, as its las
 object of ratios, each computed from figures measured in this run.
 
 Usage (issue 9): `/ingestBatch` with 500 events a request over 1,000 accounts and on one account
-are measured as events *applied* per second: the accounts' usage totals are read when nothing
-is pending before the run and again when nothing is pending after it, and the difference over
-the time from the first request to the drained state is the rate (the totals must also hold
-every event the 202s acknowledged, and no more than those plus the requests wrk left in
-flight). Meanwhile a prober sends single events and times each from its 202
-to the moment `GET /usage/events/{id}` shows it applied: `usage_lag_p99_s` is the p99 of those.
+are measured as events *applied* per second: from the first request to the moment the database
+holds no pending event (the bench polls PostgreSQL itself, so that watching costs the server
+nothing), over the events applied meanwhile, as the accounts' usage totals report them before
+and after (the totals must also hold every event the 202s acknowledged, and no more than those
+plus the requests wrk left in flight). Meanwhile a prober sends single events through /ingest and
+times each from its 202 to the first poll of the database that finds it no longer PENDING:
+`usage_lag_p99_s` is the p99 of those.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ USAGE_SCHEMA = "bench_call"  # as bench/wrk.lua writes its events
 USAGE_BATCH = 500
 USAGE_BATCH_CONNECTIONS = 8
 PROBE_INTERVAL_S = 0.1
-PROBE_POLL_S = 0.02
+PROBE_POLL_S = 0.01
 DRAIN_TIMEOUT_S = 600
 DRAIN_IN_FLIGHT = 16
 
@@ -536,25 +537,80 @@ async def applied_events(api: Api, account: str) -> tuple[int, int]:
     return applied, int(body["pending"])
 
 
-async def drained(api: Api, accounts: Sequence[str]) -> tuple[int, float]:
-    """Poll until no account has anything pending (nothing is being sent meanwhile); the
-    events then applied on them in all, and the moment the last one was seen drained."""
-    left, applied = list(accounts), 0
-    deadline = time.monotonic() + DRAIN_TIMEOUT_S
-    while True:
-        found = await gather_all(applied_events(api, account) for account in left)
-        seen = time.monotonic()
-        applied += sum(events for events, pending in found if pending == 0)
-        left = [account for account, (_, pending) in zip(left, found, strict=True) if pending]
-        if not left:
-            return applied, seen
-        if seen > deadline:
-            raise RuntimeError(f"{len(left)} accounts still had pending events after the drain")
-        await asyncio.sleep(0.05)
+async def applied_total(api: Api, accounts: Sequence[str]) -> int:
+    """The events applied on these accounts, as the API reports them; none may be pending."""
+    found = await gather_all(applied_events(api, account) for account in accounts)
+    pending = sum(count for _, count in found)
+    if pending:
+        raise RuntimeError(f"{pending} events still pending once the database had none")
+    return sum(applied for applied, _ in found)
 
 
-async def one_probe(api: Api, account: str, event_id: str, lags: list[float]) -> None:
-    """One event through /ingest, timed from its 202 until it is no longer PENDING."""
+class Watcher:
+    """Watches the bench's database directly, so that measuring costs the server nothing:
+    when nothing is pending any more, and when each probe event stops being PENDING. Both are
+    read from committed rows, exactly what the API then answers."""
+
+    def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        self.conn = conn
+        self.probes: dict[str, float] = {}  # event id -> when its 202 came
+        self.lags: list[float] = []
+
+    @classmethod
+    async def connect(cls, database: str) -> Watcher:
+        url = f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{database}"
+        return cls(await psycopg.AsyncConnection.connect(url, autocommit=True))
+
+    async def close(self) -> None:
+        await self.conn.close()
+
+    async def drained(self) -> float:
+        """Poll until no event is pending; the moment that was first seen."""
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        while True:
+            cursor = await self.conn.execute(
+                "SELECT count(*) FROM usage_events WHERE status = 'PENDING'"
+            )
+            row = await cursor.fetchone()
+            seen = time.monotonic()
+            if row is not None and row[0] == 0:
+                return seen
+            if seen > deadline:
+                raise RuntimeError(f"events still pending {DRAIN_TIMEOUT_S} s after the load")
+            await asyncio.sleep(PROBE_POLL_S)
+
+    async def follow_probes(self, stop: asyncio.Event) -> None:
+        """Until told to stop and every probe is applied: time each probe from its 202 to
+        the poll that first finds it applied."""
+        while not stop.is_set() or self.probes:
+            if self.probes:
+                cursor = await self.conn.execute(
+                    "SELECT id FROM usage_events WHERE id = ANY(%s) AND status <> 'PENDING'",
+                    (list(self.probes),),
+                )
+                seen = time.monotonic()
+                for (event_id,) in await cursor.fetchall():
+                    self.lags.append(seen - self.probes.pop(event_id))
+                late = [i for i, at in self.probes.items() if seen - at > DRAIN_TIMEOUT_S]
+                if late:
+                    raise RuntimeError(f"probe {late[0]} was not applied in {DRAIN_TIMEOUT_S} s")
+            await asyncio.sleep(PROBE_POLL_S)
+
+
+async def probe(api: Api, accounts: Sequence[str], stop: asyncio.Event, watcher: Watcher) -> int:
+    """A single event through /ingest every PROBE_INTERVAL_S (without waiting for the answers)
+    until told to stop, each handed to the watcher at its 202; how many were sent."""
+    run, chooser, sent = secrets.token_hex(4), random.Random(9), []
+    while not stop.is_set():
+        event_id = f"probe-{run}-{len(sent)}"
+        account = chooser.choice(accounts)
+        sent.append(asyncio.create_task(one_probe(api, account, event_id, watcher)))
+        await asyncio.sleep(PROBE_INTERVAL_S)
+    await asyncio.gather(*sent)
+    return len(sent)
+
+
+async def one_probe(api: Api, account: str, event_id: str, watcher: Watcher) -> None:
     event = {
         "schemaName": USAGE_SCHEMA,
         "id": event_id,
@@ -564,27 +620,7 @@ async def one_probe(api: Api, account: str, event_id: str, lags: list[float]) ->
         "dimensions": {},
     }
     await api.call("POST", "/ingest", {"event": event})
-    acknowledged = time.monotonic()
-    while True:
-        body = await api.call("GET", f"/usage/events/{event_id}")
-        if body["status"] != "PENDING":
-            lags.append(time.monotonic() - acknowledged)
-            return
-        if time.monotonic() - acknowledged > DRAIN_TIMEOUT_S:
-            raise RuntimeError(f"probe {event_id} was not applied in {DRAIN_TIMEOUT_S} s")
-        await asyncio.sleep(PROBE_POLL_S)
-
-
-async def probe(api: Api, accounts: Sequence[str], stop: asyncio.Event, lags: list[float]) -> int:
-    """A probe every PROBE_INTERVAL_S until told to stop; how many were sent."""
-    run, chooser, probes = secrets.token_hex(4), random.Random(9), []
-    while not stop.is_set():
-        account = chooser.choice(accounts)
-        event_id = f"probe-{run}-{len(probes)}"
-        probes.append(asyncio.create_task(one_probe(api, account, event_id, lags)))
-        await asyncio.sleep(PROBE_INTERVAL_S)
-    await asyncio.gather(*probes)
-    return len(probes)
+    watcher.probes[event_id] = time.monotonic()
 
 
 @dataclass(frozen=True)
@@ -594,23 +630,31 @@ class UsageRun:
 
 
 async def measure_usage_async(
-    base_url: str, key: str, scenario: Scenario, accounts: Sequence[str], profile: Profile
+    base_url: str,
+    key: str,
+    database: str,
+    scenario: Scenario,
+    accounts: Sequence[str],
+    profile: Profile,
 ) -> UsageRun:
     api = Api(base_url, key, in_flight=DRAIN_IN_FLIGHT)
-    prober = Api(base_url, key, in_flight=64)
+    watcher = await Watcher.connect(database)
     try:
-        before, _ = await drained(api, accounts)
-        lags: list[float] = []
+        await watcher.drained()
+        before = await applied_total(api, accounts)
         stop = asyncio.Event()
         started = time.monotonic()
-        probes = asyncio.create_task(probe(prober, accounts, stop, lags))
+        following = asyncio.create_task(watcher.follow_probes(stop))
+        probes = asyncio.create_task(probe(api, accounts, stop, watcher))
         load = await asyncio.to_thread(run_wrk, base_url, key, scenario, profile.usage_duration_s)
         stop.set()
         sent_probes = await probes
-        after, done = await drained(api, accounts)
+        done = await watcher.drained()
+        await following
+        after = await applied_total(api, accounts)  # read once drained: not timed
     finally:
         await api.close()
-        await prober.close()
+        await watcher.close()
     applied = after - before
     # wrk counts the answers it read before its time was up; the requests still in flight
     # then (one per connection at most) were stored and applied all the same
@@ -623,6 +667,7 @@ async def measure_usage_async(
             f"{applied} events applied, {acknowledged} acknowledged and at most {in_flight} "
             f"in flight; {sample}"
         ).strip("; ")
+    lags = watcher.lags
     per_second = applied / (done - started)
     log(
         f"{scenario.label}: {per_second:.0f} events applied/s ({applied} in "
@@ -637,9 +682,14 @@ async def measure_usage_async(
 
 
 def measure_usage(
-    base_url: str, key: str, scenario: Scenario, accounts: Sequence[str], profile: Profile
+    base_url: str,
+    key: str,
+    database: str,
+    scenario: Scenario,
+    accounts: Sequence[str],
+    profile: Profile,
 ) -> UsageRun:
-    return asyncio.run(measure_usage_async(base_url, key, scenario, accounts, profile))
+    return asyncio.run(measure_usage_async(base_url, key, database, scenario, accounts, profile))
 
 
 def percentile(values: Sequence[float], pct: float) -> float:
@@ -855,7 +905,9 @@ def run(options: Options) -> tuple[dict[str, Measurement], float, list[float]]:
             for name, scenario in scenarios.items():
                 results[name] = measure(server.base_url, key, scenario, profile)
             for name, (scenario, accounts) in usage_scenarios(options).items():
-                usage_run = measure_usage(server.base_url, key, scenario, accounts, profile)
+                usage_run = measure_usage(
+                    server.base_url, key, database, scenario, accounts, profile
+                )
                 results[name] = usage_run.measurement
                 lags += usage_run.lags_s
             rss_mb = max_worker_rss_mb(server.process.pid)

@@ -21,7 +21,7 @@ from drawdown.errors import DrawdownError
 from drawdown.ledger.allocation import EntityType
 from drawdown.ledger.application import ApplicationMode, ApplicationStatus
 from drawdown.ledger.balance import BalanceTotals
-from drawdown.ledger.changes import FIRST_CANDIDATES, Changes, Holdings
+from drawdown.ledger.changes import FIRST_CANDIDATES, FIRST_USAGE_CANDIDATES, Changes, Holdings
 from drawdown.ledger.credit import CreditAmounts, CreditStatus, TransactionType
 from drawdown.ledger.events import NewEvent
 from drawdown.ledger.money import sub
@@ -392,6 +392,32 @@ async def test_candidates_in_drawdown_order_first_ones_then_more_by_offset(db: D
     for credit_id in [*loaded.candidates[(account.seq, day)], *loaded.candidates[(few.seq, day)]]:
         assert loaded.credits[credit_id] == by_id[credit_id]
     assert {c.id: c for c in more} == {i: by_id[i] for i in expected[FIRST_CANDIDATES:]}
+
+
+async def test_a_burn_reads_fewer_first_candidates_unless_a_debit_asks_for_the_same_list(
+    db: Database,
+) -> None:
+    """Burn-down's accounts read FIRST_USAGE_CANDIDATES of today's list (a burn asks for more
+    when they do not suffice); a write that asks for the same list reads FIRST_CANDIDATES."""
+    org = await new_org(db)
+    account = await new_account(db, org)
+    other = await new_account(db, org, "acc-2")
+    for n in range(FIRST_USAGE_CANDIDATES + 1):
+        await seed_credit(db, account, priority=n)
+        await seed_credit(db, other, priority=n)
+    for n in range(FIRST_CANDIDATES):
+        await seed_credit(db, other, priority=10 + n)
+    usage_only = Wants(today=TODAY, usage={(org, account.id)}, usage_batch=10)
+    both = Wants(
+        today=TODAY, usage={(org, other.id)}, usage_batch=10, candidates={(org, other.id, TODAY)}
+    )
+    async with db.write_store().transaction() as tx:
+        burn = await tx.load(usage_only)
+        shared = await tx.load(both)
+    assert len(burn.candidates[(account.seq, TODAY)]) == FIRST_USAGE_CANDIDATES
+    assert burn.complete[(account.seq, TODAY)] is False
+    assert len(shared.candidates[(other.seq, TODAY)]) == FIRST_CANDIDATES
+    assert shared.complete[(other.seq, TODAY)] is False
 
 
 async def test_active_credits_only_for_accounts_whose_balance_does_not_hold(db: Database) -> None:

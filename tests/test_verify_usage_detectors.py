@@ -176,6 +176,23 @@ async def test_changed_running_totals(db: Database, clock: FixedClock, books: Bo
         assert _has(problems, "usage totals of account", "on meter um.tokens", "events=5")
 
 
+async def test_an_event_on_another_organizations_account(
+    db: Database, clock: FixedClock, books: Books
+) -> None:
+    """The event moved to another organization: that organization's books name it."""
+    event = await _event(db, books, "e-3")
+    async with db.write() as conn:
+        values = {"name": "verify-other", "created_at": clock.now()}
+        other = (await conn.execute(insert(organizations).values(**values))).inserted_primary_key
+    await _run(db, _set_event(event.seq, org_seq=other[0]))
+    try:
+        problems = await books_problems(db, clock, "verify-other")
+    finally:
+        await _run(db, _set_event(event.seq, org_seq=event.org_seq))
+    assert _has(problems, "usage event 'e-3': its account", "is another organization's")
+    assert await books_problems(db, clock, books.org) == []
+
+
 async def test_an_applied_event_shown_as_unmetered(
     db: Database, clock: FixedClock, books: Books
 ) -> None:

@@ -7,7 +7,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from drawdown.api.guards import MAX_BATCH_BODY_BYTES, MAX_BODY_BYTES
-from drawdown.services.applier import DEFAULT_BACKLOG_ACCOUNTS
+from drawdown.services.applier import DEFAULT_BEHIND_SECONDS
 from drawdown.services.ingest import MAX_HOLD_SECONDS
 from drawdown.services.webhook_settings import (
     DEFAULT_RETRY_SCHEDULE,
@@ -114,7 +114,7 @@ class Settings:
     # backpressure: burns of more accounts than this waiting mean applying is behind, and an
     # ingest answer waits at most this long for it to catch up (0: never)
     usage_gather_seconds: float | None = None
-    usage_backlog_accounts: int = DEFAULT_BACKLOG_ACCOUNTS
+    usage_behind_seconds: float = DEFAULT_BEHIND_SECONDS
     usage_hold_seconds: float = MAX_HOLD_SECONDS
     event_retention_days: int = 45
     # the largest /ingestBatch body, in bytes (every other route: 1 MiB)
@@ -140,8 +140,8 @@ class Settings:
             usage_poll_seconds=_number("DRAWDOWN_USAGE_POLL_SECONDS", "0.2", float, 0.001),
             usage_batch=int(_number("DRAWDOWN_USAGE_BATCH", "2000", int, 1)),
             usage_gather_seconds=_optional_number("DRAWDOWN_USAGE_GATHER_SECONDS", 0),
-            usage_backlog_accounts=int(
-                _number("DRAWDOWN_USAGE_BACKLOG_ACCOUNTS", str(DEFAULT_BACKLOG_ACCOUNTS), int, 1)
+            usage_behind_seconds=_number(
+                "DRAWDOWN_USAGE_BEHIND_SECONDS", str(DEFAULT_BEHIND_SECONDS), float, 0.001
             ),
             usage_hold_seconds=_number(
                 "DRAWDOWN_USAGE_HOLD_SECONDS", str(MAX_HOLD_SECONDS), float, 0

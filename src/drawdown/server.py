@@ -49,7 +49,7 @@ def create() -> FastAPI:
         usage_poll_seconds=settings.usage_poll_seconds,
         usage_batch=settings.usage_batch,
         usage_gather_seconds=settings.usage_gather_seconds,
-        usage_backlog_accounts=settings.usage_backlog_accounts,
+        usage_behind_seconds=settings.usage_behind_seconds,
         usage_hold_seconds=settings.usage_hold_seconds,
         webhooks=settings.webhooks,
         deliver_webhooks=True,

@@ -29,8 +29,8 @@ from drawdown.api.throttle import Throttle, storage_for
 from drawdown.clock import Clock, SystemClock
 from drawdown.jobs import expiry
 from drawdown.services.applier import (
-    DEFAULT_BACKLOG_ACCOUNTS,
     DEFAULT_BATCH,
+    DEFAULT_BEHIND_SECONDS,
     DEFAULT_POLL_SECONDS,
     Applier,
 )
@@ -52,7 +52,7 @@ def create_app(
     usage_poll_seconds: float | None = None,
     usage_batch: int = DEFAULT_BATCH,
     usage_gather_seconds: float | None = None,
-    usage_backlog_accounts: int = DEFAULT_BACKLOG_ACCOUNTS,
+    usage_behind_seconds: float = DEFAULT_BEHIND_SECONDS,
     usage_hold_seconds: float = MAX_HOLD_SECONDS,
     webhooks: WebhookSettings | None = None,
     deliver_webhooks: bool = False,
@@ -72,7 +72,7 @@ def create_app(
         poll_seconds=usage_poll_seconds or DEFAULT_POLL_SECONDS,
         batch=usage_batch,
         gather_seconds=usage_gather_seconds,
-        backlog_accounts=usage_backlog_accounts,
+        behind_seconds=usage_behind_seconds,
     )
     webhook_settings = webhooks or WebhookSettings()
     deliverer = Deliverer(db, webhook_settings)

@@ -35,6 +35,9 @@ from drawdown.ledger.wallet import (
 AlertMarks = dict[tuple[int, AlertKind, Decimal], datetime | None]
 
 FIRST_CANDIDATES = 8
+# a burn's first list: one credit usually pays a batch, and each candidate read costs every
+# account of a round (NeedCandidates reads further when they do not suffice)
+FIRST_USAGE_CANDIDATES = 2
 
 
 class NeedCandidates(Exception):

@@ -21,5 +21,5 @@ def _encode(number: int, width: int) -> str:
 def new_id(prefix: str) -> str:
     """A new id such as `cred.1znqBOVcai0.0tBFz`; the middle part grows with time."""
     stamp = _encode(time.time_ns() // 1000, 11)
-    tail = "".join(secrets.choice(_ALPHABET) for _ in range(5))
+    tail = _encode(secrets.randbelow(_BASE**5), 5)  # one draw from the system's source, not five
     return f"{prefix}.{stamp}.{tail}"

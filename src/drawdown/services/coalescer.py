@@ -83,11 +83,6 @@ class Coalescer:
         self.groups = 0
         self.writes = 0
 
-    @property
-    def waiting_size(self) -> int:
-        """How many writes' worth of work waits for a group."""
-        return sum(write.size for write in self._waiting)
-
     async def submit(
         self,
         decide: Decide[T],

@@ -16,6 +16,7 @@ from drawdown.ledger.money import ZERO, add, format_amount
 from drawdown.ledger.usage import CostOutOfRange, EventStatus, price
 from drawdown.ledger.usage_records import Charge, UsageSums
 from drawdown.store.tables import (
+    accounts,
     credit_transactions,
     credits,
     usage_events,
@@ -95,9 +96,11 @@ async def check_usage(conn: AsyncConnection, org_seq: int | None) -> list[str]:
     events_query = select(
         usage_events.c.id,
         usage_events.c.account_seq,
+        usage_events.c.org_seq,
+        accounts.c.org_seq.label("account_org_seq"),
         usage_events.c.status,
         usage_events.c.results,
-    )
+    ).select_from(usage_events.outerjoin(accounts, accounts.c.seq == usage_events.c.account_seq))
     if org_seq is not None:
         events_query = events_query.where(usage_events.c.org_seq == org_seq)
     for row in await conn.execute(events_query):
@@ -143,6 +146,12 @@ def _check_event(
     status = EventStatus(row.status)
     charges = [Charge.from_stored(stored) for stored in row.results or []]
     problems = []
+    # no foreign key holds these (migration 0009): the ingest statement takes both from the
+    # account it joins, and this is where a row that does not match them is found
+    if row.account_org_seq is None:
+        problems.append(f"{name}: its account {row.account_seq} does not exist")
+    elif row.account_org_seq != row.org_seq:
+        problems.append(f"{name}: its account {row.account_seq} is another organization's")
     if status is EventStatus.PENDING and row.results is not None:
         problems.append(f"{name}: PENDING but it records results")
     if status is EventStatus.UNMETERED and charges:

@@ -12,7 +12,13 @@ from datetime import date, datetime
 from enum import Enum
 from typing import Protocol
 
-from drawdown.ledger.changes import Changes, Holdings, Loaded
+from drawdown.ledger.changes import (
+    FIRST_CANDIDATES,
+    FIRST_USAGE_CANDIDATES,
+    Changes,
+    Holdings,
+    Loaded,
+)
 from drawdown.ledger.events import NewEvent
 from drawdown.ledger.records import AccountRecord, CreditRecord
 from drawdown.ledger.usage import Meter
@@ -56,9 +62,13 @@ class Wants:
     holdings: set[tuple[int, str]] = field(default_factory=set)
 
 
-def candidate_keys(wants: Wants) -> set[tuple[int, str, date]]:
-    """The (org_seq, account id, as_of) lists of candidates a load reads."""
-    return wants.candidates | {(org, account_id, wants.today) for org, account_id in wants.usage}
+def candidate_lists(wants: Wants) -> dict[tuple[int, str, date], int]:
+    """The (org_seq, account id, as_of) lists of candidates a load reads, each with how many
+    of the first candidates it reads (fewer for a list only burn-down asks for)."""
+    usage = FIRST_USAGE_CANDIDATES
+    lists = {(org, account_id, wants.today): usage for org, account_id in wants.usage}
+    lists.update((key, FIRST_CANDIDATES) for key in wants.candidates)
+    return lists
 
 
 @dataclass(frozen=True)

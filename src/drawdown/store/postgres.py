@@ -30,7 +30,13 @@ import msgspec
 from drawdown.ledger.allocation import EntityType
 from drawdown.ledger.application import ApplicationMode, ApplicationStatus
 from drawdown.ledger.balance import BalanceTotals
-from drawdown.ledger.changes import FIRST_CANDIDATES, Changes, Holdings, Loaded
+from drawdown.ledger.changes import (
+    FIRST_CANDIDATES,
+    FIRST_USAGE_CANDIDATES,
+    Changes,
+    Holdings,
+    Loaded,
+)
 from drawdown.ledger.credit import CreditAmounts, CreditStatus
 from drawdown.ledger.records import (
     AccountRecord,
@@ -51,7 +57,7 @@ from drawdown.store.interface import (
     Stored,
     Verdict,
     Wants,
-    candidate_keys,
+    candidate_lists,
 )
 from drawdown.store.versions import accounts_written, check_lines
 
@@ -86,7 +92,8 @@ _WALLET_JSON = """json_build_array(
 
 # $1 today; $2/$3 accounts by (org, id); $4 accounts by seq; $5/$6 credits by (org, id);
 # $7/$8 credits by (org, idempotency key); $9/$10/$11 applications by (org, account id,
-# invoice); $12/$13/$14 candidates by (org, account id, as_of); $15 how many candidates.
+# invoice); $12/$13/$14 candidates by (org, account id, as_of); $15 how many candidates
+# ($22 for a list only burn-down asks for).
 # Accounts named by candidates and invoices are in $2/$3 too (the caller adds them); $16
 # whether to lock; $17/$18 accounts whose pending usage events to read (with their orgs'
 # meters), $19 how many per account; $20/$21 top-ups' Idempotency-Keys by (org, key). Every
@@ -106,18 +113,20 @@ WITH locked AS (
     JOIN credit_applications p ON p.account_seq = l.seq AND p.invoice_id = w.invoice_id
 ), cands AS (
     SELECT l.seq AS account_seq, w.as_of, k.seq, k.id, k.rank
-    FROM (SELECT * FROM unnest($12::bigint[], $13::text[], $14::date[])
-              AS v(org_seq, account_id, as_of)
-          UNION  -- burn-down's accounts: their candidates on the day
-          SELECT u.org_seq, u.account_id, $1 FROM unnest($17::bigint[], $18::text[])
-              AS u(org_seq, account_id)) AS w
+    FROM (SELECT r.org_seq, r.account_id, r.as_of, max(r.first) AS first
+          FROM (SELECT v.*, $15 AS first FROM unnest($12::bigint[], $13::text[], $14::date[])
+                    AS v(org_seq, account_id, as_of)
+                UNION ALL  -- burn-down's accounts: their first candidates on the day
+                SELECT u.org_seq, u.account_id, $1, $22 FROM unnest($17::bigint[], $18::text[])
+                    AS u(org_seq, account_id)) AS r
+          GROUP BY r.org_seq, r.account_id, r.as_of) AS w
     JOIN locked l ON l.org_seq = w.org_seq AND l.id = w.account_id
     CROSS JOIN LATERAL (
         SELECT c.seq, c.id, row_number() OVER (ORDER BY {_DRAWDOWN_ORDER}) AS rank
         FROM credits c
         WHERE c.account_seq = l.seq AND {_IN_EFFECT.format(day="w.as_of")}
         ORDER BY {_DRAWDOWN_ORDER}
-        LIMIT $15
+        LIMIT w.first
     ) k
 ), usage_accounts AS (
     SELECT l.seq, l.org_seq FROM unnest($17::bigint[], $18::text[]) AS w(org_seq, id)
@@ -202,7 +211,7 @@ SELECT
 _LOAD_FUNCTION = """
 CREATE OR REPLACE FUNCTION pg_temp.drawdown_load(
     date, bigint[], text[], bigint[], bigint[], text[], bigint[], text[], bigint[], text[],
-    text[], bigint[], text[], date[], int, bool, bigint[], text[], int, bigint[], text[])
+    text[], bigint[], text[], date[], int, bool, bigint[], text[], int, bigint[], text[], int)
 RETURNS TABLE (r_accounts text, r_credits text, r_candidates text, r_applications text,
                r_events text, r_meters text, r_wallets text, r_topup_keys text,
                r_alerts text, r_uncovered text)
@@ -259,7 +268,7 @@ SELECT r_accounts AS accounts, r_credits AS credits, r_candidates AS candidates,
        r_uncovered AS uncovered
 FROM pg_temp.drawdown_load(
     $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-    $21)
+    $21, $22)
 """
 
 
@@ -922,6 +931,7 @@ class PostgresTransaction:
             wants.usage_batch,
             [org for org, _ in topup_keys],
             [key for _, key in topup_keys],
+            FIRST_USAGE_CANDIDATES,
         )
         while True:
             row = await self._conn.fetchrow(_LOAD, *args)
@@ -1281,11 +1291,11 @@ def _loaded(wants: Wants, row: Any, accounts: list[_AccountRow]) -> Loaded:
             loaded.by_key[key] = credit.id
     for found in _candidates.decode(row["candidates"] or "[]"):
         loaded.candidates[(found.account_seq, found.as_of)] = found.ids
-    for org_seq, account_id, as_of in candidate_keys(wants):
+    for (org_seq, account_id, as_of), first in candidate_lists(wants).items():
         seq = loaded.account_ids.get((org_seq, account_id))
         if seq is not None:
             ids = loaded.candidates.setdefault((seq, as_of), [])
-            loaded.complete[(seq, as_of)] = len(ids) < FIRST_CANDIDATES
+            loaded.complete[(seq, as_of)] = len(ids) < first
     for application in _applications.decode(row["applications"] or "[]"):
         loaded.applications[(application.account_seq, application.invoice_id)] = (
             application.record()

@@ -13,14 +13,14 @@ from typing import Any
 from sqlalchemy import and_, bindparam, case, delete, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from drawdown.ledger.changes import FIRST_CANDIDATES, Changes, Holdings, Loaded
+from drawdown.ledger.changes import Changes, Holdings, Loaded
 from drawdown.ledger.credit import CreditStatus
 from drawdown.ledger.records import AccountRecord, ApplicationRecord, CreditRecord
 from drawdown.ledger.usage import EventStatus, Meter
 from drawdown.ledger.usage_records import UsageSums
 from drawdown.ledger.wallet import EntryStatus, TopupKey
 from drawdown.store import alerts, ledger, meters, outbox, stored_events, wallets
-from drawdown.store.interface import Arriving, Stored, Verdict, Wants, candidate_keys
+from drawdown.store.interface import Arriving, Stored, Verdict, Wants, candidate_lists
 from drawdown.store.tables import (
     accounts,
     alert_marks,
@@ -209,14 +209,14 @@ class SqliteTransaction:
 
         await self._load_applications(loaded, wants)
 
-        for org_seq, account_id, as_of in sorted(candidate_keys(wants)):
+        for (org_seq, account_id, as_of), count in sorted(candidate_lists(wants).items()):
             seq = loaded.account_ids.get((org_seq, account_id))
             if seq is None:
                 continue
-            first = await self.candidates(seq, as_of, 0, FIRST_CANDIDATES)
+            first = await self.candidates(seq, as_of, 0, count)
             _keep(loaded, first)
             loaded.candidates[(seq, as_of)] = [credit.id for credit in first]
-            loaded.complete[(seq, as_of)] = len(first) < FIRST_CANDIDATES
+            loaded.complete[(seq, as_of)] = len(first) < count
 
         for seq, account in loaded.accounts.items():
             if _behind(account, wants.today):

@@ -59,23 +59,6 @@ async def accounts_with_pending(
     return [(row.seq, row.org_seq, row.id) for row in rows]
 
 
-async def any_backlog(conn: AsyncConnection, account_seqs: set[int], limit: int) -> bool:
-    """Whether one of these accounts has `limit` or more pending events."""
-    if not account_seqs:
-        return False
-    query = (
-        select(usage_events.c.account_seq)
-        .where(
-            usage_events.c.status == EventStatus.PENDING.value,
-            usage_events.c.account_seq.in_(sorted(account_seqs)),
-        )
-        .group_by(usage_events.c.account_seq)
-        .having(func.count() >= limit)
-        .limit(1)
-    )
-    return (await conn.execute(query)).first() is not None
-
-
 async def totals(conn: AsyncConnection, account_seq: int) -> list[tuple[str, UsageSums]]:
     """The running totals of the account, per meter id (byte order)."""
     query = (
