@@ -393,15 +393,23 @@ async def test_a_write_the_database_rolls_back_records_no_event(
 
 
 async def test_a_failed_delivery_is_retried_with_the_same_webhook_id(
-    caller: Caller, hooks: Receiver
+    db: Database, clock: FixedClock, hooks: Receiver
 ) -> None:
+    # a first wait long enough that a loaded machine's slow commit does not make the retry
+    # due within the first drain
+    settings = WebhookSettings(allow_http=True, allow_private=True, retry_schedule=(1.0,))
+    async for caller in _caller(db, clock, settings):
+        await _retried_with_the_same_webhook_id(caller, hooks)
+
+
+async def _retried_with_the_same_webhook_id(caller: Caller, hooks: Receiver) -> None:
     hooks.answer = lambda _id, attempt: 503 if attempt == 1 else 200
     endpoint = await register(caller, hooks)
     await make_account(caller.http)
     await grant(caller.http, amount=1)
     await deliver(caller)
     assert hooks.delivered() == []
-    await asyncio.sleep(0.3)  # the schedule's first wait, 0.2 s
+    await asyncio.sleep(1.1)  # the schedule's first wait
     await deliver(caller)
     answered = [(r.webhook_id, r.answered) for r in hooks.received]
     assert len(answered) == 2
@@ -543,7 +551,7 @@ async def test_urls_to_private_addresses_or_without_https_are_refused(
     assert response.status_code == 400, response.text
     message = response.json()["message"]
     assert message.startswith("url: ")
-    assert words.replace("an unspecified", "a unspecified") in message or words in message
+    assert words in message
     assert (await strict.http.get("/webhook_endpoints")).json()["data"] == []
 
 
