@@ -2,6 +2,7 @@
 docs/webhooks.md, "Retention"): finished deliveries and their attempts, then events no
 delivery needs, once older than DRAWDOWN_WEBHOOK_RETENTION_DAYS (30 by default)."""
 
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -35,7 +36,12 @@ async def purge_outbox(
         )
     before = now - timedelta(days=retention_days)
     deliveries = await _in_batches(db, outbox_retention.purge_deliveries, before, per_transaction)
-    events = await _in_batches(db, outbox_retention.purge_events, before, per_transaction)
+    async with db.read() as conn:
+        organizations = await outbox_retention.organizations(conn)
+    events = 0
+    for org_seq in organizations:
+        purge = functools.partial(outbox_retention.purge_events, org_seq=org_seq)
+        events += await _in_batches(db, purge, before, per_transaction)
     return Purged(deliveries, events)
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from drawdown.store.tables import events, webhook_attempts, webhook_deliveries
+from drawdown.store.tables import organizations as organizations_table
 
 FINISHED = ("SUCCEEDED", "FAILED")
 
@@ -19,8 +20,8 @@ async def purge_deliveries(conn: AsyncConnection, before: datetime, limit: int) 
     d = webhook_deliveries.c
     chosen = (
         select(d.seq)
-        .where(d.status.in_(FINISHED), d.finished_at < before)
-        .order_by(d.seq)
+        .where(d.finished_at < before, d.status.in_(FINISHED))
+        .order_by(d.finished_at)
         .limit(limit)
     )
     seqs = list((await conn.execute(chosen)).scalars())
@@ -32,13 +33,18 @@ async def purge_deliveries(conn: AsyncConnection, before: datetime, limit: int) 
     return len(seqs)
 
 
-async def purge_events(conn: AsyncConnection, before: datetime, limit: int) -> int:
-    """Up to `limit` events recorded before `before` that no delivery refers to; how many."""
+async def organizations(conn: AsyncConnection) -> list[int]:
+    return list((await conn.execute(select(organizations_table.c.seq))).scalars())
+
+
+async def purge_events(conn: AsyncConnection, before: datetime, limit: int, *, org_seq: int) -> int:
+    """Up to `limit` of the organization's events recorded before `before` that no delivery
+    refers to; how many. (By organization: events are indexed by organization and time.)"""
     referred = exists().where(webhook_deliveries.c.event_seq == events.c.seq)
     chosen = (
         select(events.c.seq)
-        .where(events.c.occurred_at < before, ~referred)
-        .order_by(events.c.seq)
+        .where(events.c.org_seq == org_seq, events.c.occurred_at < before, ~referred)
+        .order_by(events.c.occurred_at)
         .limit(limit)
     )
     seqs = list((await conn.execute(chosen)).scalars())
