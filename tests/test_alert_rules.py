@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from drawdown.config import Settings, SettingsError
 from drawdown.ledger.alerts import DEPLETED, judge
 from drawdown.ledger.uncovered import UncoveredMark, report
-from drawdown.services.url_rules import RefusedUrl, Target, check_addresses, check_form
+from drawdown.services.url_rules import RefusedUrl, Target, check, check_addresses, check_form
 from drawdown.services.webhook_settings import WebhookSettings, parse_duration, parse_schedule
 
 D = Decimal
@@ -130,8 +130,37 @@ async def test_non_public_addresses_are_refused(address: str) -> None:
     await check_addresses(Target(address, 443), WebhookSettings(allow_private=True))
 
 
+@pytest.mark.parametrize(
+    ("address", "why"),
+    [
+        ("64:ff9b::7f00:1", "loopback"),  # NAT64 of 127.0.0.1
+        ("2002:a00:1::1", "private"),  # 6to4 of 10.0.0.1
+        ("::7f00:1", "loopback"),  # IPv4-compatible 127.0.0.1
+        ("::ffff:169.254.169.254", "link-local"),
+        ("fec0::1", "site-local"),
+        ("::", "unspecified"),
+        ("::ffff:100.64.0.1", "reserved"),  # shared address space (carrier NAT)
+    ],
+)
+async def test_ipv6_forms_are_judged_by_the_ipv4_address_they_carry(address: str, why: str) -> None:
+    with pytest.raises(RefusedUrl, match=f"resolves to \\S+, an? {why} address"):
+        await check_addresses(Target(address, 443), WebhookSettings())
+
+
+@pytest.mark.parametrize(
+    "host", ["2130706433", "0177.0.0.1", "0x7f000001", "127.1", "localhost", "0", "[::]"]
+)
+async def test_other_spellings_of_loopback_and_zero_are_refused(host: str) -> None:
+    """Decimal, octal, hexadecimal and short IPv4 forms, and names: judged by what they
+    resolve to, the address delivery would connect to."""
+    with pytest.raises(RefusedUrl, match=r"a(n unspecified| loopback) address"):
+        await check(f"https://{host}/hooks", WebhookSettings())
+
+
 async def test_public_addresses_pass() -> None:
-    for address in ("93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946", "1.1.1.1"):
+    public = ("93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946", "1.1.1.1")
+    carrying_public = ("64:ff9b::808:808", "2002:808:808::1", "::ffff:8.8.8.8")
+    for address in (*public, *carrying_public):
         await check_addresses(Target(address, 443), WebhookSettings())
 
 

@@ -10,21 +10,24 @@ and waits for the answers."""
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import select
 
 from drawdown.api.app import create_app
 from drawdown.clock import FixedClock
 from drawdown.jobs.expiry import sweep
+from drawdown.services import webhooks as webhooks_service
 from drawdown.services.delivery import Deliverer
 from drawdown.services.keys import issue_key
 from drawdown.services.webhook_settings import WebhookSettings
 from drawdown.store.database import Database
+from drawdown.store.tables import webhook_endpoints
 from tests.conftest import NOW
 from tests.helpers import apply, decimal_json, grant, grant_body, make_account
 from tests.webhook_receiver import Receiver, receiver
@@ -393,15 +396,23 @@ async def test_a_write_the_database_rolls_back_records_no_event(
 
 
 async def test_a_failed_delivery_is_retried_with_the_same_webhook_id(
-    caller: Caller, hooks: Receiver
+    db: Database, clock: FixedClock, hooks: Receiver
 ) -> None:
+    # a first wait long enough that a loaded machine's slow commit does not make the retry
+    # due within the first drain
+    settings = WebhookSettings(allow_http=True, allow_private=True, retry_schedule=(1.0,))
+    async for caller in _caller(db, clock, settings):
+        await _retried_with_the_same_webhook_id(caller, hooks)
+
+
+async def _retried_with_the_same_webhook_id(caller: Caller, hooks: Receiver) -> None:
     hooks.answer = lambda _id, attempt: 503 if attempt == 1 else 200
     endpoint = await register(caller, hooks)
     await make_account(caller.http)
     await grant(caller.http, amount=1)
     await deliver(caller)
     assert hooks.delivered() == []
-    await asyncio.sleep(0.3)  # the schedule's first wait, 0.2 s
+    await asyncio.sleep(1.1)  # the schedule's first wait
     await deliver(caller)
     answered = [(r.webhook_id, r.answered) for r in hooks.received]
     assert len(answered) == 2
@@ -543,7 +554,7 @@ async def test_urls_to_private_addresses_or_without_https_are_refused(
     assert response.status_code == 400, response.text
     message = response.json()["message"]
     assert message.startswith("url: ")
-    assert words.replace("an unspecified", "a unspecified") in message or words in message
+    assert words in message
     assert (await strict.http.get("/webhook_endpoints")).json()["data"] == []
 
 
@@ -643,6 +654,31 @@ async def test_replay_sends_again_what_the_endpoint_takes_since_a_time(
         f"/webhook_endpoints/{endpoint['id']}/replay", json={"since": "yesterday"}
     )
     assert bad.status_code == 400
+
+
+async def test_replay_pages_end_between_instants_so_none_repeats_or_is_skipped(
+    db: Database, caller: Caller, hooks: Receiver
+) -> None:
+    endpoint = await register(caller, hooks, ["credit.granted"])
+    await make_account(caller.http)
+    for amount in (1, 2, 3):  # the fixed clock: three events of one instant
+        await grant(caller.http, amount=amount)
+    caller.app.state.clock.advance(timedelta(seconds=1))
+    await grant(caller.http, amount=4)
+    await deliver(caller)
+    hooks.received.clear()
+    async with db.read() as conn:
+        mine = webhook_endpoints.c.id == endpoint["id"]
+        org_seq = (await conn.execute(select(webhook_endpoints.c.org_seq).where(mine))).scalar()
+    pages = []
+    since: datetime | None = NOW
+    while since is not None:
+        replayed, since = await webhooks_service.replay(db, org_seq, endpoint["id"], since, 2)
+        pages.append(replayed)
+    assert pages == [3, 1]  # the limit is 2, but the first instant holds three
+    await deliver(caller)
+    amounts = sorted(r.event["data"]["credit"]["creditAmount"] for r in hooks.delivered())
+    assert amounts == [1, 2, 3, 4]
 
 
 async def test_other_organizations_and_read_only_keys(

@@ -25,6 +25,7 @@ class Received:
     event: dict[str, Any]  # the body, numbers read exactly
     at: float  # time.time() when it arrived
     answered: int
+    host: str = ""  # the request's Host header
 
 
 @dataclass
@@ -100,6 +101,7 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                         event,
                         arrived,
                         status,
+                        headers.get("host", ""),
                     )
                 )
             self._reply(status)

@@ -1,5 +1,5 @@
 """`drawdown serve | migrate | keys create | keys list | keys revoke | expire | verify |
-apply-usage | purge-events`.
+apply-usage | purge-events | purge-webhooks`.
 
 An operator's mistake (a bad setting, an unreachable or unmigrated database, an empty
 organization name) ends the command with one line on stderr and exit status 1, never a
@@ -254,6 +254,30 @@ def purge_events() -> None:
             await db.dispose()
 
     typer.echo(f"purged {asyncio.run(run())} usage events")
+
+
+@app.command("purge-webhooks")
+@operator_errors
+def purge_webhooks() -> None:
+    """Delete finished webhook deliveries and the events no delivery needs, once older than
+    DRAWDOWN_WEBHOOK_RETENTION_DAYS (30); every server does it in its sweep too."""
+    from drawdown.jobs.outbox import purge_outbox
+    from drawdown.store.database import Database
+    from drawdown.store.migrate import require_current
+
+    settings = _settings()
+    require_current(settings.database_url)
+
+    async def run() -> str:
+        db = Database(settings.database_url, wait_seconds=settings.database_wait_seconds)
+        try:
+            now = SystemClock().now()
+            purged = await purge_outbox(db, now, settings.webhooks.retention_days)
+        finally:
+            await db.dispose()
+        return f"purged {purged.deliveries} webhook deliveries and {purged.events} events"
+
+    typer.echo(asyncio.run(run()))
 
 
 @app.command()

@@ -77,6 +77,7 @@ def _webhooks() -> WebhookSettings:
         disable_after_seconds=_duration("DRAWDOWN_WEBHOOK_DISABLE_AFTER", FIVE_DAYS),
         claim_seconds=_duration("DRAWDOWN_WEBHOOK_CLAIM_SECONDS", 30.0),
         poll_seconds=_duration("DRAWDOWN_WEBHOOK_POLL_SECONDS", 0.5),
+        retention_days=int(_number("DRAWDOWN_WEBHOOK_RETENTION_DAYS", "30", int, 1)),
     )
 
 

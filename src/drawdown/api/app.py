@@ -58,7 +58,8 @@ def create_app(
     deliver_webhooks: bool = False,
     max_batch_bytes: int = MAX_BATCH_BODY_BYTES,
 ) -> FastAPI:
-    """The API on `db`; with `sweep_every_seconds`, the expiry sweep runs in the background;
+    """The API on `db`; with `sweep_every_seconds`, the expiry sweep and the outbox's clean-up
+    run in the background;
     with `rate_limit`, each API key may send that many requests per second (counted in Redis
     when `redis_url` is given, so every process shares the count); with `usage_poll_seconds`,
     the usage applier runs in the background (else `app.state.applier.drain()` applies); with
@@ -83,7 +84,9 @@ def create_app(
         sweeper = None
         if sweep_every_seconds:
             sweeper = asyncio.create_task(
-                expiry.run_periodically(db, the_clock, sweep_every_seconds)
+                expiry.run_periodically(
+                    db, the_clock, sweep_every_seconds, webhook_settings.retention_days
+                )
             )
         applying = None
         if usage_poll_seconds:

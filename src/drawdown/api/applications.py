@@ -2,14 +2,13 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Path, Response
 
 from drawdown.api import bodies, render
-from drawdown.api.auth import caller
 from drawdown.api.endpoints import Body, Call, Endpoint
-from drawdown.api.fields import Identifier
 from drawdown.api.jsonio import JSONResponse
-from drawdown.api.routing import READ, WRITE, Context, context, errors, router
+from drawdown.api.parameters import AccountId, NextToken, PageSize, Reader, RequestContext
+from drawdown.api.routing import READ, WRITE, errors, router
 from drawdown.api.schemas import (
     CreditApplication,
     CreditApplicationList,
@@ -20,13 +19,11 @@ from drawdown.ledger.allocation import EntityType, LineItem
 from drawdown.ledger.application import ApplicationMode
 from drawdown.ledger.requests import ApplicationRequest
 from drawdown.services import applications as service
-from drawdown.services.keys import Principal
 
 listing = router()
 
 ACCOUNT_ID = {"account_id": "Identifier of the account"}
 INVOICE_ID = {**ACCOUNT_ID, "invoice_id": "Identifier of the invoice"}
-AccountId = Annotated[Identifier, Path(description="Identifier of the account")]
 InvoiceId = Annotated[InvoiceIdentifier, Path(description="Identifier of the invoice")]
 BASE = "/accounts/{account_id}/credit_applications"
 
@@ -76,10 +73,10 @@ apply = Endpoint(
 )
 async def list_credit_applications(
     account_id: AccountId,
-    principal: Annotated[Principal, Depends(caller)],
-    ctx: Annotated[Context, Depends(context)],
-    next_token: Annotated[str | None, Query(alias="nextToken", max_length=500)] = None,
-    page_size: Annotated[int, Query(alias="pageSize", ge=1, le=50)] = 50,
+    principal: Reader,
+    ctx: RequestContext,
+    next_token: NextToken = None,
+    page_size: PageSize = 50,
 ) -> Any:
     async with ctx.db.read() as conn:
         page = await service.list_page(
@@ -102,8 +99,8 @@ async def list_credit_applications(
 async def get_credit_application(
     account_id: AccountId,
     invoice_id: InvoiceId,
-    principal: Annotated[Principal, Depends(caller)],
-    ctx: Annotated[Context, Depends(context)],
+    principal: Reader,
+    ctx: RequestContext,
 ) -> Any:
     async with ctx.db.read() as conn:
         application = await service.get(conn, principal.org_seq, account_id, invoice_id)

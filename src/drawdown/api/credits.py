@@ -2,14 +2,14 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 
 from drawdown.api import bodies, render
-from drawdown.api.auth import caller
 from drawdown.api.endpoints import Body, Call, Endpoint
 from drawdown.api.fields import Identifier
 from drawdown.api.jsonio import JSONResponse
-from drawdown.api.routing import READ, WRITE, Context, context, errors, router
+from drawdown.api.parameters import NextToken, PageSize, Reader, RequestContext
+from drawdown.api.routing import READ, WRITE, errors, router
 from drawdown.api.schemas import (
     CreateCreditRequest,
     CreateCreditResponse,
@@ -23,7 +23,6 @@ from drawdown.api.schemas import (
 from drawdown.ledger.credit import CreditStatus
 from drawdown.ledger.requests import GrantRequest
 from drawdown.services import credits as service
-from drawdown.services.keys import Principal
 
 listing = router()
 
@@ -109,13 +108,13 @@ details = Endpoint(
     tags=["Credits"],
 )
 async def list_credits(
-    principal: Annotated[Principal, Depends(caller)],
-    ctx: Annotated[Context, Depends(context)],
-    next_token: Annotated[str | None, Query(alias="nextToken", max_length=500)] = None,
+    principal: Reader,
+    ctx: RequestContext,
+    next_token: NextToken = None,
     status: Annotated[CreditStatus | None, Query()] = None,
     account_id: Annotated[Identifier | None, Query()] = None,
     credit_id: Annotated[Identifier | None, Query(alias="id")] = None,
-    page_size: Annotated[int, Query(alias="pageSize", ge=1, le=50)] = 50,
+    page_size: PageSize = 50,
 ) -> Any:
     page = await service.list_credits(
         ctx.db,

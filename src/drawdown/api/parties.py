@@ -1,15 +1,20 @@
 """Togai's customers and accounts, as far as credits need them, with their whole lifecycle:
 create, read, list, update, delete (archive; docs/wallet.md)."""
 
-from typing import Annotated, Any
-
-from fastapi import Depends, Path, Query
+from typing import Any
 
 from drawdown.api import render
-from drawdown.api.auth import caller, writer
-from drawdown.api.fields import Identifier
 from drawdown.api.jsonio import JSONResponse
-from drawdown.api.routing import READ, WRITE, Context, context, errors, router
+from drawdown.api.parameters import (
+    AccountId,
+    CustomerId,
+    NextToken,
+    PageSize,
+    Reader,
+    RequestContext,
+    Writer,
+)
+from drawdown.api.routing import READ, WRITE, errors, router
 from drawdown.api.schemas import (
     Account,
     AccountPaginatedResponse,
@@ -26,14 +31,10 @@ from drawdown.api.wallet_schemas import (
 )
 from drawdown.ledger.records import AccountRecord
 from drawdown.services import parties as service
-from drawdown.services.keys import Principal
 from drawdown.services.paging import decode_token, encode_token
 from drawdown.store import parties as store
 
 routes = router()
-
-PageSize = Annotated[int, Query(alias="pageSize", ge=1, le=50)]
-NextToken = Annotated[str | None, Query(alias="nextToken", max_length=500)]
 
 
 def _page(data: list[Any], last_seq: int | None, kind: str, page_size: int) -> dict[str, Any]:
@@ -54,8 +55,8 @@ def _page(data: list[Any], last_seq: int | None, kind: str, page_size: int) -> d
 )
 async def create_customer(
     body: CreateCustomerRequest,
-    principal: Annotated[Principal, Depends(writer)],
-    ctx: Annotated[Context, Depends(context)],
+    principal: Writer,
+    ctx: RequestContext,
 ) -> Any:
     fields = body.model_dump(exclude_none=True)
     created = await ctx.db.transact(
@@ -73,9 +74,9 @@ async def create_customer(
     tags=["Customers"],
 )
 async def get_customer(
-    customer_id: Annotated[Identifier, Path(description="Identifier of the customer")],
-    principal: Annotated[Principal, Depends(caller)],
-    ctx: Annotated[Context, Depends(context)],
+    customer_id: CustomerId,
+    principal: Reader,
+    ctx: RequestContext,
 ) -> Any:
     async with ctx.db.read() as conn:
         customer = await service.get_customer(conn, principal.org_seq, customer_id)
@@ -91,10 +92,10 @@ async def get_customer(
     tags=["Customers"],
 )
 async def update_customer(
-    customer_id: Annotated[Identifier, Path(description="Identifier of the customer")],
+    customer_id: CustomerId,
     body: UpdateCustomerRequest,
-    principal: Annotated[Principal, Depends(writer)],
-    ctx: Annotated[Context, Depends(context)],
+    principal: Writer,
+    ctx: RequestContext,
 ) -> Any:
     fields = body.model_dump(exclude_none=True)
     customer = await ctx.db.transact(
@@ -112,9 +113,9 @@ async def update_customer(
     tags=["Customers"],
 )
 async def delete_customer(
-    customer_id: Annotated[Identifier, Path(description="Identifier of the customer")],
-    principal: Annotated[Principal, Depends(writer)],
-    ctx: Annotated[Context, Depends(context)],
+    customer_id: CustomerId,
+    principal: Writer,
+    ctx: RequestContext,
 ) -> Any:
     await ctx.db.transact(
         lambda conn: service.delete_customer(conn, principal.org_seq, customer_id, ctx.now)
@@ -131,8 +132,8 @@ async def delete_customer(
     tags=["Customers"],
 )
 async def get_customers(
-    principal: Annotated[Principal, Depends(caller)],
-    ctx: Annotated[Context, Depends(context)],
+    principal: Reader,
+    ctx: RequestContext,
     next_token: NextToken = None,
     page_size: PageSize = 50,
 ) -> Any:
@@ -155,8 +156,8 @@ async def get_customers(
 )
 async def create_account(
     body: CreateAccountRequest,
-    principal: Annotated[Principal, Depends(writer)],
-    ctx: Annotated[Context, Depends(context)],
+    principal: Writer,
+    ctx: RequestContext,
 ) -> Any:
     fields = body.model_dump(exclude_none=True)
     account = await ctx.db.transact(
@@ -174,9 +175,9 @@ async def create_account(
     tags=["Accounts"],
 )
 async def get_account(
-    account_id: Annotated[Identifier, Path(description="Identifier of the account")],
-    principal: Annotated[Principal, Depends(caller)],
-    ctx: Annotated[Context, Depends(context)],
+    account_id: AccountId,
+    principal: Reader,
+    ctx: RequestContext,
 ) -> Any:
     async with ctx.db.read() as conn:
         account = await service.get_account(conn, principal.org_seq, account_id)
@@ -192,10 +193,10 @@ async def get_account(
     tags=["Accounts"],
 )
 async def update_account(
-    account_id: Annotated[Identifier, Path(description="Identifier of the account")],
+    account_id: AccountId,
     body: UpdateAccountRequest,
-    principal: Annotated[Principal, Depends(writer)],
-    ctx: Annotated[Context, Depends(context)],
+    principal: Writer,
+    ctx: RequestContext,
 ) -> Any:
     update = service.account_update(body.model_dump(exclude_none=True))
     account = await ctx.writes.update_account(
@@ -213,9 +214,9 @@ async def update_account(
     tags=["Accounts"],
 )
 async def delete_account(
-    account_id: Annotated[Identifier, Path(description="Identifier of the account")],
-    principal: Annotated[Principal, Depends(writer)],
-    ctx: Annotated[Context, Depends(context)],
+    account_id: AccountId,
+    principal: Writer,
+    ctx: RequestContext,
 ) -> Any:
     await ctx.writes.archive_account(principal.org_seq, account_id, principal.key_id)
     return JSONResponse({"success": True})
@@ -230,8 +231,8 @@ async def delete_account(
     tags=["Accounts"],
 )
 async def get_accounts(
-    principal: Annotated[Principal, Depends(caller)],
-    ctx: Annotated[Context, Depends(context)],
+    principal: Reader,
+    ctx: RequestContext,
     next_token: NextToken = None,
     page_size: PageSize = 50,
 ) -> Any:

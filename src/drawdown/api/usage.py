@@ -4,14 +4,13 @@ account's usage drew. Ingestion is api/ingest.py."""
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Path, Query
 
 from drawdown.api import ingest, render_usage
-from drawdown.api.auth import caller, writer
 from drawdown.api.endpoints import Endpoint
-from drawdown.api.fields import Identifier
 from drawdown.api.jsonio import JSONResponse
-from drawdown.api.routing import READ, WRITE, Context, context, errors, router
+from drawdown.api.parameters import AccountId, NextToken, PageSize, Reader, RequestContext, Writer
+from drawdown.api.routing import READ, WRITE, errors, router
 from drawdown.api.usage_schemas import (
     AccountUsage,
     CreateUsageMeterRequest,
@@ -27,15 +26,12 @@ from drawdown.errors import BadRequest
 from drawdown.ledger.events import Refused, parse_timestamp
 from drawdown.ledger.usage import Aggregation, MeterStatus, Rate
 from drawdown.services import usage as service
-from drawdown.services.keys import Principal
 
 meters = router()
 reads = router()
 
 MeterId = Annotated[MeterIdentifier, Path(description="Identifier of the usage meter")]
-AccountId = Annotated[Identifier, Path(description="Identifier of the account")]
 EventId = Annotated[EventIdentifier, Path(description="Identifier of the event")]
-PageSize = Annotated[int, Query(alias="pageSize", ge=1, le=50)]
 TAG = "Usage"
 
 
@@ -59,8 +55,8 @@ def _time_parameter(name: str, value: str | None) -> datetime | None:
 )
 async def create_usage_meter(
     body: CreateUsageMeterRequest,
-    principal: Annotated[Principal, Depends(writer)],
-    ctx: Annotated[Context, Depends(context)],
+    principal: Writer,
+    ctx: RequestContext,
 ) -> Any:
     rate = body.creditRate
     definition = service.MeterDefinition(
@@ -85,9 +81,9 @@ async def create_usage_meter(
     tags=[TAG],
 )
 async def list_usage_meters(
-    principal: Annotated[Principal, Depends(caller)],
-    ctx: Annotated[Context, Depends(context)],
-    next_token: Annotated[str | None, Query(alias="nextToken", max_length=500)] = None,
+    principal: Reader,
+    ctx: RequestContext,
+    next_token: NextToken = None,
     page_size: PageSize = 50,
 ) -> Any:
     found, token = await service.list_meters(
@@ -109,8 +105,8 @@ async def list_usage_meters(
 )
 async def get_usage_meter(
     meter_id: MeterId,
-    principal: Annotated[Principal, Depends(caller)],
-    ctx: Annotated[Context, Depends(context)],
+    principal: Reader,
+    ctx: RequestContext,
 ) -> Any:
     meter = await service.get_meter(ctx.db, principal.org_seq, meter_id)
     return JSONResponse(render_usage.meter(meter))
@@ -127,8 +123,8 @@ async def get_usage_meter(
 async def update_usage_meter(
     meter_id: MeterId,
     body: UpdateUsageMeterRequest,
-    principal: Annotated[Principal, Depends(writer)],
-    ctx: Annotated[Context, Depends(context)],
+    principal: Writer,
+    ctx: RequestContext,
 ) -> Any:
     rate = Rate(body.creditRate.credits, body.creditRate.perQuantity, body.effectiveFrom)
     meter = await service.add_rate(ctx.db, principal.org_seq, meter_id, rate, ctx.now)
@@ -146,8 +142,8 @@ def _status_route(status: MeterStatus, path: str, operation_id: str, summary: st
     )
     async def change_status(
         meter_id: MeterId,
-        principal: Annotated[Principal, Depends(writer)],
-        ctx: Annotated[Context, Depends(context)],
+        principal: Writer,
+        ctx: RequestContext,
     ) -> Any:
         meter = await service.set_status(ctx.db, principal.org_seq, meter_id, status, ctx.now)
         return JSONResponse(render_usage.meter(meter))
@@ -182,8 +178,8 @@ To = Annotated[str | None, Query(alias="to", max_length=64)]
 )
 async def get_account_usage(
     account_id: AccountId,
-    principal: Annotated[Principal, Depends(caller)],
-    ctx: Annotated[Context, Depends(context)],
+    principal: Reader,
+    ctx: RequestContext,
     since: From = None,
     until: To = None,
 ) -> Any:
@@ -207,8 +203,8 @@ async def get_account_usage(
 )
 async def list_account_usage_events(
     account_id: AccountId,
-    principal: Annotated[Principal, Depends(caller)],
-    ctx: Annotated[Context, Depends(context)],
+    principal: Reader,
+    ctx: RequestContext,
     meter_id: Annotated[MeterIdentifier | None, Query(alias="meterId")] = None,
     since: From = None,
     until: To = None,
@@ -241,8 +237,8 @@ async def list_account_usage_events(
 )
 async def get_usage_event(
     event_id: EventId,
-    principal: Annotated[Principal, Depends(caller)],
-    ctx: Annotated[Context, Depends(context)],
+    principal: Reader,
+    ctx: RequestContext,
 ) -> Any:
     found = await service.event(ctx.db, principal.org_seq, event_id)
     return JSONResponse(render_usage.event(found))

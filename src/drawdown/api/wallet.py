@@ -2,13 +2,13 @@
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, Path, Query
+from fastapi import Header
 
 from drawdown.api import render
-from drawdown.api.auth import caller, writer
 from drawdown.api.fields import Identifier
 from drawdown.api.jsonio import JSONResponse
-from drawdown.api.routing import READ, WRITE, Context, context, errors, router
+from drawdown.api.parameters import AccountId, NextToken, PageSize, Reader, RequestContext, Writer
+from drawdown.api.routing import READ, WRITE, errors, router
 from drawdown.api.wallet_schemas import (
     TopupWalletRequest,
     UpdateWalletRequest,
@@ -17,11 +17,9 @@ from drawdown.api.wallet_schemas import (
 )
 from drawdown.ledger.wallet import WalletStatus
 from drawdown.services import wallets as service
-from drawdown.services.keys import Principal
 
 routes = router()
 
-AccountId = Annotated[Identifier, Path(description="Identifier of the account")]
 IdempotencyKey = Annotated[
     Identifier | None,
     Header(
@@ -46,8 +44,8 @@ TAG = "Wallet"
 async def top_up_wallet(
     account_id: AccountId,
     body: TopupWalletRequest,
-    principal: Annotated[Principal, Depends(writer)],
-    ctx: Annotated[Context, Depends(context)],
+    principal: Writer,
+    ctx: RequestContext,
     idempotency_key: IdempotencyKey = None,
 ) -> Any:
     wallet = await ctx.writes.top_up(
@@ -66,8 +64,8 @@ async def top_up_wallet(
 )
 async def get_wallet(
     account_id: AccountId,
-    principal: Annotated[Principal, Depends(caller)],
-    ctx: Annotated[Context, Depends(context)],
+    principal: Reader,
+    ctx: RequestContext,
 ) -> Any:
     async with ctx.db.read() as conn:
         wallet = await service.get_wallet(conn, principal.org_seq, account_id)
@@ -84,8 +82,8 @@ async def get_wallet(
 )
 async def update_wallet(
     account_id: AccountId,
-    principal: Annotated[Principal, Depends(writer)],
-    ctx: Annotated[Context, Depends(context)],
+    principal: Writer,
+    ctx: RequestContext,
     body: UpdateWalletRequest | None = None,
 ) -> Any:
     given = body or UpdateWalletRequest()
@@ -106,10 +104,10 @@ async def update_wallet(
 )
 async def wallet_entries(
     account_id: AccountId,
-    principal: Annotated[Principal, Depends(caller)],
-    ctx: Annotated[Context, Depends(context)],
-    next_token: Annotated[str | None, Query(alias="nextToken", max_length=500)] = None,
-    page_size: Annotated[int, Query(alias="pageSize", ge=1, le=50)] = 50,
+    principal: Reader,
+    ctx: RequestContext,
+    next_token: NextToken = None,
+    page_size: PageSize = 50,
 ) -> Any:
     async with ctx.db.read() as conn:
         page = await service.entries_page(

@@ -4,13 +4,13 @@
 from typing import Annotated, Any
 
 import msgspec
-from fastapi import Depends, Path, Query, Response
+from fastapi import Path, Query, Response
 from sqlalchemy import Row
 
-from drawdown.api.auth import caller, writer
 from drawdown.api.fields import Identifier
 from drawdown.api.jsonio import JSONResponse, money
-from drawdown.api.routing import READ, WRITE, Context, context, errors, router
+from drawdown.api.parameters import AccountId, NextToken, PageSize, Reader, RequestContext, Writer
+from drawdown.api.routing import READ, WRITE, errors, router
 from drawdown.api.webhook_schemas import (
     AccountBalanceAlerts,
     AccountBalanceAlertsRequest,
@@ -31,16 +31,12 @@ from drawdown.ledger.shapes import timestamp
 from drawdown.services import balance_alerts
 from drawdown.services import webhooks as service
 from drawdown.services.delivery import event_body
-from drawdown.services.keys import Principal
 
 routes = router()
 
 ENDPOINTS = "Webhooks"
 ALERTS = "Balance alerts"
 EndpointId = Annotated[Identifier, Path(description="Identifier of the webhook endpoint")]
-AccountId = Annotated[Identifier, Path(description="Identifier of the account")]
-NextToken = Annotated[str | None, Query(alias="nextToken", max_length=500)]
-PageSize = Annotated[int, Query(alias="pageSize", ge=1, le=50)]
 
 
 def endpoint(row: Row[Any], secret: str | None = None) -> dict[str, Any]:
@@ -74,8 +70,8 @@ def _event(row: Row[Any]) -> msgspec.Raw:
 )
 async def create_endpoint(
     body: CreateWebhookEndpointRequest,
-    principal: Annotated[Principal, Depends(writer)],
-    ctx: Annotated[Context, Depends(context)],
+    principal: Writer,
+    ctx: RequestContext,
 ) -> Any:
     row, secret = await service.create(
         ctx.db,
@@ -98,8 +94,8 @@ async def create_endpoint(
     tags=[ENDPOINTS],
 )
 async def list_endpoints(
-    principal: Annotated[Principal, Depends(caller)],
-    ctx: Annotated[Context, Depends(context)],
+    principal: Reader,
+    ctx: RequestContext,
     next_token: NextToken = None,
     page_size: PageSize = 50,
 ) -> Any:
@@ -120,8 +116,8 @@ async def list_endpoints(
 )
 async def get_endpoint(
     endpoint_id: EndpointId,
-    principal: Annotated[Principal, Depends(caller)],
-    ctx: Annotated[Context, Depends(context)],
+    principal: Reader,
+    ctx: RequestContext,
 ) -> Any:
     return JSONResponse(endpoint(await service.get(ctx.db, principal.org_seq, endpoint_id)))
 
@@ -137,8 +133,8 @@ async def get_endpoint(
 async def update_endpoint(
     endpoint_id: EndpointId,
     body: UpdateWebhookEndpointRequest,
-    principal: Annotated[Principal, Depends(writer)],
-    ctx: Annotated[Context, Depends(context)],
+    principal: Writer,
+    ctx: RequestContext,
 ) -> Any:
     changes = body.model_dump(exclude_unset=True)
     row = await service.update(
@@ -158,8 +154,8 @@ async def update_endpoint(
 )
 async def delete_endpoint(
     endpoint_id: EndpointId,
-    principal: Annotated[Principal, Depends(writer)],
-    ctx: Annotated[Context, Depends(context)],
+    principal: Writer,
+    ctx: RequestContext,
 ) -> Response:
     await service.delete(ctx.db, principal.org_seq, endpoint_id)
     return Response(status_code=204)
@@ -175,8 +171,8 @@ async def delete_endpoint(
 )
 async def rotate_secret(
     endpoint_id: EndpointId,
-    principal: Annotated[Principal, Depends(writer)],
-    ctx: Annotated[Context, Depends(context)],
+    principal: Writer,
+    ctx: RequestContext,
 ) -> Any:
     row, secret = await service.rotate(ctx.db, principal.org_seq, endpoint_id, ctx.now)
     return JSONResponse(endpoint(row, secret))
@@ -192,8 +188,8 @@ async def rotate_secret(
 )
 async def list_deliveries(
     endpoint_id: EndpointId,
-    principal: Annotated[Principal, Depends(caller)],
-    ctx: Annotated[Context, Depends(context)],
+    principal: Reader,
+    ctx: RequestContext,
     next_token: NextToken = None,
     page_size: PageSize = 50,
 ) -> Any:
@@ -241,8 +237,8 @@ async def list_deliveries(
 async def replay(
     endpoint_id: EndpointId,
     body: ReplayRequest,
-    principal: Annotated[Principal, Depends(writer)],
-    ctx: Annotated[Context, Depends(context)],
+    principal: Writer,
+    ctx: RequestContext,
 ) -> Any:
     replayed, following = await service.replay(ctx.db, principal.org_seq, endpoint_id, body.since)
     ctx.wake_delivery()
@@ -258,8 +254,8 @@ async def replay(
     tags=[ENDPOINTS],
 )
 async def list_events(
-    principal: Annotated[Principal, Depends(caller)],
-    ctx: Annotated[Context, Depends(context)],
+    principal: Reader,
+    ctx: RequestContext,
     event_type: Annotated[EventType | None, Query(alias="type")] = None,
     after: Annotated[str | None, Query(max_length=50, description="The last event id seen")] = (
         None
@@ -302,8 +298,8 @@ def _account_alerts(found: balance_alerts.AccountAlerts) -> dict[str, Any]:
 )
 async def put_organization_alerts(
     body: BalanceAlertsRequest,
-    principal: Annotated[Principal, Depends(writer)],
-    ctx: Annotated[Context, Depends(context)],
+    principal: Writer,
+    ctx: RequestContext,
 ) -> Any:
     found = await balance_alerts.put_organization(
         ctx.db, principal.org_seq, body.model_dump(exclude_none=True), ctx.now
@@ -320,8 +316,8 @@ async def put_organization_alerts(
     tags=[ALERTS],
 )
 async def get_organization_alerts(
-    principal: Annotated[Principal, Depends(caller)],
-    ctx: Annotated[Context, Depends(context)],
+    principal: Reader,
+    ctx: RequestContext,
 ) -> Any:
     found = await balance_alerts.get_organization(ctx.db, principal.org_seq)
     return JSONResponse(_organization_alerts(found))
@@ -338,8 +334,8 @@ async def get_organization_alerts(
 async def put_account_alerts(
     account_id: AccountId,
     body: AccountBalanceAlertsRequest,
-    principal: Annotated[Principal, Depends(writer)],
-    ctx: Annotated[Context, Depends(context)],
+    principal: Writer,
+    ctx: RequestContext,
 ) -> Any:
     found = await balance_alerts.put_account(
         ctx.db, principal.org_seq, account_id, body.model_dump(), ctx.now
@@ -357,8 +353,8 @@ async def put_account_alerts(
 )
 async def get_account_alerts(
     account_id: AccountId,
-    principal: Annotated[Principal, Depends(caller)],
-    ctx: Annotated[Context, Depends(context)],
+    principal: Reader,
+    ctx: RequestContext,
 ) -> Any:
     found = await balance_alerts.get_account(ctx.db, principal.org_seq, account_id)
     return JSONResponse(_account_alerts(found))

@@ -4,9 +4,13 @@ the books tidy; it never changes what a read would show."""
 
 import asyncio
 import logging
+from collections.abc import Coroutine
+from datetime import datetime
+from typing import Any
 
 from drawdown.clock import Clock
 from drawdown.errors import Unavailable
+from drawdown.jobs.outbox import purge_outbox
 from drawdown.services.credits import bring_accounts_to_today
 from drawdown.services.expiring import report_expiring_soon
 from drawdown.store import ledger
@@ -25,14 +29,39 @@ async def sweep(db: Database, clock: Clock) -> int:
     return len(due)
 
 
-async def run_periodically(db: Database, clock: Clock, interval_seconds: float) -> None:
+async def run_periodically(
+    db: Database, clock: Clock, interval_seconds: float, webhook_retention_days: int | None = None
+) -> None:
+    """The sweep, then (with `webhook_retention_days`) the outbox's clean-up, every round."""
     while True:
-        try:
-            swept = await sweep(db, clock)
-            if swept:
-                log.info("expiry sweep brought %d accounts up to date", swept)
-        except Unavailable as error:  # the database is down or busy: one line, not a trace
-            log.warning("expiry sweep skipped this round: %s", error.message)
-        except Exception:  # the sweep must keep running; the next round retries
-            log.exception("expiry sweep failed")
+        await _guarded("expiry sweep", _sweep_round(db, clock))
+        if webhook_retention_days:
+            await _guarded(
+                "webhook clean-up", _purge_round(db, clock.now(), webhook_retention_days)
+            )
         await asyncio.sleep(interval_seconds)
+
+
+async def _sweep_round(db: Database, clock: Clock) -> None:
+    swept = await sweep(db, clock)
+    if swept:
+        log.info("expiry sweep brought %d accounts up to date", swept)
+
+
+async def _purge_round(db: Database, now: datetime, retention_days: int) -> None:
+    purged = await purge_outbox(db, now, retention_days)
+    if purged.deliveries or purged.events:
+        log.info(
+            "webhook clean-up deleted %d deliveries and %d events",
+            purged.deliveries,
+            purged.events,
+        )
+
+
+async def _guarded(name: str, work: Coroutine[Any, Any, None]) -> None:
+    try:
+        await work
+    except Unavailable as error:  # the database is down or busy: one line, not a trace
+        log.warning("%s skipped this round: %s", name, error.message)
+    except Exception:  # the loop must keep running; the next round retries
+        log.exception("%s failed", name)

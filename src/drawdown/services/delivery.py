@@ -26,7 +26,7 @@ from standardwebhooks.webhooks import Webhook
 from drawdown import __version__
 from drawdown.errors import Unavailable
 from drawdown.ledger.shapes import timestamp
-from drawdown.services import url_rules
+from drawdown.services import pinned, url_rules
 from drawdown.services.webhook_settings import WebhookSettings
 from drawdown.store import deliveries
 from drawdown.store.database import Database
@@ -68,6 +68,16 @@ def signed_headers(secrets: tuple[str, ...], event_id: str, body: bytes) -> dict
     }
 
 
+# the longest wait between rounds while something keeps failing
+MAX_BACKOFF_SECONDS = 30.0
+
+
+def backoff_seconds(troubled: int, poll_seconds: float) -> float:
+    """The wait before the next round after `troubled` failed ones in a row: doubling from the
+    poll interval, at most MAX_BACKOFF_SECONDS."""
+    return min(poll_seconds * 2.0 ** min(troubled, 32), MAX_BACKOFF_SECONDS)
+
+
 def _wall_clock() -> datetime:
     return datetime.now(UTC)
 
@@ -84,9 +94,13 @@ class Deliverer:
         self._outcomes: list[tuple[Recorded, asyncio.Future[None]]] = []
         self._unwritten: set[asyncio.Future[None]] = set()
         self._recording = False
-        # for tests and the bench
+        # rounds or outcome writes that failed in a row: the loop waits longer after each
+        self.troubled = 0
+        # for tests, the bench and the log: attempts made, delivered, and those that failed
+        # through a fault of drawdown's (an exception no receiver caused)
         self.attempts = 0
         self.delivered = 0
+        self.faults = 0
 
     def wake(self) -> None:
         """Look for due deliveries now (called after a commit that recorded events)."""
@@ -96,27 +110,37 @@ class Deliverer:
         if self._client is None:
             limits = httpx.Limits(max_connections=self.settings.concurrency)
             self._client = httpx.AsyncClient(
+                transport=pinned.transport(self.settings, limits),
                 timeout=self.settings.timeout_seconds,
                 follow_redirects=False,
-                limits=limits,
                 trust_env=False,
             )
         return self._client
 
     async def run(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.settings.poll_seconds)
+            if self.troubled:
+                # a fault that repeats is logged at a falling rate, never in a tight loop
+                await asyncio.sleep(backoff_seconds(self.troubled, self.settings.poll_seconds))
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.settings.poll_seconds)
             if self._wake.is_set():
                 # what commits or finishes sending meanwhile is taken by the same claim
                 await asyncio.sleep(self.settings.gather_seconds)
             self._wake.clear()
             try:
                 await self._claim_and_start()
+                self.troubled = 0
             except Unavailable as error:
+                self.troubled += 1
                 log.warning("webhook delivery skipped this round: %s", error.message)
             except Exception:
-                log.exception("webhook delivery failed to claim deliveries")
+                self.troubled += 1
+                log.exception(
+                    "webhook delivery failed to claim deliveries (%d rounds in a row)",
+                    self.troubled,
+                )
 
     async def drain(self) -> int:
         """Send everything due now and wait for the outcomes, until nothing is due (tests);
@@ -168,7 +192,18 @@ class Deliverer:
         self._wake.set()  # room for more
 
     async def _deliver(self, delivery: Claimed) -> None:
-        outcome = await self._attempt(delivery)
+        at = _wall_clock()
+        try:
+            outcome = await self._attempt(delivery)
+        except Exception as fault:
+            # drawdown's fault, not the receiver's: a failed attempt like any other, so the
+            # delivery follows the schedule and ends FAILED instead of being claimed forever
+            self.faults += 1
+            log.exception(
+                "webhook attempt of delivery %d failed in drawdown", delivery.delivery_seq
+            )
+            error = f"not sent: drawdown failed ({type(fault).__name__}); see the server log"
+            outcome = Outcome(delivery.delivery_seq, delivery.endpoint_seq, at, None, 0, error)
         self.attempts += 1
         if outcome.delivered:
             self.delivered += 1
@@ -206,8 +241,11 @@ class Deliverer:
                     )
                     for endpoint_seq in disabled:
                         log.warning("webhook endpoint %d disabled after failing", endpoint_seq)
+                    self.troubled = 0
                 except Exception:
-                    # the claims end and the deliveries are sent again: at least once
+                    # the claims end and the deliveries are sent again: at least once; the
+                    # loop backs off meanwhile, so a fault here does not resend in a tight loop
+                    self.troubled += 1
                     log.exception("could not record %d webhook attempts", len(batch))
                 for _, done in batch:
                     if not done.done():
@@ -216,12 +254,14 @@ class Deliverer:
             self._recording = False
 
     async def _attempt(self, delivery: Claimed) -> Outcome:
+        client = self._http()  # made once; its TLS set-up is not the attempt's time
         at = _wall_clock()
         began = time.monotonic()
         status: int | None = None
         error: str | None
         try:
-            await url_rules.check(delivery.url, self.settings)
+            # the host's addresses are vetted by the connection itself (services/pinned.py)
+            url_rules.check_form(delivery.url, self.settings)
             body = event_body(
                 delivery.event_id,
                 delivery.event_type,
@@ -230,7 +270,7 @@ class Deliverer:
                 delivery.data,
             )
             headers = signed_headers(delivery.secrets, delivery.event_id, body)
-            response = await self._http().post(delivery.url, content=body, headers=headers)
+            response = await client.post(delivery.url, content=body, headers=headers)
             status = response.status_code
             error = None if 200 <= status < 300 else f"the endpoint answered {status}"
         except url_rules.RefusedUrl as refused:

@@ -1,8 +1,9 @@
 """Which URLs webhooks may be sent to (docs/webhooks.md): https (http only when allowed), no
 credentials, a host that resolves only to public addresses (loopback, private, link-local,
 shared, multicast, reserved and unspecified ranges refused unless allowed). Checked when an
-endpoint is registered or changed, and again before every attempt, since what a name resolves
-to can change."""
+endpoint is registered or changed, and again by every connection delivery opens, which goes to
+the addresses that check vetted (services/pinned.py), since what a name resolves to can
+change."""
 
 import asyncio
 import ipaddress
@@ -48,10 +49,30 @@ def check_form(url: str, settings: WebhookSettings) -> Target:
     return Target(parts.hostname, port or default)
 
 
+# IPv6 ranges that carry an IPv4 address in their last 32 bits, which is what a packet to
+# them reaches: NAT64 (RFC 6052) and the deprecated IPv4-compatible form
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def _carried_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one stands for (mapped, 6to4, NAT64, compatible), if any."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip in _NAT64 or (ip in _IPV4_COMPATIBLE and int(ip) > 1):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 def _refusal(address: str) -> str | None:
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.is_site_local:
+            return "site-local"
+        ip = _carried_ipv4(ip) or ip
     if ip.is_loopback:
         return "loopback"
     if ip.is_link_local:
@@ -62,27 +83,41 @@ def _refusal(address: str) -> str | None:
         return "unspecified"
     if ip.is_private:
         return "private"
-    if not ip.is_global:
+    if ip.is_reserved or not ip.is_global:
         return "reserved"
     return None
 
 
-async def check_addresses(target: Target, settings: WebhookSettings) -> None:
-    """Every address the host resolves to must be public (unless private ones are allowed)."""
+async def vetted_addresses(target: Target, settings: WebhookSettings) -> list[str]:
+    """The host's addresses, in the resolver's order, once each; every one must be public
+    (unless private ones are allowed), else none is returned. Delivery connects to these and
+    only these (services/pinned.py), so the name is resolved once per connection: a second
+    answer (DNS rebinding) never reaches a socket."""
     loop = asyncio.get_running_loop()
     try:
         found = await loop.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as error:
         raise RefusedUrl(f"the host '{target.host}' could not be resolved: {error}") from None
-    if settings.allow_private:
-        return
-    for *_, address in found:
-        why = _refusal(str(address[0]))
-        if why is not None:
-            raise RefusedUrl(
-                f"the host '{target.host}' resolves to {address[0]}, a {why} address; webhooks "
-                "go to public addresses only (DRAWDOWN_WEBHOOK_ALLOW_PRIVATE=1 allows others)"
-            )
+    addresses = list(dict.fromkeys(str(address[0]) for *_, address in found))
+    if not settings.allow_private:
+        for address in addresses:
+            why = _refusal(address)
+            if why is not None:
+                raise RefusedUrl(
+                    f"the host '{target.host}' resolves to {address}, {_article(why)} {why} "
+                    "address; webhooks go to public addresses only "
+                    "(DRAWDOWN_WEBHOOK_ALLOW_PRIVATE=1 allows others)"
+                )
+    return addresses
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
+
+
+async def check_addresses(target: Target, settings: WebhookSettings) -> None:
+    """Every address the host resolves to must be public (unless private ones are allowed)."""
+    await vetted_addresses(target, settings)
 
 
 async def check(url: str, settings: WebhookSettings) -> None:

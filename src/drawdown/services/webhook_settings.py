@@ -1,5 +1,6 @@
 """How webhooks are delivered, from the environment (config.py) or a test: which URLs are
-allowed, the retry schedule, and the timings of claims and polls (docs/webhooks.md)."""
+allowed, the retry schedule, the timings of claims and polls, and how long the outbox keeps
+what it delivered (docs/webhooks.md)."""
 
 import re
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ class WebhookSettings:
     # attempts one process has in flight at once
     concurrency: int = 32
     timeout_seconds: float = TIMEOUT_SECONDS
+    # finished deliveries and the events no delivery needs are deleted after this many days
+    retention_days: int = 30
 
 
 def parse_duration(text: str) -> float:

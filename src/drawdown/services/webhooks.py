@@ -192,7 +192,7 @@ async def deliveries(
 
 
 async def replay(
-    db: Database, org_seq: int, endpoint_id: str, since: datetime
+    db: Database, org_seq: int, endpoint_id: str, since: datetime, limit: int = MAX_REPLAY
 ) -> tuple[int, datetime | None]:
     now = datetime.now(UTC)  # due at once, by the wall clock delivery keeps
 
@@ -203,7 +203,7 @@ async def replay(
                 f"webhook endpoint '{endpoint_id}' is disabled; enable it first "
                 '(PATCH {"status": "ENABLED"})'
             )
-        return await store.replay(conn, found, since, MAX_REPLAY, now)
+        return await store.replay(conn, found, since, limit, now)
 
     return await db.transact(work)
 

@@ -368,6 +368,10 @@ webhook_deliveries = Table(
         postgresql_where=PENDING,
         sqlite_where=PENDING,
     ),
+    # the clean-up's: what finished before a cut-off (PENDING rows have no finished_at), and
+    # whether any delivery still refers to an event
+    Index("ix_webhook_deliveries_finished", "finished_at"),
+    Index("ix_webhook_deliveries_event", "event_seq"),
 )
 
 webhook_attempts = Table(

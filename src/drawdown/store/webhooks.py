@@ -105,7 +105,8 @@ async def replay(
     conn: AsyncConnection, endpoint: Row[Any], since: datetime, limit: int, now: datetime
 ) -> tuple[int, datetime | None]:
     """New deliveries of the organization's events since `since` that the endpoint takes,
-    oldest first, at most `limit`; how many, and where the next call should start."""
+    oldest first, `limit` (and the rest of the last one's instant); how many, and where the
+    next call should start."""
     conditions = [events.c.org_seq == endpoint.org_seq, events.c.occurred_at >= since]
     if endpoint.event_types is not None:
         types = [kind for kind in endpoint.event_types.split(",") if kind]
@@ -117,7 +118,21 @@ async def replay(
         .limit(limit + 1)
     )
     rows = list((await conn.execute(wanted)).all())
-    chosen = rows[:limit]
+    chosen, following = rows, None
+    if len(rows) > limit:
+        # `next` is a time, so a page must end between two times: the events of its last time
+        # all go in it, even past the limit; the next call then neither repeats nor skips one
+        last = rows[limit - 1]
+        same_time = (
+            select(events.c.seq, events.c.occurred_at)
+            .where(*conditions, events.c.occurred_at == last.occurred_at, events.c.seq > last.seq)
+            .order_by(events.c.seq)
+        )
+        chosen = rows[:limit] + list((await conn.execute(same_time)).all())
+        later = select(func.min(events.c.occurred_at)).where(
+            *conditions, events.c.occurred_at > last.occurred_at
+        )
+        following = (await conn.execute(later)).scalar()
     if chosen:
         await conn.execute(
             webhook_deliveries.insert(),
@@ -133,7 +148,6 @@ async def replay(
                 for row in chosen
             ],
         )
-    following = rows[limit].occurred_at if len(rows) > limit else None
     return len(chosen), following
 
 
