@@ -176,6 +176,18 @@ async def test_changed_running_totals(db: Database, clock: FixedClock, books: Bo
         assert _has(problems, "usage totals of account", "on meter um.tokens", "events=5")
 
 
+async def test_an_event_whose_account_does_not_exist(
+    db: Database, clock: FixedClock, books: Books
+) -> None:
+    event = await _event(db, books, "e-3")
+    do, undo = (
+        _set_event(event.seq, account_seq=10**9),
+        _set_event(event.seq, account_seq=event.account_seq),
+    )
+    async with tampered(db, clock, books, do, undo) as problems:
+        assert _has(problems, f"usage event 'e-3': its account {10**9} does not exist")
+
+
 async def test_an_event_on_another_organizations_account(
     db: Database, clock: FixedClock, books: Books
 ) -> None:

@@ -231,8 +231,10 @@ usage_events = Table(
     "usage_events",
     metadata,
     Column("seq", Key, primary_key=True, autoincrement=True),
-    Column("org_seq", Key, ForeignKey("organizations.seq"), nullable=False),
-    Column("account_seq", Key, ForeignKey("accounts.seq"), nullable=False),
+    # no foreign keys: the ingest statement takes both from the account it joins, and
+    # `drawdown verify` checks them (migration 0009 says why)
+    Column("org_seq", Key, nullable=False),
+    Column("account_seq", Key, nullable=False),
     Column("id", EVENT_ID, nullable=False),
     Column("schema_name", String(50), nullable=False),
     # the event's own timestamp (Togai's `timestamp`)
