@@ -1,6 +1,7 @@
 """Customers and accounts."""
 
 import httpx
+from togai_client.models import AccountsBillingInformation
 
 from tests.helpers import make_account
 
@@ -81,3 +82,38 @@ async def test_lists_page_through(client: httpx.AsyncClient) -> None:
     customers = (await client.get("/customers", params={"pageSize": 50})).json()
     assert [c["id"] for c in customers["data"]] == [f"cust-acc-{i}" for i in range(5)]
     assert "nextToken" not in customers
+
+
+async def test_billing_information_is_togais_shape_or_a_400(client: httpx.AsyncClient) -> None:
+    """Whatever is kept is answered back, so it must be what togai-client's
+    AccountsBillingInformation can read: lists of e-mail addresses, nothing else."""
+    await make_account(client, "acc-1")
+    kept = {"emailRecipients": ["a@x.test"], "additionalEmailRecipients": ["b@x.test"]}
+    changed = await client.patch("/accounts/acc-1", json={"billingInformation": kept})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["billingInformation"] == kept
+    assert AccountsBillingInformation.from_dict(changed.json()["billingInformation"]) is not None
+    for bad, words in (
+        ({"emailRecipients": "a@x.test"}, "billingInformation.emailRecipients: "),
+        ({"emailRecipients": [5]}, "billingInformation.emailRecipients[0]: "),
+        ({"emailRecipients": ["x" * 321]}, "billingInformation.emailRecipients[0]: "),
+        ({"cc": ["a@x.test"]}, "billingInformation.cc: is not a field"),
+    ):
+        for method, path, body in (
+            ("PATCH", "/accounts/acc-1", {"billingInformation": bad}),
+            (
+                "POST",
+                "/accounts",
+                {
+                    "id": "acc-9",
+                    "name": "Nine",
+                    "customerId": "cust-acc-1",
+                    **{"billingInformation": bad},
+                },
+            ),
+        ):
+            refused = await client.request(method, path, json=body)
+            assert refused.status_code == 400, (method, bad, refused.text)
+            assert refused.json()["message"].startswith(words), refused.text
+    assert (await client.get("/accounts/acc-1")).json()["billingInformation"] == kept
+    assert (await client.get("/accounts/acc-9")).status_code == 404

@@ -150,6 +150,14 @@ Name = Annotated[StrictStr, Field(min_length=3, max_length=255)]
 Currency = Annotated[StrictStr, Field(pattern=r"^[A-Z]{3}$")]
 
 
+class BillingInformation(Body):
+    """Togai's AccountsBillingInformation: kept and answered back, so only what the client's
+    model reads."""
+
+    emailRecipients: list[Email] | None = None
+    additionalEmailRecipients: list[Email] | None = None
+
+
 class AccountFields(Body):
     """The account fields drawdown keeps; aliases and schedules belong to Togai's invoicing."""
 
@@ -162,7 +170,7 @@ class AccountFields(Body):
     metadata: dict[str, StrictStr] | None = None
     tags: list[StrictStr] | None = None
     settings: list[dict[str, Any]] | None = Field(default=None, max_length=10)
-    billingInformation: dict[str, Any] | None = None
+    billingInformation: BillingInformation | None = None
     status: Literal["ACTIVE", "DRAFT"] | None = None
     aliases: list[StrictStr] | None = Field(default=None, max_length=0)
     accountAliases: list[dict[str, Any]] | None = Field(default=None, max_length=0)
@@ -276,6 +284,11 @@ class AddressOut(Out):
     country: str | None = None
 
 
+class BillingInformationOut(Out):
+    emailRecipients: list[str] | None = None
+    additionalEmailRecipients: list[str] | None = None
+
+
 class Account(Out):
     id: str
     togaiAccountId: str
@@ -286,7 +299,7 @@ class Account(Out):
     netTermDays: int | None = None
     address: AddressOut | None = None
     primaryEmail: str | None = None
-    billingInformation: dict[str, Any] | None = None
+    billingInformation: BillingInformationOut | None = None
     status: Literal["ACTIVE", "DRAFT", "ARCHIVED"]
     settings: list[dict[str, Any]] | None = None
     metadata: dict[str, str] | None = None

@@ -4,12 +4,13 @@ WalletEntry, WalletEntriesPaginatedResponse, UpdateCustomerRequest, UpdateAccoun
 BaseSuccessResponse."""
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import ConfigDict, Field, StrictStr
 
 from drawdown.api.schemas import (
     Address,
+    BillingInformation,
     Body,
     CreditAmount,
     Currency,
@@ -95,7 +96,7 @@ class UpdateAccountRequest(Body):
     invoiceCurrency: Currency | None = None
     netTermDays: NetTermDays | None = None
     primaryEmail: Email | None = None
-    billingInformation: dict[str, Any] | None = None
+    billingInformation: BillingInformation | None = None
     address: Address | None = None
     metadata: dict[str, StrictStr] | None = None
     tags: list[StrictStr] | None = None
