@@ -47,11 +47,16 @@ async def test_duplicate_ids_are_409(client: httpx.AsyncClient) -> None:
         json={"id": "cust-acc-1", "name": "Dup", "primaryEmail": "d@x.test", "address": {}},
     )
     assert again.status_code == 409
-    assert "cust-acc-1" in again.json()["message"]
+    assert again.json() == {
+        "message": "a customer with id 'cust-acc-1' already exists; choose another id"
+    }
     dup_account = await client.post(
         "/accounts", json={"id": "acc-1", "name": "Dup account", "customerId": "cust-acc-1"}
     )
     assert dup_account.status_code == 409
+    assert dup_account.json() == {
+        "message": "an account with id 'acc-1' already exists; choose another id"
+    }
 
 
 async def test_bad_account_fields_are_400(client: httpx.AsyncClient) -> None:

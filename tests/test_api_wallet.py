@@ -265,8 +265,10 @@ async def test_a_currency_change_is_refused_once_money_exists(client: httpx.Asyn
     for account_id, what in (("acc-1", "credits"), ("acc-2", "a wallet")):
         refused = await client.patch(f"/accounts/{account_id}", json={"invoiceCurrency": "GBP"})
         assert refused.status_code == 409
-        assert refused.json()["message"].endswith(
-            f"has {what} in {'EUR' if what == 'credits' else 'USD'}"
+        assert refused.json()["message"] == (
+            f"invoiceCurrency cannot change from {'EUR' if what == 'credits' else 'USD'} to GBP: "
+            f"account '{account_id}' has {what} in {'EUR' if what == 'credits' else 'USD'}; "
+            "create a new account to invoice in GBP"
         )
     same = await client.patch("/accounts/acc-1", json={"invoiceCurrency": "EUR", "name": "Again"})
     assert same.status_code == 200
@@ -290,9 +292,10 @@ async def test_a_delete_is_refused_while_money_remains_then_archives(
     refused = await client.delete("/accounts/acc-1")
     assert refused.status_code == 409
     assert refused.json() == {
-        "message": "account 'acc-1' still holds money: credits with 5 left (5 of it held); a "
-        "wallet with a balance of 1 and 1 held; held applications for invoices 'inv-1'. "
-        "Release, spend or void it first"
+        "message": "account 'acc-1' still holds money and was not deleted: credits with 5 left "
+        "(5 of it held): void or spend them; a wallet with a balance of 1 and 1 held: spend its "
+        "balance with a DEBIT application; held applications for invoices 'inv-1': capture or "
+        "release them"
     }
     await client.post("/accounts/acc-1/credit_applications/inv-1/capture")
     await apply(client, "inv-2", [1], mode="DEBIT")
@@ -328,6 +331,10 @@ async def test_a_delete_is_refused_while_money_remains_then_archives(
         "/accounts", json={"id": "acc-1", "name": "Again", "customerId": "cust-acc-1"}
     )
     assert taken.status_code == 409
+    assert taken.json() == {
+        "message": "an account with id 'acc-1' was deleted, and a deleted id stays taken (its "
+        "ledger is kept); choose another id"
+    }
     assert (await client.get("/accounts")).json()["data"] == []
     assert (await client.delete("/customers/cust-acc-1")).json() == {"success": True}
     assert (await client.get("/customers/cust-acc-1")).status_code == 404
@@ -342,6 +349,10 @@ async def test_a_delete_is_refused_while_money_remains_then_archives(
         json={"id": "cust-acc-1", "name": "Again", "primaryEmail": "a@b.test", "address": {}},
     )
     assert again.status_code == 409
+    assert again.json() == {
+        "message": "a customer with id 'cust-acc-1' was deleted, and a deleted id stays taken "
+        "(its ledger is kept); choose another id"
+    }
     await assert_books_balance(db, clock, org_name)
 
 
