@@ -1,6 +1,7 @@
 """Togai's customers and accounts, as far as credits need them, with their whole lifecycle:
 create, read, list, update, delete (archive; docs/wallet.md)."""
 
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query
@@ -36,11 +37,20 @@ PageSize = Annotated[int, Query(alias="pageSize", ge=1, le=50)]
 NextToken = Annotated[str | None, Query(alias="nextToken", max_length=500)]
 
 
-def _page(data: list[Any], last_seq: int | None, kind: str, page_size: int) -> dict[str, Any]:
-    body: dict[str, Any] = {"data": data, "context": {"pageSize": page_size, "sortOrder": "ASC"}}
-    if last_seq is not None:
-        body["nextToken"] = encode_token(kind, last_seq)
-    return body
+CustomerId = Annotated[Identifier, Path(description="Identifier of the customer")]
+AccountId = Annotated[Identifier, Path(description="Identifier of the account")]
+
+
+def _page(rows: Sequence[Any], kind: str, page_size: int, shown: Callable[[Any], Any]) -> Any:
+    """A page of Togai's paginated answer from `page_size + 1` rows in seq order: the extra row
+    only says that more follow (the token is the last shown row's seq)."""
+    body: dict[str, Any] = {
+        "data": [shown(row) for row in rows[:page_size]],
+        "context": {"pageSize": page_size, "sortOrder": "ASC"},
+    }
+    if len(rows) > page_size:
+        body["nextToken"] = encode_token(kind, rows[page_size - 1].seq)
+    return JSONResponse(body)
 
 
 @routes.post(
@@ -73,7 +83,7 @@ async def create_customer(
     tags=["Customers"],
 )
 async def get_customer(
-    customer_id: Annotated[Identifier, Path(description="Identifier of the customer")],
+    customer_id: CustomerId,
     principal: Annotated[Principal, Depends(caller)],
     ctx: Annotated[Context, Depends(context)],
 ) -> Any:
@@ -91,7 +101,7 @@ async def get_customer(
     tags=["Customers"],
 )
 async def update_customer(
-    customer_id: Annotated[Identifier, Path(description="Identifier of the customer")],
+    customer_id: CustomerId,
     body: UpdateCustomerRequest,
     principal: Annotated[Principal, Depends(writer)],
     ctx: Annotated[Context, Depends(context)],
@@ -112,7 +122,7 @@ async def update_customer(
     tags=["Customers"],
 )
 async def delete_customer(
-    customer_id: Annotated[Identifier, Path(description="Identifier of the customer")],
+    customer_id: CustomerId,
     principal: Annotated[Principal, Depends(writer)],
     ctx: Annotated[Context, Depends(context)],
 ) -> Any:
@@ -139,9 +149,7 @@ async def get_customers(
     after = decode_token("customers", next_token)
     async with ctx.db.read() as conn:
         rows = await store.page_of_customers(conn, principal.org_seq, after, page_size + 1)
-    last = rows[page_size - 1].seq if len(rows) > page_size else None
-    data = [render.customer(row) for row in rows[:page_size]]
-    return JSONResponse(_page(data, last, "customers", page_size))
+    return _page(rows, "customers", page_size, render.customer)
 
 
 @routes.post(
@@ -174,7 +182,7 @@ async def create_account(
     tags=["Accounts"],
 )
 async def get_account(
-    account_id: Annotated[Identifier, Path(description="Identifier of the account")],
+    account_id: AccountId,
     principal: Annotated[Principal, Depends(caller)],
     ctx: Annotated[Context, Depends(context)],
 ) -> Any:
@@ -192,7 +200,7 @@ async def get_account(
     tags=["Accounts"],
 )
 async def update_account(
-    account_id: Annotated[Identifier, Path(description="Identifier of the account")],
+    account_id: AccountId,
     body: UpdateAccountRequest,
     principal: Annotated[Principal, Depends(writer)],
     ctx: Annotated[Context, Depends(context)],
@@ -213,7 +221,7 @@ async def update_account(
     tags=["Accounts"],
 )
 async def delete_account(
-    account_id: Annotated[Identifier, Path(description="Identifier of the account")],
+    account_id: AccountId,
     principal: Annotated[Principal, Depends(writer)],
     ctx: Annotated[Context, Depends(context)],
 ) -> Any:
@@ -238,6 +246,6 @@ async def get_accounts(
     after = decode_token("accounts", next_token)
     async with ctx.db.read() as conn:
         rows = await store.page_of_accounts(conn, principal.org_seq, after, page_size + 1)
-    last = rows[page_size - 1].seq if len(rows) > page_size else None
-    data = [render.account(AccountRecord.from_row(row)) for row in rows[:page_size]]
-    return JSONResponse(_page(data, last, "accounts", page_size))
+    return _page(
+        rows, "accounts", page_size, lambda row: render.account(AccountRecord.from_row(row))
+    )
