@@ -122,3 +122,16 @@ async def test_billing_information_is_togais_shape_or_a_400(client: httpx.AsyncC
             assert refused.json()["message"].startswith(words), refused.text
     assert (await client.get("/accounts/acc-1")).json()["billingInformation"] == kept
     assert (await client.get("/accounts/acc-9")).status_code == 404
+
+
+async def test_tags_are_kept_in_lowercase_as_togai_keeps_them(client: httpx.AsyncClient) -> None:
+    await make_account(client, "acc-1")
+    changed = await client.patch("/accounts/acc-1", json={"tags": ["Enterprise", "EU-West"]})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["tags"] == ["enterprise", "eu-west"]
+    created = await client.post(
+        "/accounts",
+        json={"id": "acc-2", "name": "Two", "customerId": "cust-acc-1", "tags": ["VIP"]},
+    )
+    assert created.status_code == 201, created.text
+    assert (await client.get("/accounts/acc-2")).json()["tags"] == ["vip"]

@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -148,6 +149,8 @@ class Address(Body):
 Email = Annotated[StrictStr, Field(min_length=3, max_length=320)]
 Name = Annotated[StrictStr, Field(min_length=3, max_length=255)]
 Currency = Annotated[StrictStr, Field(pattern=r"^[A-Z]{3}$")]
+# Togai stores an account's tags in lowercase (UpdateAccountRequest.tags)
+AccountTag = Annotated[StrictStr, AfterValidator(str.lower)]
 
 
 class BillingInformation(Body):
@@ -168,7 +171,7 @@ class AccountFields(Body):
     address: Address | None = None
     netTermDays: NetTermDays | None = None
     metadata: dict[str, StrictStr] | None = None
-    tags: list[StrictStr] | None = None
+    tags: list[AccountTag] | None = None
     settings: list[dict[str, Any]] | None = Field(default=None, max_length=10)
     billingInformation: BillingInformation | None = None
     status: Literal["ACTIVE", "DRAFT"] | None = None

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import ConfigDict, Field, StrictStr
 
 from drawdown.api.schemas import (
+    AccountTag,
     Address,
     BillingInformation,
     Body,
@@ -99,7 +100,7 @@ class UpdateAccountRequest(Body):
     billingInformation: BillingInformation | None = None
     address: Address | None = None
     metadata: dict[str, StrictStr] | None = None
-    tags: list[StrictStr] | None = None
+    tags: list[AccountTag] | None = None
 
 
 class BaseSuccessResponse(Out):
