@@ -142,6 +142,23 @@ async def test_an_idempotency_key_answers_again_and_refuses_another_top_up(
     assert (await client.get("/accounts/acc-2/wallet")).status_code == 404
 
 
+async def test_an_idempotency_key_is_one_organizations_own(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    """Another organization's top-up with the same key (even for an account of the same id)
+    is its own: it tops up, and this organization's key still answers its own top-up."""
+    await make_account(client)
+    mine = await top_up(client, 7, key="shared-key")
+    client.headers["Authorization"] = f"Bearer {await new_key(db)}"
+    await make_account(client)
+    theirs = await top_up(client, 9, key="shared-key")
+    assert theirs.status_code == 200, theirs.text
+    assert theirs.json()["id"] != mine.json()["id"] and decimal_json(theirs)["balance"] == 9
+    other = await top_up(client, 7, key="shared-key")
+    assert other.status_code == 409
+    assert len(await entries(client)) == 1
+
+
 async def test_the_widest_top_ups_add_up_exactly(client: httpx.AsyncClient) -> None:
     await make_account(client)
     for _ in range(3):
