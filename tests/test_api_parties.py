@@ -1,5 +1,7 @@
 """Customers and accounts."""
 
+import asyncio
+
 import httpx
 from togai_client.models import AccountsBillingInformation
 
@@ -135,3 +137,40 @@ async def test_tags_are_kept_in_lowercase_as_togai_keeps_them(client: httpx.Asyn
     )
     assert created.status_code == 201, created.text
     assert (await client.get("/accounts/acc-2")).json()["tags"] == ["vip"]
+
+
+async def test_a_customer_is_never_archived_with_an_account_made_meanwhile(
+    client: httpx.AsyncClient,
+) -> None:
+    """A delete of a customer and a new account for it, at once: either the account is made
+    and the delete refused (409), or the customer is archived and the account refused (404)."""
+    rounds = 12
+    for n in range(rounds):
+        await make_account(client, f"acc-{n}")
+        await client.delete(f"/accounts/acc-{n}")
+    outcomes = await asyncio.gather(
+        *(
+            asyncio.gather(
+                client.delete(f"/customers/cust-acc-{n}"),
+                client.post(
+                    "/accounts",
+                    json={
+                        "id": f"new-{n}",
+                        "name": "Made meanwhile",
+                        "customerId": f"cust-acc-{n}",
+                    },
+                ),
+            )
+            for n in range(rounds)
+        )
+    )
+    for n, (deleted, made) in enumerate(outcomes):
+        assert (deleted.status_code, made.status_code) in ((200, 404), (409, 201)), (
+            deleted.text,
+            made.text,
+        )
+        customer = await client.get(f"/customers/cust-acc-{n}")
+        account = await client.get(f"/accounts/new-{n}")
+        assert (customer.status_code, account.status_code) == (
+            (404, 404) if deleted.status_code == 200 else (200, 200)
+        )
