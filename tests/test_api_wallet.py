@@ -2,6 +2,7 @@
 refusals and their words, Idempotency-Key, the wallet behind the credits in applications,
 currency changes and deletes, tenant isolation and read-only keys on every new route."""
 
+import asyncio
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -509,3 +510,28 @@ async def test_usage_draws_the_wallet_after_the_credits_and_survives_the_clean_u
     assert (await client.get("/usage/events/e-1")).status_code == 404
     await assert_books_balance(db, clock, org_name)
     assert decimal_json(await client.get("/accounts/acc-1/usage"))["meters"] == usage["meters"]
+
+
+async def test_a_delete_racing_a_top_up_never_archives_money(
+    client: httpx.AsyncClient, db: Database, clock: FixedClock, org_name: str
+) -> None:
+    """Either the top-up comes first and the delete is refused (409), or the account is
+    archived first and the top-up finds no account (404): money never lands in an archive."""
+    rounds = 12
+    for n in range(rounds):
+        await make_account(client, f"acc-{n}")
+    outcomes = await asyncio.gather(
+        *(
+            asyncio.gather(
+                top_up(client, "0.0000000001", account_id=f"acc-{n}", key=f"k-{n}"),
+                client.delete(f"/accounts/acc-{n}"),
+            )
+            for n in range(rounds)
+        )
+    )
+    for topped, deleted in outcomes:
+        assert (topped.status_code, deleted.status_code) in ((200, 409), (404, 200)), (
+            topped.text,
+            deleted.text,
+        )
+    await assert_books_balance(db, clock, org_name)
