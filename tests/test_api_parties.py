@@ -3,7 +3,7 @@
 import asyncio
 
 import httpx
-from togai_client.models import AccountsBillingInformation
+from togai_client.models import Account, AccountsBillingInformation
 
 from tests.helpers import make_account
 
@@ -174,3 +174,54 @@ async def test_a_customer_is_never_archived_with_an_account_made_meanwhile(
         assert (customer.status_code, account.status_code) == (
             (404, 404) if deleted.status_code == 200 else (200, 200)
         )
+
+
+async def test_settings_are_togais_entity_settings_or_a_400(client: httpx.AsyncClient) -> None:
+    """Settings are answered back with the account (and the customer made with it), so only
+    what togai-client's CreateEntitySetting reads is kept."""
+    setting = {
+        "id": "s-1",
+        "value": "30",
+        "namespace": "billing",
+        "name": "due",
+        "dataType": "NUMERIC",
+    }
+    made = await client.post(
+        "/customers",
+        json={
+            "id": "cust-1",
+            "name": "Customer One",
+            "primaryEmail": "c@x.test",
+            "address": {},
+            "settings": [setting],
+            "account": {"id": "acc-1", "name": "One", "settings": [setting]},
+        },
+    )
+    assert made.status_code == 201, made.text
+    assert made.json()["settings"] == [setting]
+    account = (await client.get("/accounts/acc-1")).json()
+    assert account["settings"] == [setting]
+    assert Account.from_dict(account) is not None
+    for bad, words in (
+        ({**setting, "dataType": "DATE"}, "settings[0].dataType: "),
+        ({"foo": 1}, "settings[0]."),
+        ({**setting, "value": 30}, "settings[0].value: "),
+    ):
+        refused = await client.post(
+            "/accounts",
+            json={"id": "acc-9", "name": "Nine", "customerId": "cust-1", "settings": [bad]},
+        )
+        assert refused.status_code == 400, (bad, refused.text)
+        assert refused.json()["message"].startswith(words), refused.text
+        refused = await client.post(
+            "/customers",
+            json={
+                "id": "cust-9",
+                "name": "Nine",
+                "primaryEmail": "c@x.test",
+                "address": {},
+                "settings": [bad],
+            },
+        )
+        assert refused.status_code == 400, (bad, refused.text)
+        assert refused.json()["message"].startswith(words), refused.text

@@ -153,6 +153,16 @@ Currency = Annotated[StrictStr, Field(pattern=r"^[A-Z]{3}$")]
 AccountTag = Annotated[StrictStr, AfterValidator(str.lower)]
 
 
+class EntitySetting(Body):
+    """Togai's CreateEntitySetting: kept and answered back, so only what the client reads."""
+
+    id: StrictStr
+    value: StrictStr
+    namespace: StrictStr
+    name: StrictStr
+    dataType: Literal["STRING", "NUMERIC", "JSON", "JSON_LOGIC"]
+
+
 class BillingInformation(Body):
     """Togai's AccountsBillingInformation: kept and answered back, so only what the client's
     model reads."""
@@ -172,7 +182,7 @@ class AccountFields(Body):
     netTermDays: NetTermDays | None = None
     metadata: dict[str, StrictStr] | None = None
     tags: list[AccountTag] | None = None
-    settings: list[dict[str, Any]] | None = Field(default=None, max_length=10)
+    settings: list[EntitySetting] | None = Field(default=None, max_length=10)
     billingInformation: BillingInformation | None = None
     status: Literal["ACTIVE", "DRAFT"] | None = None
     aliases: list[StrictStr] | None = Field(default=None, max_length=0)
@@ -214,7 +224,7 @@ class CreateCustomerRequest(Body):
     name: Name
     primaryEmail: Email
     address: Address
-    settings: list[dict[str, Any]] | None = Field(default=None, max_length=10)
+    settings: list[EntitySetting] | None = Field(default=None, max_length=10)
     account: CreateAccountRequestWithoutCustomerId | None = None
 
 
@@ -287,6 +297,14 @@ class AddressOut(Out):
     country: str | None = None
 
 
+class EntitySettingOut(Out):
+    id: str
+    value: str
+    namespace: str
+    name: str
+    dataType: Literal["STRING", "NUMERIC", "JSON", "JSON_LOGIC"]
+
+
 class BillingInformationOut(Out):
     emailRecipients: list[str] | None = None
     additionalEmailRecipients: list[str] | None = None
@@ -304,7 +322,7 @@ class Account(Out):
     primaryEmail: str | None = None
     billingInformation: BillingInformationOut | None = None
     status: Literal["ACTIVE", "DRAFT", "ARCHIVED"]
-    settings: list[dict[str, Any]] | None = None
+    settings: list[EntitySettingOut] | None = None
     metadata: dict[str, str] | None = None
     tags: list[str] | None = None
 
@@ -328,7 +346,7 @@ class CreateCustomerResponse(Out):
     primaryEmail: str
     billingAddress: str
     address: AddressOut
-    settings: list[dict[str, Any]] | None = None
+    settings: list[EntitySettingOut] | None = None
     account: Account | None = None
 
 
