@@ -3,7 +3,7 @@
 import asyncio
 
 import httpx
-from togai_client.models import Account, AccountsBillingInformation
+from togai_client.models import Account, AccountsBillingInformation, Customer
 
 from tests.helpers import make_account
 
@@ -225,3 +225,33 @@ async def test_settings_are_togais_entity_settings_or_a_400(client: httpx.AsyncC
         )
         assert refused.status_code == 400, (bad, refused.text)
         assert refused.json()["message"].startswith(words), refused.text
+
+
+async def test_an_address_whose_billing_address_passes_1000_characters_is_a_400(
+    client: httpx.AsyncClient,
+) -> None:
+    """Togai's Customer.billingAddress is at most 1000 characters, and it is the address's
+    parts joined with ", ": an address that would make it longer is refused, on create and on
+    update, so that every customer answered is one togai-client can read."""
+    await make_account(client, "acc-1")
+    widest = {"line1": "x" * 495, "city": "y" * 500}  # with ", z": 495 + 2 + 500 + 3 = 1000
+    kept = await client.patch("/customers/cust-acc-1", json={"address": {**widest, "state": "z"}})
+    assert kept.status_code == 200, kept.text
+    assert len(kept.json()["billingAddress"]) == 1000
+    assert Customer.from_dict(kept.json()) is not None
+    too_long = {**widest, "state": "zz"}
+    for method, path, body in (
+        ("PATCH", "/customers/cust-acc-1", {"address": too_long}),
+        (
+            "POST",
+            "/customers",
+            {"id": "cust-9", "name": "Nine", "primaryEmail": "n@x.test", "address": too_long},
+        ),
+    ):
+        refused = await client.request(method, path, json=body)
+        assert refused.status_code == 400, refused.text
+        assert refused.json() == {
+            "message": "address: its parts joined (the billingAddress) come to 1001 characters; "
+            "Togai allows at most 1000, so shorten them"
+        }
+    assert (await client.get("/customers/cust-acc-1")).json() == kept.json()

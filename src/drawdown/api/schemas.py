@@ -33,6 +33,7 @@ from drawdown.api.fields import (
     Text,
 )
 from drawdown.ledger.money import MAX_FRACTION_DIGITS, MAX_INTEGER_DIGITS
+from drawdown.services.parties import billing_address
 
 
 class Body(BaseModel):
@@ -146,6 +147,22 @@ class Address(Body):
     country: StrictStr | None = None
 
 
+# Togai's Customer.billingAddress, the address's parts joined, is at most this long
+MAX_BILLING_ADDRESS = 1000
+
+
+def _billing_address_fits(address: Address) -> Address:
+    joined = billing_address(address.model_dump(exclude_none=True))
+    if len(joined) > MAX_BILLING_ADDRESS:
+        raise ValueError(
+            f"its parts joined (the billingAddress) come to {len(joined)} characters; Togai "
+            f"allows at most {MAX_BILLING_ADDRESS}, so shorten them"
+        )
+    return address
+
+
+# A customer's address: its billingAddress is made from it
+CustomerAddress = Annotated[Address, AfterValidator(_billing_address_fits)]
 Email = Annotated[StrictStr, Field(min_length=3, max_length=320)]
 Name = Annotated[StrictStr, Field(min_length=3, max_length=255)]
 Currency = Annotated[StrictStr, Field(pattern=r"^[A-Z]{3}$")]
@@ -223,7 +240,7 @@ class CreateCustomerRequest(Body):
     id: Identifier
     name: Name
     primaryEmail: Email
-    address: Address
+    address: CustomerAddress
     settings: list[EntitySetting] | None = Field(default=None, max_length=10)
     account: CreateAccountRequestWithoutCustomerId | None = None
 

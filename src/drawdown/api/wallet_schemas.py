@@ -15,6 +15,7 @@ from drawdown.api.schemas import (
     Body,
     CreditAmount,
     Currency,
+    CustomerAddress,
     Email,
     Name,
     NetTermDays,
@@ -81,7 +82,7 @@ class UpdateCustomerRequest(Body):
 
     name: Name | None = None
     primaryEmail: Email | None = None
-    address: Address | None = None
+    address: CustomerAddress | None = None
 
 
 class UpdateAccountRequest(Body):
