@@ -708,7 +708,7 @@ def test_the_usage_settings_reach_the_applier_and_ingestion(
     from drawdown.config import Settings, SettingsError
 
     settings = Settings.from_env()
-    assert (settings.usage_gather_seconds, settings.usage_behind_seconds) == (None, 1.0)
+    assert (settings.usage_gather_seconds, settings.usage_behind_seconds) == (None, 0.5)
     assert (settings.usage_hold_seconds, settings.max_batch_bytes) == (2.0, 16 * 2**20)
     monkeypatch.setenv("DRAWDOWN_USAGE_POLL_SECONDS", "0.5")
     monkeypatch.setenv("DRAWDOWN_USAGE_GATHER_SECONDS", "0.1")

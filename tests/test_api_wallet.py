@@ -2,6 +2,7 @@
 refusals and their words, Idempotency-Key, the wallet behind the credits in applications,
 currency changes and deletes, tenant isolation and read-only keys on every new route."""
 
+import asyncio
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -142,6 +143,23 @@ async def test_an_idempotency_key_answers_again_and_refuses_another_top_up(
     assert (await client.get("/accounts/acc-2/wallet")).status_code == 404
 
 
+async def test_an_idempotency_key_is_one_organizations_own(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    """Another organization's top-up with the same key (even for an account of the same id)
+    is its own: it tops up, and this organization's key still answers its own top-up."""
+    await make_account(client)
+    mine = await top_up(client, 7, key="shared-key")
+    client.headers["Authorization"] = f"Bearer {await new_key(db)}"
+    await make_account(client)
+    theirs = await top_up(client, 9, key="shared-key")
+    assert theirs.status_code == 200, theirs.text
+    assert theirs.json()["id"] != mine.json()["id"] and decimal_json(theirs)["balance"] == 9
+    other = await top_up(client, 7, key="shared-key")
+    assert other.status_code == 409
+    assert len(await entries(client)) == 1
+
+
 async def test_the_widest_top_ups_add_up_exactly(client: httpx.AsyncClient) -> None:
     await make_account(client)
     for _ in range(3):
@@ -265,8 +283,10 @@ async def test_a_currency_change_is_refused_once_money_exists(client: httpx.Asyn
     for account_id, what in (("acc-1", "credits"), ("acc-2", "a wallet")):
         refused = await client.patch(f"/accounts/{account_id}", json={"invoiceCurrency": "GBP"})
         assert refused.status_code == 409
-        assert refused.json()["message"].endswith(
-            f"has {what} in {'EUR' if what == 'credits' else 'USD'}"
+        assert refused.json()["message"] == (
+            f"invoiceCurrency cannot change from {'EUR' if what == 'credits' else 'USD'} to GBP: "
+            f"account '{account_id}' has {what} in {'EUR' if what == 'credits' else 'USD'}; "
+            "create a new account to invoice in GBP"
         )
     same = await client.patch("/accounts/acc-1", json={"invoiceCurrency": "EUR", "name": "Again"})
     assert same.status_code == 200
@@ -290,9 +310,10 @@ async def test_a_delete_is_refused_while_money_remains_then_archives(
     refused = await client.delete("/accounts/acc-1")
     assert refused.status_code == 409
     assert refused.json() == {
-        "message": "account 'acc-1' still holds money: credits with 5 left (5 of it held); a "
-        "wallet with a balance of 1 and 1 held; held applications for invoices 'inv-1'. "
-        "Release, spend or void it first"
+        "message": "account 'acc-1' still holds money and was not deleted: credits with 5 left "
+        "(5 of it held): void or spend them; a wallet with a balance of 1 and 1 held: spend its "
+        "balance with a DEBIT application; held applications for invoices 'inv-1': capture or "
+        "release them"
     }
     await client.post("/accounts/acc-1/credit_applications/inv-1/capture")
     await apply(client, "inv-2", [1], mode="DEBIT")
@@ -328,6 +349,10 @@ async def test_a_delete_is_refused_while_money_remains_then_archives(
         "/accounts", json={"id": "acc-1", "name": "Again", "customerId": "cust-acc-1"}
     )
     assert taken.status_code == 409
+    assert taken.json() == {
+        "message": "an account with id 'acc-1' was deleted, and a deleted id stays taken (its "
+        "ledger is kept); choose another id"
+    }
     assert (await client.get("/accounts")).json()["data"] == []
     assert (await client.delete("/customers/cust-acc-1")).json() == {"success": True}
     assert (await client.get("/customers/cust-acc-1")).status_code == 404
@@ -342,6 +367,10 @@ async def test_a_delete_is_refused_while_money_remains_then_archives(
         json={"id": "cust-acc-1", "name": "Again", "primaryEmail": "a@b.test", "address": {}},
     )
     assert again.status_code == 409
+    assert again.json() == {
+        "message": "a customer with id 'cust-acc-1' was deleted, and a deleted id stays taken "
+        "(its ledger is kept); choose another id"
+    }
     await assert_books_balance(db, clock, org_name)
 
 
@@ -481,3 +510,28 @@ async def test_usage_draws_the_wallet_after_the_credits_and_survives_the_clean_u
     assert (await client.get("/usage/events/e-1")).status_code == 404
     await assert_books_balance(db, clock, org_name)
     assert decimal_json(await client.get("/accounts/acc-1/usage"))["meters"] == usage["meters"]
+
+
+async def test_a_delete_racing_a_top_up_never_archives_money(
+    client: httpx.AsyncClient, db: Database, clock: FixedClock, org_name: str
+) -> None:
+    """Either the top-up comes first and the delete is refused (409), or the account is
+    archived first and the top-up finds no account (404): money never lands in an archive."""
+    rounds = 12
+    for n in range(rounds):
+        await make_account(client, f"acc-{n}")
+    outcomes = await asyncio.gather(
+        *(
+            asyncio.gather(
+                top_up(client, "0.0000000001", account_id=f"acc-{n}", key=f"k-{n}"),
+                client.delete(f"/accounts/acc-{n}"),
+            )
+            for n in range(rounds)
+        )
+    )
+    for topped, deleted in outcomes:
+        assert (topped.status_code, deleted.status_code) in ((200, 409), (404, 200)), (
+            topped.text,
+            deleted.text,
+        )
+    await assert_books_balance(db, clock, org_name)

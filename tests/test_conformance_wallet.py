@@ -298,7 +298,8 @@ def test_update_an_account_and_its_currency_until_money_exists(
         ),
     )
     assert message == (
-        f"invoiceCurrency cannot change from EUR to USD: account '{account_id}' has a wallet in EUR"
+        f"invoiceCurrency cannot change from EUR to USD: account '{account_id}' has a wallet in "
+        "EUR; create a new account to invoice in USD"
     )
     api_error(404, lambda: togai.accounts.update_account(unique("nobody"), UpdateAccountRequest()))
 
@@ -315,8 +316,9 @@ def test_delete_an_account_only_once_no_money_remains(
     wallets.top_up_wallet_for_account(account_id, TopupWalletRequest(topup_amount=2))
     message = refusal(409, lambda: togai.accounts.delete_account(account_id))
     assert message == (
-        f"account '{account_id}' still holds money: credits with 5 left (0 of it held); a wallet "
-        "with a balance of 2 and 0 held. Release, spend or void it first"
+        f"account '{account_id}' still holds money and was not deleted: credits with 5 left (0 of "
+        "it held): void or spend them; a wallet with a balance of 2 and 0 held: spend its balance "
+        "with a DEBIT application"
     )
     togai.credits.void_credit(credit.id)
     assert (

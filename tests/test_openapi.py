@@ -331,7 +331,9 @@ async def test_every_rendered_answer_validates_against_the_document(
             "name": "Customer Three",
             "primaryEmail": "three@example.test",
             "address": {"line1": "3 Main St", "country": "US"},
-            "settings": [{"id": "s", "value": "v"}],
+            "settings": [
+                {"id": "s", "value": "v", "namespace": "n", "name": "s", "dataType": "STRING"}
+            ],
         },
     )
     assert made.status_code == 201

@@ -1,6 +1,7 @@
 """Togai's customers and accounts, as far as credits need them, with their whole lifecycle:
 create, read, list, update, delete (archive; docs/wallet.md)."""
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from drawdown.api import render
@@ -37,11 +38,16 @@ from drawdown.store import parties as store
 routes = router()
 
 
-def _page(data: list[Any], last_seq: int | None, kind: str, page_size: int) -> dict[str, Any]:
-    body: dict[str, Any] = {"data": data, "context": {"pageSize": page_size, "sortOrder": "ASC"}}
-    if last_seq is not None:
-        body["nextToken"] = encode_token(kind, last_seq)
-    return body
+def _page(rows: Sequence[Any], kind: str, page_size: int, shown: Callable[[Any], Any]) -> Any:
+    """A page of Togai's paginated answer from `page_size + 1` rows in seq order: the extra row
+    only says that more follow (the token is the last shown row's seq)."""
+    body: dict[str, Any] = {
+        "data": [shown(row) for row in rows[:page_size]],
+        "context": {"pageSize": page_size, "sortOrder": "ASC"},
+    }
+    if len(rows) > page_size:
+        body["nextToken"] = encode_token(kind, rows[page_size - 1].seq)
+    return JSONResponse(body)
 
 
 @routes.post(
@@ -140,9 +146,7 @@ async def get_customers(
     after = decode_token("customers", next_token)
     async with ctx.db.read() as conn:
         rows = await store.page_of_customers(conn, principal.org_seq, after, page_size + 1)
-    last = rows[page_size - 1].seq if len(rows) > page_size else None
-    data = [render.customer(row) for row in rows[:page_size]]
-    return JSONResponse(_page(data, last, "customers", page_size))
+    return _page(rows, "customers", page_size, render.customer)
 
 
 @routes.post(
@@ -239,6 +243,6 @@ async def get_accounts(
     after = decode_token("accounts", next_token)
     async with ctx.db.read() as conn:
         rows = await store.page_of_accounts(conn, principal.org_seq, after, page_size + 1)
-    last = rows[page_size - 1].seq if len(rows) > page_size else None
-    data = [render.account(AccountRecord.from_row(row)) for row in rows[:page_size]]
-    return JSONResponse(_page(data, last, "accounts", page_size))
+    return _page(
+        rows, "accounts", page_size, lambda row: render.account(AccountRecord.from_row(row))
+    )

@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -32,6 +33,7 @@ from drawdown.api.fields import (
     Text,
 )
 from drawdown.ledger.money import MAX_FRACTION_DIGITS, MAX_INTEGER_DIGITS
+from drawdown.services.parties import billing_address
 
 
 class Body(BaseModel):
@@ -145,9 +147,45 @@ class Address(Body):
     country: StrictStr | None = None
 
 
+# Togai's Customer.billingAddress, the address's parts joined, is at most this long
+MAX_BILLING_ADDRESS = 1000
+
+
+def _billing_address_fits(address: Address) -> Address:
+    joined = billing_address(address.model_dump(exclude_none=True))
+    if len(joined) > MAX_BILLING_ADDRESS:
+        raise ValueError(
+            f"its parts joined (the billingAddress) come to {len(joined)} characters; Togai "
+            f"allows at most {MAX_BILLING_ADDRESS}, so shorten them"
+        )
+    return address
+
+
+# A customer's address: its billingAddress is made from it
+CustomerAddress = Annotated[Address, AfterValidator(_billing_address_fits)]
 Email = Annotated[StrictStr, Field(min_length=3, max_length=320)]
 Name = Annotated[StrictStr, Field(min_length=3, max_length=255)]
 Currency = Annotated[StrictStr, Field(pattern=r"^[A-Z]{3}$")]
+# Togai stores an account's tags in lowercase (UpdateAccountRequest.tags)
+AccountTag = Annotated[StrictStr, AfterValidator(str.lower)]
+
+
+class EntitySetting(Body):
+    """Togai's CreateEntitySetting: kept and answered back, so only what the client reads."""
+
+    id: StrictStr
+    value: StrictStr
+    namespace: StrictStr
+    name: StrictStr
+    dataType: Literal["STRING", "NUMERIC", "JSON", "JSON_LOGIC"]
+
+
+class BillingInformation(Body):
+    """Togai's AccountsBillingInformation: kept and answered back, so only what the client's
+    model reads."""
+
+    emailRecipients: list[Email] | None = None
+    additionalEmailRecipients: list[Email] | None = None
 
 
 class AccountFields(Body):
@@ -160,9 +198,9 @@ class AccountFields(Body):
     address: Address | None = None
     netTermDays: NetTermDays | None = None
     metadata: dict[str, StrictStr] | None = None
-    tags: list[StrictStr] | None = None
-    settings: list[dict[str, Any]] | None = Field(default=None, max_length=10)
-    billingInformation: dict[str, Any] | None = None
+    tags: list[AccountTag] | None = None
+    settings: list[EntitySetting] | None = Field(default=None, max_length=10)
+    billingInformation: BillingInformation | None = None
     status: Literal["ACTIVE", "DRAFT"] | None = None
     aliases: list[StrictStr] | None = Field(default=None, max_length=0)
     accountAliases: list[dict[str, Any]] | None = Field(default=None, max_length=0)
@@ -202,8 +240,8 @@ class CreateCustomerRequest(Body):
     id: Identifier
     name: Name
     primaryEmail: Email
-    address: Address
-    settings: list[dict[str, Any]] | None = Field(default=None, max_length=10)
+    address: CustomerAddress
+    settings: list[EntitySetting] | None = Field(default=None, max_length=10)
     account: CreateAccountRequestWithoutCustomerId | None = None
 
 
@@ -276,6 +314,19 @@ class AddressOut(Out):
     country: str | None = None
 
 
+class EntitySettingOut(Out):
+    id: str
+    value: str
+    namespace: str
+    name: str
+    dataType: Literal["STRING", "NUMERIC", "JSON", "JSON_LOGIC"]
+
+
+class BillingInformationOut(Out):
+    emailRecipients: list[str] | None = None
+    additionalEmailRecipients: list[str] | None = None
+
+
 class Account(Out):
     id: str
     togaiAccountId: str
@@ -286,9 +337,9 @@ class Account(Out):
     netTermDays: int | None = None
     address: AddressOut | None = None
     primaryEmail: str | None = None
-    billingInformation: dict[str, Any] | None = None
+    billingInformation: BillingInformationOut | None = None
     status: Literal["ACTIVE", "DRAFT", "ARCHIVED"]
-    settings: list[dict[str, Any]] | None = None
+    settings: list[EntitySettingOut] | None = None
     metadata: dict[str, str] | None = None
     tags: list[str] | None = None
 
@@ -312,7 +363,7 @@ class CreateCustomerResponse(Out):
     primaryEmail: str
     billingAddress: str
     address: AddressOut
-    settings: list[dict[str, Any]] | None = None
+    settings: list[EntitySettingOut] | None = None
     account: Account | None = None
 
 

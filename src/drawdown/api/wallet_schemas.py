@@ -4,15 +4,18 @@ WalletEntry, WalletEntriesPaginatedResponse, UpdateCustomerRequest, UpdateAccoun
 BaseSuccessResponse."""
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import ConfigDict, Field, StrictStr
 
 from drawdown.api.schemas import (
+    AccountTag,
     Address,
+    BillingInformation,
     Body,
     CreditAmount,
     Currency,
+    CustomerAddress,
     Email,
     Name,
     NetTermDays,
@@ -79,7 +82,7 @@ class UpdateCustomerRequest(Body):
 
     name: Name | None = None
     primaryEmail: Email | None = None
-    address: Address | None = None
+    address: CustomerAddress | None = None
 
 
 class UpdateAccountRequest(Body):
@@ -95,10 +98,10 @@ class UpdateAccountRequest(Body):
     invoiceCurrency: Currency | None = None
     netTermDays: NetTermDays | None = None
     primaryEmail: Email | None = None
-    billingInformation: dict[str, Any] | None = None
+    billingInformation: BillingInformation | None = None
     address: Address | None = None
     metadata: dict[str, StrictStr] | None = None
-    tags: list[StrictStr] | None = None
+    tags: list[AccountTag] | None = None
 
 
 class BaseSuccessResponse(Out):

@@ -45,7 +45,8 @@ def update_account(
             what = "credits" if granted else "a wallet"
             raise Conflict(
                 f"invoiceCurrency cannot change from {account.invoice_currency} to {currency}: "
-                f"account '{account_id}' has {what} in {account.invoice_currency}"
+                f"account '{account_id}' has {what} in {account.invoice_currency}; create a new "
+                f"account to invoice in {currency}"
             )
     changed = replace(
         account,
@@ -74,23 +75,23 @@ def archive_account(
     if left > 0:
         remains.append(
             f"credits with {format_amount(left)} left ({format_amount(totals.applicable_held)} "
-            "of it held)"
+            "of it held): void or spend them"
         )
     wallet = draft.wallet(account_seq)
     if wallet is not None and (wallet.balance > 0 or wallet.wallet.held > 0):
         remains.append(
             f"a wallet with a balance of {format_amount(wallet.balance)} and "
-            f"{format_amount(wallet.wallet.held)} held"
+            f"{format_amount(wallet.wallet.held)} held: spend its balance with a DEBIT "
+            "application"
         )
     held = _held_invoices(loaded, account_seq)
     if held:
         named = ", ".join(f"'{invoice}'" for invoice in held[:NAMED_INVOICES])
         more = " and more" if len(held) > NAMED_INVOICES else ""
-        remains.append(f"held applications for invoices {named}{more}")
+        remains.append(f"held applications for invoices {named}{more}: capture or release them")
     if remains:
         raise Conflict(
-            f"account '{account_id}' still holds money: {'; '.join(remains)}. Release, spend or "
-            "void it first"
+            f"account '{account_id}' still holds money and was not deleted: {'; '.join(remains)}"
         )
     draft.profiles[account_seq] = replace(book.account, archived_at=now, updated_at=now)
     return None, draft.changes()

@@ -37,8 +37,9 @@ def billing_address(address: dict[str, Any]) -> str:
 async def create_customer(
     conn: AsyncConnection, org_seq: int, body: dict[str, Any], now: datetime
 ) -> CustomerWithAccount:
-    if await parties.find_customer(conn, org_seq, body["id"], archived=True) is not None:
-        raise Conflict(f"a customer with id '{body['id']}' already exists")
+    taken = await parties.find_customer(conn, org_seq, body["id"], archived=True)
+    if taken is not None:
+        raise Conflict(_taken("a customer", body["id"], taken.archived_at))
     address = body["address"]
     customer_seq = await parties.insert_customer(
         conn,
@@ -81,8 +82,9 @@ async def _insert_account(
     body: dict[str, Any],
     now: datetime,
 ) -> AccountRecord:
-    if await ledger.find_account(conn, org_seq, body["id"], archived=True) is not None:
-        raise Conflict(f"an account with id '{body['id']}' already exists")
+    taken = await ledger.find_account(conn, org_seq, body["id"], archived=True)
+    if taken is not None:
+        raise Conflict(_taken("an account", body["id"], taken.archived_at))
     await parties.insert_account(
         conn,
         {
@@ -102,6 +104,16 @@ async def _insert_account(
     account = await ledger.find_account(conn, org_seq, body["id"])
     assert account is not None
     return account
+
+
+def _taken(what: str, given_id: str, archived_at: datetime | None) -> str:
+    """A refused id: a deleted (archived) one reads as unknown, so say why it is still taken."""
+    if archived_at is None:
+        return f"{what} with id '{given_id}' already exists; choose another id"
+    return (
+        f"{what} with id '{given_id}' was deleted, and a deleted id stays taken (its ledger is "
+        "kept); choose another id"
+    )
 
 
 async def get_customer(conn: AsyncConnection, org_seq: int, customer_id: str) -> Row[Any]:
