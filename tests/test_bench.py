@@ -40,4 +40,5 @@ def test_bench_tiny_ends_with_the_json_line() -> None:
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     assert set(figures) == KEYS
     assert all(isinstance(value, int | float) and value > 0 for value in figures.values())
-    assert "no scenario had errors" in done.stdout
+    flagged = [line for line in done.stdout.splitlines() if line.startswith("!!")]
+    assert "no scenario had errors" in done.stdout, (flagged, done.stderr[-3000:])
