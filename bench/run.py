@@ -73,6 +73,7 @@ USAGE_BATCH_CONNECTIONS = 8
 PROBE_INTERVAL_S = 0.1
 PROBE_POLL_S = 0.01
 DRAIN_TIMEOUT_S = 600
+DRAIN_SETTLE_S = 1.0
 DRAIN_IN_FLIGHT = 16
 
 _started = time.monotonic()
@@ -565,8 +566,11 @@ class Watcher:
         await self.conn.close()
 
     async def drained(self) -> float:
-        """Poll until no event is pending; the moment that was first seen."""
+        """Poll until no event has been pending for DRAIN_SETTLE_S (a request wrk left in
+        flight may still commit events after a first empty poll); the moment the last such
+        quiet stretch began."""
         deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        quiet_since: float | None = None
         while True:
             cursor = await self.conn.execute(
                 "SELECT count(*) FROM usage_events WHERE status = 'PENDING'"
@@ -574,7 +578,11 @@ class Watcher:
             row = await cursor.fetchone()
             seen = time.monotonic()
             if row is not None and row[0] == 0:
-                return seen
+                quiet_since = seen if quiet_since is None else quiet_since
+                if seen - quiet_since >= DRAIN_SETTLE_S:
+                    return quiet_since
+            else:
+                quiet_since = None
             if seen > deadline:
                 raise RuntimeError(f"events still pending {DRAIN_TIMEOUT_S} s after the load")
             await asyncio.sleep(PROBE_POLL_S)
