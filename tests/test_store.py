@@ -21,10 +21,12 @@ from drawdown.errors import DrawdownError
 from drawdown.ledger.allocation import EntityType
 from drawdown.ledger.application import ApplicationMode, ApplicationStatus
 from drawdown.ledger.balance import BalanceTotals
+from drawdown.ledger.burning import burn_accounts
 from drawdown.ledger.changes import FIRST_CANDIDATES, FIRST_USAGE_CANDIDATES, Changes, Holdings
 from drawdown.ledger.credit import CreditAmounts, CreditStatus, TransactionType
 from drawdown.ledger.events import NewEvent
 from drawdown.ledger.money import sub
+from drawdown.ledger.outbox import SYSTEM, stamped
 from drawdown.ledger.records import (
     AccountRecord,
     Allocation,
@@ -44,7 +46,7 @@ from drawdown.store.interface import Arriving, BalanceMoved, Verdict, Wants
 from drawdown.store.migrate import upgrade
 from drawdown.store.tables import accounts, usage_events, usage_totals, wallet_entries
 from drawdown.store.tables import wallets as wallets_table
-from tests.conftest import _admin_dsn, create_postgres_database, drop_postgres_database
+from tests.conftest import ENGINE, _admin_dsn, create_postgres_database, drop_postgres_database
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 TODAY = NOW.date()
@@ -1174,6 +1176,63 @@ async def test_meters_come_with_their_rates_oldest_first(db: Database) -> None:
 async def seed_pending(db: Database, org: int, *events: NewEvent) -> None:
     results = await ingest(db, [arriving(org, event) for event in events])
     assert all(r.verdict is Verdict.NEW for r in results)
+
+
+async def test_a_young_databases_burns_read_only_their_own_accounts_rows() -> None:
+    """A session plans each statement once, on the statistics of that moment: in a new
+    deployment, tables of a few rows. Two such plans read every row that shared a partial
+    index's condition: each account's drawdown order read all ACTIVE credits
+    (ix_credits_expiring), and marking events applied read every PENDING event (a backlog) to
+    find a few by seq. Here the plans are made on an empty database, then other rows arrive."""
+    if ENGINE != "postgresql":
+        pytest.skip("SQLite has no planner statistics to go stale")
+    url = create_postgres_database()
+    try:
+        upgrade(url)
+        db = Database(url, pool_size=1)  # one session: every burn runs on the first one's plans
+        try:
+            org = await new_org(db)
+            targets = [await new_account(db, org, f"acc-{n}") for n in range(2)]
+            other = await new_account(db, org, "other")
+            await seed_meter(db, org)  # the targets have no credit: their usage is uncovered
+
+            async def burn_targets() -> dict[str, int]:
+                """Burn the targets' pending events; the rows each table gave its indexes."""
+                keys = [(org, account.id) for account in targets]
+                async with db.write_store().transaction() as tx:
+                    conn = tx._conn  # type: ignore[attr-defined]
+                    before = await fetched(conn)
+                    loaded = await tx.load(Wants(today=TODAY, usage=set(keys), usage_batch=100))
+                    outcomes, changes = burn_accounts(loaded, keys, NOW)
+                    changes.outbox = stamped(changes.outbox, SYSTEM)
+                    await tx.save(changes)
+                    after = await fetched(conn)
+                assert [outcomes[key].applied for key in keys] == [1, 1]
+                return {name: after.get(name, 0) - before.get(name, 0) for name in after}
+
+            for n, account in enumerate(targets):
+                await seed_pending(db, org, new_event(f"first-{n}", account.id))
+            await burn_targets()  # plans made: every table nearly empty
+            for n in range(400):
+                await seed_credit(db, other, credit_id=f"other-{n}")
+            await seed_pending(db, org, *(new_event(f"o-{n}", "other") for n in range(400)))
+            for n, account in enumerate(targets):
+                await seed_pending(db, org, new_event(f"second-{n}", account.id))
+            read = await burn_targets()
+            # the targets' events, their totals; never the other account's credits or events
+            assert read.get("credits", 0) < 20, read
+            assert read.get("usage_events", 0) < 20, read
+        finally:
+            await db.dispose()
+    finally:
+        drop_postgres_database(url)
+
+
+async def fetched(conn: Any) -> dict[str, int]:
+    rows = await conn.fetch(
+        "SELECT relname, idx_tup_fetch FROM pg_stat_xact_user_tables WHERE idx_tup_fetch > 0"
+    )
+    return {row["relname"]: row["idx_tup_fetch"] for row in rows}
 
 
 async def test_a_load_reads_the_first_pending_events_in_timestamp_then_id_order(

@@ -5,7 +5,7 @@ check of every cost."""
 
 import copy
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from fractions import Fraction
 
@@ -235,6 +235,63 @@ def test_content_identity_is_the_instant_the_exact_values_and_unordered_maps() -
         replace(base, account_id="acc-2"),
     ):
         assert different.content_hash() != base.content_hash()
+
+
+# Stored with every event since issue 9: a resend after an upgrade is judged by these bytes, so
+# they must never change (values computed by the first implementation).
+PINNED_IDENTITIES = [
+    (
+        NewEvent(
+            "e-1",
+            "llm_call",
+            "acc-1",
+            datetime(2026, 11, 24, 12, tzinfo=UTC),
+            {"tokens": (D("1520"), "tokens")},
+            {"model": "large"},
+        ),
+        '{"attributes":[["tokens","1520","tokens"]],"dimensions":{"model":"large"}}',
+        "95f527a0f03ebc4edf6573b0f4eb61af9d808b62f2db320ef7c9aa733da03d11",
+    ),
+    (
+        NewEvent(
+            "e-2",
+            "llm_call",
+            "acc-1",
+            datetime(2026, 11, 24, 13, 0, 0, 1, tzinfo=timezone(timedelta(hours=1))),
+            {"b": (D("2.000"), "u"), "a": (D("0.0000000001"), None)},
+            {"z": 'ü"\n', "a": "1"},
+        ),
+        '{"attributes":[["a","0.0000000001",null],["b","2","u"]],'
+        '"dimensions":{"a":"1","z":"ü\\"\\n"}}',
+        "8572bfc214435f0ae83a4c2f29ffa179a8b41fbb83ee5ba7de11d42384418b6c",
+    ),
+    (
+        NewEvent("e-3", "s", "a", datetime(2026, 1, 1, tzinfo=UTC), {}, {}),
+        '{"attributes":[],"dimensions":{}}',
+        "ea82f6d09ea029e7cbeda83fe20343d910c7408fcc04c61c2360354d00541820",
+    ),
+    (
+        NewEvent(
+            "e-4",
+            "s",
+            "a",
+            datetime(2026, 1, 1, tzinfo=UTC),
+            {"x": (D("999999999999999999.9999999999"), None), "y": (D("0"), "")},
+            {},
+        ),
+        '{"attributes":[["x","999999999999999999.9999999999",null],["y","0",""]],"dimensions":{}}',
+        "fe38b26a721c07c98e1f06dded1f73c78f5999f6cb501e2dbb1cdde71ce2e09a",
+    ),
+]
+
+
+@pytest.mark.parametrize(("new", "content", "identity"), PINNED_IDENTITIES)
+def test_an_events_stored_content_and_identity_never_change(
+    new: NewEvent, content: str, identity: str
+) -> None:
+    assert new.content_json == content
+    assert new.content_hash() == identity
+    assert new.content_hash() == identity  # asked twice: the same answer
 
 
 def test_attribute_values_are_plain_non_negative_decimals_within_an_amount() -> None:

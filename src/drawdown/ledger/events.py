@@ -52,28 +52,43 @@ class NewEvent:
 
     def content(self) -> dict[str, Any]:
         """What is stored to price it later: values as exact text, in a canonical order."""
+        attributes = self.attributes
+        dimensions = self.dimensions
         return {
             "attributes": [
                 [name, format_amount(value), unit]
-                for name, (value, unit) in sorted(self.attributes.items())
+                for name, (value, unit) in (
+                    sorted(attributes.items()) if len(attributes) > 1 else attributes.items()
+                )
             ],
-            "dimensions": dict(sorted(self.dimensions.items())),
+            "dimensions": dict(sorted(dimensions.items())) if len(dimensions) > 1 else dimensions,
         }
 
-    @functools.cached_property
+    @property
     def content_json(self) -> str:
-        return _encoder.encode(self.content()).decode()
+        return self._identity()[0]
 
     def content_hash(self) -> str:
         """The event's identity beyond its id: a resend with the same hash is the same event
-        (the timestamp as an instant, values exactly, attributes and dimensions unordered)."""
-        return self._hash
+        (the timestamp as an instant, values exactly, attributes and dimensions unordered).
+        Stored with the event, so its bytes never change (tests/test_usage_rules.py pins
+        them)."""
+        return self._identity()[1]
 
-    @functools.cached_property
-    def _hash(self) -> str:
-        instant = self.timestamp.astimezone(UTC).isoformat(timespec="microseconds")
-        canonical = _encoder.encode([self.schema_name, self.account_id, instant])
-        return hashlib.sha256(canonical + self.content_json.encode()).hexdigest()
+    def _identity(self) -> tuple[str, str]:
+        # computed once, on first use (ingestion asks for it per event: functools'
+        # cached_property takes a lock per read on Python 3.11, which cost more than the hash)
+        found: tuple[str, str] | None = self.__dict__.get("_identity_found")
+        if found is None:
+            content = _encoder.encode(self.content())
+            at = self.timestamp
+            instant = (at if at.tzinfo is UTC else at.astimezone(UTC)).isoformat(
+                timespec="microseconds"
+            )
+            canonical = _encoder.encode([self.schema_name, self.account_id, instant])
+            found = (content.decode(), hashlib.sha256(canonical + content).hexdigest())
+            object.__setattr__(self, "_identity_found", found)
+        return found
 
 
 def check_event_id(value: str) -> str:

@@ -47,7 +47,7 @@ from drawdown.ledger.records import (
     WalletShare,
 )
 from drawdown.ledger.uncovered import UncoveredMark
-from drawdown.ledger.usage import Aggregation, Meter, MeterStatus, Rate
+from drawdown.ledger.usage import Aggregation, EventStatus, Meter, MeterStatus, Rate
 from drawdown.ledger.usage_records import PendingEvent
 from drawdown.ledger.wallet import TopupKey, WalletRecord, WalletStatus
 from drawdown.store import alerts, outbox, stored_events
@@ -140,8 +140,13 @@ WITH locked AS (
     UNION
     SELECT seq FROM cands
     UNION
+    -- (OFFSET 0 keeps each lateral a nested loop from the few rows it is given: joined
+    -- freely, a plan made on a young table's statistics read every ACTIVE credit of every
+    -- account to find these)
     SELECT c.seq FROM locked l
-    JOIN credits c ON c.account_seq = l.seq AND c.status = 'ACTIVE'
+    CROSS JOIN LATERAL (
+        SELECT c.seq FROM credits c WHERE c.account_seq = l.seq AND c.status = 'ACTIVE'
+        OFFSET 0) c
     WHERE l.bal_as_of > $1 OR l.bal_valid_through < $1
     UNION
     SELECT c.seq FROM apps p
@@ -160,7 +165,8 @@ SELECT
         l.usage_applied_through, l.archived_at))
      FROM locked l JOIN seen s ON s.seq = l.seq)::text AS accounts,
     (SELECT json_agg({_CREDIT_JSON})
-     FROM credits c WHERE c.seq IN (SELECT seq FROM wanted))::text AS credits,
+     FROM wanted w CROSS JOIN LATERAL (
+        SELECT c.* FROM credits c WHERE c.seq = w.seq OFFSET 0) c)::text AS credits,
     (SELECT json_agg(json_build_array(account_seq, as_of, ids))
      FROM (SELECT account_seq, as_of, json_agg(id ORDER BY rank) AS ids
            FROM cands GROUP BY account_seq, as_of) AS lists)::text AS candidates,
@@ -453,13 +459,16 @@ WITH new_credits AS (
     WHERE p.seq = v.seq
     RETURNING 1
 ), applied AS (
-    -- only a PENDING event is applied: one applied twice would fail the count and roll back
+    -- only a PENDING event ($151) is applied: one applied twice would fail the count and roll
+    -- back. The status is a parameter, not a literal, so that no generic plan can match the
+    -- pending events' partial index and read every pending event (a backlog) to find a few
+    -- by seq: planned on a young table's statistics, it did.
     UPDATE usage_events AS e
     SET status = v.status, results = v.results::json, meter_ids = v.meter_ids,
         applied_at = v.applied_at
     FROM unnest($69::bigint[], $70::text[], $71::text[], $72::text[], $73::timestamptz[])
         AS v(seq, status, results, meter_ids, applied_at)
-    WHERE e.seq = v.seq AND e.status = 'PENDING'
+    WHERE e.seq = v.seq AND e.status = $151
     RETURNING 1
 ), sums AS (
     INSERT INTO usage_totals AS t (account_seq, meter_seq, org_seq, quantity, cost,
@@ -1146,6 +1155,7 @@ class PostgresTransaction:
             [mark.last_sent_at for mark in uncovered.values()],
             [mark.unreported for mark in uncovered.values()],
             [mark.unreported_since for mark in uncovered.values()],
+            EventStatus.PENDING.value,
         )
         row = await self._conn.fetchrow(_SAVE, *args)
         new_seqs = _new_seqs.decode(row["credit_seqs"] or "[]")
