@@ -1,6 +1,6 @@
 """Benchmark drawdown against its own baseline and against PostgreSQL (issue #4).
 
-`python bench/run.py [--quick | --tiny] [--workers N] [--connections N]`
+`python bench/run.py [--quick | --tiny] [--workers N] [--connections N] [--usage-only]`
 
 One run creates a fresh PostgreSQL database, creates an API key with the CLI, starts
 `drawdown serve`, seeds data through the HTTP API, drives load with `wrk` (see bench/wrk.lua),
@@ -111,6 +111,7 @@ class Options:
     profile: Profile
     workers: int
     connections: int
+    usage_only: bool = False  # the baseline, usage's scenarios and pgbench: nothing else
 
 
 def parse_options(argv: Sequence[str]) -> Options:
@@ -122,11 +123,16 @@ def parse_options(argv: Sequence[str]) -> Options:
     mode.add_argument("--tiny", action="store_true", help="smoke test: 1 s, little seeding")
     parser.add_argument("--workers", type=int, default=2, help="server processes (default 2)")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
+    parser.add_argument(
+        "--usage-only",
+        action="store_true",
+        help="only the baseline, usage's scenarios and pgbench (seeds only what they use)",
+    )
     args = parser.parse_args(argv)
     if args.workers < 1 or args.connections < 1:
         parser.error("--workers and --connections must be at least 1")
     name = "quick" if args.quick else "tiny" if args.tiny else "default"
-    return Options(PROFILES[name], args.workers, args.connections)
+    return Options(PROFILES[name], args.workers, args.connections, args.usage_only)
 
 
 def missing_tools() -> list[str]:
@@ -357,11 +363,13 @@ async def check_balance(api: Api, account: str, expected: int) -> None:
         raise RuntimeError(f"{account}: availableBalance is {available}, expected {expected}")
 
 
-def seed_grants(profile: Profile) -> list[dict[str, Any]]:
+def seed_grants(profile: Profile, usage_only: bool = False) -> list[dict[str, Any]]:
     grants = [
         credit_request(f"{SPREAD_PREFIX}{n}", 1_000_000) for n in range(profile.spread_accounts)
     ]
     grants.append(credit_request(HOT_ACCOUNT, 1_000_000_000))
+    if usage_only:
+        return grants
     for account, count, amount in (
         (BALANCE_ACCOUNT, profile.balance_credits, BALANCE_CREDIT),
         (LARGE_ACCOUNT, profile.large_credits, SCALING_CREDIT),
@@ -385,22 +393,28 @@ async def seed_usage_meter(api: Api) -> None:
     await api.call("POST", "/usage_meters", meter)
 
 
-async def seed(base_url: str, key: str, profile: Profile) -> str:
-    """Create every account and credit the scenarios need; return the 20-line credit's id."""
+async def seed(base_url: str, key: str, profile: Profile, usage_only: bool = False) -> str | None:
+    """Create every account and credit the scenarios need; return the 20-line credit's id
+    (None with `usage_only`: only the accounts and credits usage's scenarios use)."""
     singles = [DETAILS_ACCOUNT, BALANCE_ACCOUNT, GRANT_ACCOUNT, HOT_ACCOUNT]
     singles += [LARGE_ACCOUNT, SMALL_ACCOUNT]
+    if usage_only:
+        singles = [HOT_ACCOUNT]
     accounts = singles + [f"{SPREAD_PREFIX}{n}" for n in range(profile.spread_accounts)]
     api = Api(base_url, key)
     try:
         log(f"seeding {len(accounts)} customers, each with an account")
         await gather_all(create_account(api, account) for account in accounts)
-        grants = seed_grants(profile)
+        grants = seed_grants(profile, usage_only)
         log(
             f"seeding {len(grants)} credits in batches of {GRANT_BATCH}, {SEED_IN_FLIGHT} in flight"
         )
         await grant_in_batches(api, grants)
         log(f"seeding the usage meter {USAGE_METER}")
         await seed_usage_meter(api)
+        if usage_only:
+            log("seeding done")
+            return None
         log("seeding a credit with 20 transactions")
         credit_id = await seed_details_credit(api)
         await check_balance(api, BALANCE_ACCOUNT, BALANCE_CREDIT * profile.balance_credits)
@@ -854,22 +868,24 @@ def summary(
     """The JSON line: throughput ratios, p50 latency ratios, the peak RSS per worker, and
     usage's applied events/s over pgbench's tps, its lag p99 and single /ingest's ratio."""
     baseline = results["baseline"].per_second
-    figures = {
-        f"{name}_vs_baseline": ratio(results[name].per_second, baseline, f"{name}_vs_baseline")
-        for name in ("details", "balance", "grant", "debit_spread", "debit_hot")
-    }
     pgbench_tps = results["pgbench"].per_second
-    figures["debit_spread_vs_pgbench"] = ratio(
-        results["debit_spread"].per_second, pgbench_tps, "debit_spread_vs_pgbench"
-    )
-    for kind in ("balance", "debit"):
-        large, small = results[f"{kind}_large"].p50_ms, results[f"{kind}_small"].p50_ms
-        figures[f"{kind}_10k_vs_10"] = ratio(large, small, f"{kind}_10k_vs_10")
-    for name in ("debit_spread", "debit_hot"):
-        p99 = results[name].p99_ms
-        if p99 is None:
-            raise RuntimeError(f"no p99 latency for {name}")
-        figures[f"{name}_p99_ms"] = round(p99, 1)
+    figures = {}
+    if "debit_spread" in results:  # not with --usage-only
+        figures = {
+            f"{name}_vs_baseline": ratio(results[name].per_second, baseline, f"{name}_vs_baseline")
+            for name in ("details", "balance", "grant", "debit_spread", "debit_hot")
+        }
+        figures["debit_spread_vs_pgbench"] = ratio(
+            results["debit_spread"].per_second, pgbench_tps, "debit_spread_vs_pgbench"
+        )
+        for kind in ("balance", "debit"):
+            large, small = results[f"{kind}_large"].p50_ms, results[f"{kind}_small"].p50_ms
+            figures[f"{kind}_10k_vs_10"] = ratio(large, small, f"{kind}_10k_vs_10")
+        for name in ("debit_spread", "debit_hot"):
+            p99 = results[name].p99_ms
+            if p99 is None:
+                raise RuntimeError(f"no p99 latency for {name}")
+            figures[f"{name}_p99_ms"] = round(p99, 1)
     figures["rss_mb_per_worker"] = round(rss_mb, 1)
     for name in ("usage_spread", "usage_hot"):
         figures[f"{name}_vs_pgbench"] = ratio(
@@ -918,8 +934,11 @@ def run(options: Options) -> tuple[dict[str, Measurement], float, list[float]]:
         log("creating an API key with the CLI (this also migrates)")
         key = create_key(env)
         with running_server(env, options.workers) as server:
-            credit_id = asyncio.run(seed(server.base_url, key, profile))
-            scenarios = throughput_scenarios(credit_id, options) | scaling_scenarios(options)
+            credit_id = asyncio.run(seed(server.base_url, key, profile, options.usage_only))
+            if credit_id is None:
+                scenarios = {"baseline": throughput_scenarios("-", options)["baseline"]}
+            else:
+                scenarios = throughput_scenarios(credit_id, options) | scaling_scenarios(options)
             scenarios["ingest_single"] = ingest_single_scenario(options)
             for name, scenario in scenarios.items():
                 results[name] = measure(server.base_url, key, scenario, profile)

@@ -42,3 +42,34 @@ def test_bench_tiny_ends_with_the_json_line() -> None:
     assert all(isinstance(value, int | float) and value > 0 for value in figures.values())
     flagged = [line for line in done.stdout.splitlines() if line.startswith("!!")]
     assert "no scenario had errors" in done.stdout, (flagged, done.stderr[-3000:])
+
+
+def test_a_usage_only_run_reports_only_what_it_measured() -> None:
+    """`--usage-only` runs the baseline, usage's scenarios and pgbench: its JSON line holds
+    their figures, and none made up for the scenarios it skipped."""
+    sys.path.insert(0, str(BENCH.parent))
+    try:
+        import run as bench  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(BENCH.parent))
+    assert bench.parse_options(["--quick", "--usage-only"]).usage_only
+    assert not bench.parse_options(["--quick"]).usage_only
+    seen = {
+        name: bench.Measurement(name, per_second, 1.0, 2.0, 0)
+        for name, per_second in (
+            ("baseline", 10_000.0),
+            ("ingest_single", 1_500.0),
+            ("usage_spread", 9_000.0),
+            ("usage_hot", 12_000.0),
+            ("pgbench", 6_000.0),
+        )
+    }
+    figures = bench.summary(seen, 110.0, [0.5, 1.5])
+    assert figures == {
+        "rss_mb_per_worker": 110.0,
+        "usage_spread_vs_pgbench": 1.5,
+        "usage_hot_vs_pgbench": 2.0,
+        "usage_lag_p99_s": 1.5,
+        "ingest_single_vs_baseline": 0.15,
+    }
+    assert len(bench.seed_grants(bench.PROFILES["tiny"], usage_only=True)) == 21  # 20 and hot
