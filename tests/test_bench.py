@@ -73,3 +73,23 @@ def test_a_usage_only_run_reports_only_what_it_measured() -> None:
         "ingest_single_vs_baseline": 0.15,
     }
     assert len(bench.seed_grants(bench.PROFILES["tiny"], usage_only=True)) == 21  # 20 and hot
+
+
+@pytest.mark.skipif(ENGINE != "postgresql", reason="burn_cost measures PostgreSQL; once is enough")
+def test_burn_cost_ends_with_the_json_line() -> None:
+    script = BENCH.parent / "burn_cost.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--accounts", "2", "--rounds", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert set(figures) == {
+        "cpu_us_per_account",
+        "cpu_us_per_event",
+        "wall_us_per_account",
+        "wall_us_per_event",
+    }
+    assert all(isinstance(value, int | float) for value in figures.values())
