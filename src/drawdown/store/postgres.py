@@ -165,7 +165,7 @@ SELECT
         l.usage_applied_through, l.archived_at))
      FROM locked l JOIN seen s ON s.seq = l.seq)::text AS accounts,
     (SELECT json_agg({_CREDIT_JSON})
-     FROM wanted w CROSS JOIN LATERAL (
+     FROM wanted w CROSS JOIN LATERAL (  -- by seq, one probe each (see `wanted`)
         SELECT c.* FROM credits c WHERE c.seq = w.seq OFFSET 0) c)::text AS credits,
     (SELECT json_agg(json_build_array(account_seq, as_of, ids))
      FROM (SELECT account_seq, as_of, json_agg(id ORDER BY rank) AS ids

@@ -36,7 +36,6 @@ BYTE_ORDER_ID = String(50).with_variant(String(50, collation="C"), "postgresql")
 # Event ids (Togai's limit) in byte order too: an account's events apply in (timestamp, id) order.
 EVENT_ID = String(512).with_variant(String(512, collation="C"), "postgresql")
 PENDING = text("status = 'PENDING'")
-ACTIVE = text("status = 'ACTIVE'")
 EXPIRING = text("status = 'ACTIVE' AND effective_until IS NOT NULL")
 
 organizations = Table(
