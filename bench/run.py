@@ -15,7 +15,8 @@ nothing), over the events applied meanwhile, as the accounts' usage totals repor
 and after (the totals must also hold every event the 202s acknowledged, and no more than those
 plus the requests wrk left in flight). Meanwhile a prober sends single events through /ingest and
 times each from its 202 to the first poll of the database that finds it no longer PENDING:
-`usage_lag_p99_s` is the p99 of those.
+`usage_lag_p99_s` is the p99 of those. The log also gives, for each, the CPU time the server's
+workers and PostgreSQL spent per event applied over the same window.
 """
 
 from __future__ import annotations
@@ -669,13 +670,16 @@ async def measure_usage_async(
     scenario: Scenario,
     accounts: Sequence[str],
     profile: Profile,
+    workers: Sequence[int],
 ) -> UsageRun:
     api = Api(base_url, key, in_flight=DRAIN_IN_FLIGHT)
     watcher = await Watcher.connect(database, accounts[0])
+    cpu = CpuWatch(workers)
     try:
         await watcher.drained()
         before = await applied_total(api, accounts)
         stop = asyncio.Event()
+        cpu.start()
         started = time.monotonic()
         following = asyncio.create_task(watcher.follow_probes(stop))
         probes = asyncio.create_task(probe(api, accounts, stop, watcher))
@@ -684,6 +688,7 @@ async def measure_usage_async(
         sent_probes = await probes
         done = await watcher.drained()
         await following
+        cpu.stop()
         after = await applied_total(api, accounts)  # read once drained: not timed
     finally:
         await api.close()
@@ -702,6 +707,11 @@ async def measure_usage_async(
         ).strip("; ")
     lags = watcher.lags
     per_second = applied / (done - started)
+    worker_cpu, postgres_cpu = (1e6 * spent / max(applied, 1) for spent in cpu.spent)
+    log(
+        f"{scenario.label}: CPU per event applied: workers {worker_cpu:.0f} us, PostgreSQL "
+        f"{postgres_cpu:.0f} us (wrk and the bench not counted)"
+    )
     log(
         f"{scenario.label}: {per_second:.0f} events applied/s ({applied} in "
         f"{done - started:.1f} s, {load.per_second:.1f} requests/s), request p99 "
@@ -721,8 +731,11 @@ def measure_usage(
     scenario: Scenario,
     accounts: Sequence[str],
     profile: Profile,
+    workers: Sequence[int],
 ) -> UsageRun:
-    return asyncio.run(measure_usage_async(base_url, key, database, scenario, accounts, profile))
+    return asyncio.run(
+        measure_usage_async(base_url, key, database, scenario, accounts, profile, workers)
+    )
 
 
 def percentile(values: Sequence[float], pct: float) -> float:
@@ -793,6 +806,53 @@ def worker_pids(server_pid: int) -> list[int]:
         except OSError:
             continue
     return workers or [server_pid]  # one worker: uvicorn serves in the server process itself
+
+
+def cpu_seconds(pids: Iterable[int]) -> dict[int, float]:
+    """User and system CPU time of each process still running (utime and stime)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    found = {}
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()  # from "state" on: utime is the 12th
+        found[pid] = (int(fields[11]) + int(fields[12])) / ticks
+    return found
+
+
+def postgres_pids() -> list[int]:
+    """This machine's PostgreSQL processes (the bench's database is on 127.0.0.1)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+class CpuWatch:
+    """CPU time the server's workers and PostgreSQL spend between `start` and `stop`, for the
+    log (approximate for PostgreSQL: a backend that exits meanwhile is not counted, one that
+    starts meanwhile counts from its start)."""
+
+    def __init__(self, workers: Sequence[int]) -> None:
+        self.workers = list(workers)
+        self.before: dict[int, float] = {}
+        self.spent = (0.0, 0.0)
+
+    def start(self) -> None:
+        self.before = cpu_seconds([*self.workers, *postgres_pids()])
+
+    def stop(self) -> None:
+        now = cpu_seconds([*self.workers, *postgres_pids()])
+        spent = {pid: at - self.before.get(pid, 0.0) for pid, at in now.items()}
+        workers = sum(spent.get(pid, 0.0) for pid in self.workers)
+        self.spent = (workers, sum(spent.values()) - workers)
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -942,9 +1002,10 @@ def run(options: Options) -> tuple[dict[str, Measurement], float, list[float]]:
             scenarios["ingest_single"] = ingest_single_scenario(options)
             for name, scenario in scenarios.items():
                 results[name] = measure(server.base_url, key, scenario, profile)
+            workers = worker_pids(server.process.pid)
             for name, (scenario, accounts) in usage_scenarios(options).items():
                 usage_run = measure_usage(
-                    server.base_url, key, database, scenario, accounts, profile
+                    server.base_url, key, database, scenario, accounts, profile, workers
                 )
                 results[name] = usage_run.measurement
                 lags += usage_run.lags_s

@@ -1,10 +1,13 @@
 """The benchmark runs end to end in its tiny mode (figures are not checked: no timed tests)."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,14 +47,19 @@ def test_bench_tiny_ends_with_the_json_line() -> None:
     assert "no scenario had errors" in done.stdout, (flagged, done.stderr[-3000:])
 
 
-def test_a_usage_only_run_reports_only_what_it_measured() -> None:
-    """`--usage-only` runs the baseline, usage's scenarios and pgbench: its JSON line holds
-    their figures, and none made up for the scenarios it skipped."""
+def bench_module() -> Any:
     sys.path.insert(0, str(BENCH.parent))
     try:
         import run as bench  # type: ignore[import-not-found]
     finally:
         sys.path.remove(str(BENCH.parent))
+    return bench
+
+
+def test_a_usage_only_run_reports_only_what_it_measured() -> None:
+    """`--usage-only` runs the baseline, usage's scenarios and pgbench: its JSON line holds
+    their figures, and none made up for the scenarios it skipped."""
+    bench = bench_module()
     assert bench.parse_options(["--quick", "--usage-only"]).usage_only
     assert not bench.parse_options(["--quick"]).usage_only
     seen = {
@@ -93,3 +101,19 @@ def test_burn_cost_ends_with_the_json_line() -> None:
         "wall_us_per_event",
     }
     assert all(isinstance(value, int | float) for value in figures.values())
+
+
+def test_the_cpu_watch_counts_the_workers_time_apart() -> None:
+    """The usage log's CPU per event: a worker's CPU time between start and stop, counted as
+    the workers', not PostgreSQL's."""
+    bench = bench_module()
+    watch = bench.CpuWatch([os.getpid()])
+    watch.start()
+    deadline = time.process_time() + 0.2
+    while time.process_time() < deadline:
+        pass
+    watch.stop()
+    workers, postgres = watch.spent
+    assert 0.15 <= workers <= 5
+    assert postgres >= 0
+    assert bench.cpu_seconds([os.getpid(), 0]).keys() == {os.getpid()}  # pid 0: no such file
