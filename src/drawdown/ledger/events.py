@@ -52,16 +52,12 @@ class NewEvent:
 
     def content(self) -> dict[str, Any]:
         """What is stored to price it later: values as exact text, in a canonical order."""
-        attributes = self.attributes
-        dimensions = self.dimensions
         return {
             "attributes": [
                 [name, format_amount(value), unit]
-                for name, (value, unit) in (
-                    sorted(attributes.items()) if len(attributes) > 1 else attributes.items()
-                )
+                for name, (value, unit) in sorted(self.attributes.items())
             ],
-            "dimensions": dict(sorted(dimensions.items())) if len(dimensions) > 1 else dimensions,
+            "dimensions": dict(sorted(self.dimensions.items())),
         }
 
     @property
