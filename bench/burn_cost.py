@@ -22,36 +22,24 @@ import json
 import pstats
 import random
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import psycopg
 from sqlalchemy import text
 
 from drawdown.api.app import create_app
 from drawdown.services.keys import create_key
 from drawdown.store.database import Database
 from drawdown.store.migrate import upgrade
+from run import PG_HOST, PG_PORT, PG_USER, fresh_database  # bench/run.py, beside this file
 
-ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 WARMUP_ROUNDS = 3
 SIZES = (1, 20)
 
 
-@contextmanager
-def fresh_database() -> Iterator[str]:
-    name = f"drawdown_burn_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def database_url(name: str) -> str:
+    return f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
 
 
 async def call(client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> None:
@@ -158,14 +146,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20, help="counted rounds per size (20)")
     parser.add_argument("--profile", action="store_true", help="cProfile the 20-event rounds")
     args = parser.parse_args()
-    with fresh_database() as url:
-        upgrade(url)
-        costs = asyncio.run(measure(args, url, None))
+    with fresh_database() as name:
+        upgrade(database_url(name))
+        costs = asyncio.run(measure(args, database_url(name), None))
     profiler = cProfile.Profile() if args.profile else None
     if profiler is not None:
-        with fresh_database() as url:  # a run of its own: its figures are not the ones shown
-            upgrade(url)
-            asyncio.run(measure(args, url, profiler))
+        with fresh_database() as name:  # a run of its own: its figures are not the ones shown
+            upgrade(database_url(name))
+            asyncio.run(measure(args, database_url(name), profiler))
     (small, (cpu_1, wall_1)), (large, (cpu_n, wall_n)) = sorted(costs.items())
     per_event_cpu = (cpu_n - cpu_1) / (large - small)
     per_event_wall = (wall_n - wall_1) / (large - small)

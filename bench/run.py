@@ -783,12 +783,18 @@ def ingest_single_scenario(options: Options) -> Scenario:
 # Peak RSS of the server's workers
 
 
-def parent_of(pid: int) -> int | None:
+def stat_fields(pid: int) -> list[str] | None:
+    """/proc/PID/stat from its state on (after "pid (comm) "), or None once it has gone."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return int(stat[stat.rindex(")") + 2 :].split()[1])  # after "pid (comm) state"
+    return stat[stat.rindex(")") + 2 :].split()
+
+
+def parent_of(pid: int) -> int | None:
+    fields = stat_fields(pid)
+    return None if fields is None else int(fields[1])
 
 
 def worker_pids(server_pid: int) -> list[int]:
@@ -813,12 +819,9 @@ def cpu_seconds(pids: Iterable[int]) -> dict[int, float]:
     ticks = os.sysconf("SC_CLK_TCK")
     found = {}
     for pid in pids:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()  # from "state" on: utime is the 12th
-        found[pid] = (int(fields[11]) + int(fields[12])) / ticks
+        fields = stat_fields(pid)
+        if fields is not None:  # utime and stime, counted from the state field
+            found[pid] = (int(fields[11]) + int(fields[12])) / ticks
     return found
 
 
@@ -873,12 +876,16 @@ def max_worker_rss_mb(server_pid: int) -> float:
 # Scenarios, report, main
 
 
+def baseline_scenario(options: Options) -> Scenario:
+    return Scenario("baseline: GET /health", "/health", options.connections)
+
+
 def throughput_scenarios(credit_id: str, options: Options) -> dict[str, Scenario]:
     profile, c = options.profile, options.connections
     grant = json.dumps(credit_request(GRANT_ACCOUNT, 10), separators=(",", ":"))
     spread = str(profile.spread_accounts)
     return {
-        "baseline": Scenario("baseline: GET /health", "/health", c),
+        "baseline": baseline_scenario(options),
         "details": Scenario("GET /credits/{id} (20 transactions)", f"/credits/{credit_id}", c),
         "balance": Scenario(
             f"GET credit_balance ({profile.balance_credits} credits)",
@@ -996,7 +1003,7 @@ def run(options: Options) -> tuple[dict[str, Measurement], float, list[float]]:
         with running_server(env, options.workers) as server:
             credit_id = asyncio.run(seed(server.base_url, key, profile, options.usage_only))
             if credit_id is None:
-                scenarios = {"baseline": throughput_scenarios("-", options)["baseline"]}
+                scenarios = {"baseline": baseline_scenario(options)}
             else:
                 scenarios = throughput_scenarios(credit_id, options) | scaling_scenarios(options)
             scenarios["ingest_single"] = ingest_single_scenario(options)
