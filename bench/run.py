@@ -715,7 +715,8 @@ async def measure_usage_async(
     log(
         f"{scenario.label}: {per_second:.0f} events applied/s ({applied} in "
         f"{done - started:.1f} s, {load.per_second:.1f} requests/s), request p99 "
-        f"{load.p99_ms:.0f} ms, lag p99 {percentile(lags, 99):.3f} s over {len(lags)} probes, "
+        f"{load.p99_ms:.0f} ms, lag p50 {percentile(lags, 50):.3f} s, p99 "
+        f"{percentile(lags, 99):.3f} s, max {max(lags, default=0):.3f} s over {len(lags)} probes, "
         f"{errors} errors" + (f", e.g. {sample}" if errors else "")
     )
     result = Measurement(

@@ -555,9 +555,12 @@ async def test_the_running_applier_takes_its_own_events_at_once_and_others_by_po
     db: Database, clock: FixedClock, api_key: str
 ) -> None:
     """Two apps on one database play two processes: only the first runs its applier. Its own
-    ingest wakes it; the other's event waits for a poll, which takes only events received
-    before the poll's interval (fresh ones are their own process's)."""
-    running, idle = create_app(db, clock, usage_poll_seconds=0.05), create_app(db, clock)
+    ingest wakes it; the other's event waits for a poll. On SQLite the poll takes only events
+    received before its grace (fresh ones are their own process's); on PostgreSQL the running
+    applier holds the only seat, so it owns every account and its poll takes them at once
+    (services/seating.py)."""
+    running = create_app(db, clock, usage_poll_seconds=0.05, usage_gather_seconds=0.05)
+    idle = create_app(db, clock)
     headers = {"Authorization": f"Bearer {api_key}"}
     clients = [
         httpx.AsyncClient(
@@ -574,6 +577,10 @@ async def test_the_running_applier_takes_its_own_events_at_once_and_others_by_po
         assert (await first.post("/ingest", json={"event": event("own")})).status_code == 202
         assert await _status_within(first, "own", 2) == "APPLIED"
         assert (await second.post("/ingest", json={"event": event("theirs")})).status_code == 202
+        if db.is_postgresql:
+            assert applier.seating is not None and applier.seating.share == (1, 0)
+            assert await _status_within(first, "theirs", 2) == "APPLIED"
+            return
         await asyncio.sleep(0.2)  # polls come, but the event is as fresh as the fixed clock
         assert (await first.get("/usage/events/theirs")).json()["status"] == "PENDING"
         clock.advance(timedelta(seconds=2))  # past the poll's grace (1 s)
@@ -708,7 +715,8 @@ def test_the_usage_settings_reach_the_applier_and_ingestion(
     from drawdown.config import Settings, SettingsError
 
     settings = Settings.from_env()
-    assert (settings.usage_gather_seconds, settings.usage_behind_seconds) == (None, 0.5)
+    assert (settings.usage_gather_seconds, settings.usage_behind_seconds) == (None, 0.3)
+    assert create_app(db, clock).state.applier.gather_seconds == 0.5  # None: the default
     assert (settings.usage_hold_seconds, settings.max_batch_bytes) == (2.0, 16 * 2**20)
     monkeypatch.setenv("DRAWDOWN_USAGE_POLL_SECONDS", "0.5")
     monkeypatch.setenv("DRAWDOWN_USAGE_GATHER_SECONDS", "0.1")
@@ -745,16 +753,20 @@ async def test_behind_means_events_this_process_woke_for_have_waited_past_the_li
     client: httpx.AsyncClient, app: FastAPI
 ) -> None:
     """The applier is behind once an account its process woke has waited `behind_seconds`
-    (DRAWDOWN_USAGE_BEHIND_SECONDS) for a burn, and no longer once that account is burned."""
+    (DRAWDOWN_USAGE_BEHIND_SECONDS) for a burn beyond the gather, and no longer once that
+    account is burned."""
     await make_account(client)
     await make_account(client, "acc-2")
     applier: Applier = app.state.applier
-    applier.behind_seconds = 0.1
+    applier.behind_seconds, applier.gather_seconds = 0.1, 0.2
     assert not await applier.behind(set())
     assert (await ingest_batch(client, event("e-1"))).status_code == 202
     assert not await applier.behind(set())  # just woken
     await asyncio.sleep(0.15)
+    assert not await applier.behind(set())  # waiting for its round is no backlog
+    await asyncio.sleep(0.2)
     assert await applier.behind(set())
+    applier.gather_seconds = 0
     await drain(app)
     assert not await applier.behind(set())
     # what waits is judged by its oldest account: a fresh wake does not hide an old one
@@ -777,7 +789,7 @@ async def test_an_account_whose_burn_failed_is_left_to_the_poll_and_not_judged_b
     await make_account(client)
     await create_meter(client)
     applier: Applier = app.state.applier
-    applier.behind_seconds = 0.001
+    applier.behind_seconds, applier.gather_seconds = 0.001, 0
 
     async def unavailable(*_args: object, **_kwargs: object) -> None:
         raise Unavailable("the database is down")

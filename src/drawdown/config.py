@@ -111,9 +111,10 @@ class Settings:
     # of one account one transaction applies, how long events are kept (at least 45 days)
     usage_poll_seconds: float = 0.2
     usage_batch: int = 2000
-    # how long woken accounts gather events before they are burned (None: the poll interval);
-    # backpressure: burns of more accounts than this waiting mean applying is behind, and an
-    # ingest answer waits at most this long for it to catch up (0: never)
+    # the least time between two rounds of burns, so that under load each burn takes more
+    # events (None: the applier's default, 0.5 s); backpressure: an account whose events have
+    # waited this long beyond that means applying is behind, and an ingest answer waits at
+    # most the hold for it to catch up (0: never)
     usage_gather_seconds: float | None = None
     usage_behind_seconds: float = DEFAULT_BEHIND_SECONDS
     usage_hold_seconds: float = MAX_HOLD_SECONDS

@@ -32,8 +32,11 @@ WHERE EXISTS (SELECT 1 FROM usage_events e
               WHERE e.account_seq = p.seq AND e.status = 'PENDING'
                 AND e.received_at < :received_before)
 """
+# an applier's share of the accounts (services/seating.py)
+_IN_SHARE = "WHERE p.seq % :seats = :rank"
 _ANY_PENDING = text(_PENDING_ACCOUNTS.format(received=""))
 _OLD_PENDING = text(_PENDING_ACCOUNTS.format(received=_RECEIVED_BEFORE))
+_SHARE_PENDING = text(_PENDING_ACCOUNTS.format(received=_IN_SHARE))
 
 
 @dataclass(frozen=True)
@@ -47,11 +50,18 @@ class StoredEvent:
 
 
 async def accounts_with_pending(
-    conn: AsyncConnection, limit: int, received_before: datetime | None = None
+    conn: AsyncConnection,
+    limit: int,
+    received_before: datetime | None = None,
+    share: tuple[int, int] | None = None,
 ) -> list[tuple[int, int, str]]:
     """(account seq, org seq, account id) of accounts with pending events; with
-    `received_before`, only those with one received before then."""
-    if received_before is None:
+    `received_before`, only those with one received before then; with `share` (seats, rank),
+    only those whose seq % seats is rank."""
+    if share is not None:
+        seats, rank = share
+        rows = await conn.execute(_SHARE_PENDING, {"limit": limit, "seats": seats, "rank": rank})
+    elif received_before is None:
         rows = await conn.execute(_ANY_PENDING, {"limit": limit})
     else:
         bound = UtcDateTime().process_bind_param(received_before, conn.dialect)
