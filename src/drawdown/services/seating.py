@@ -65,6 +65,9 @@ class Seating:
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as error:
             log.warning("the applier lost its seat (it applies alone until it has one): %s", error)
             await self.close()
+        except Exception:  # a bug: still never leave a stale share or mark behind
+            log.exception("the applier lost its seat (it applies alone until it has one)")
+            await self.close()
 
     async def _refresh(self, behind: bool) -> None:
         if self._conn is None or self._conn.is_closed():
@@ -90,7 +93,7 @@ class Seating:
         self._marked = False
         self.others_behind = False
         if conn is not None:
-            try:
-                await asyncio.wait_for(conn.close(), self.wait_seconds)
-            except Exception:  # gone already: its session ends with it
-                conn.terminate()
+            # at once, not a graceful close: it may be cut off in a query (a cancelled refresh),
+            # and a graceful close can wait on it. The session, the seat with it, ends as the
+            # socket closes.
+            conn.terminate()
