@@ -804,3 +804,27 @@ async def test_an_account_whose_burn_failed_is_left_to_the_poll_and_not_judged_b
     monkeypatch.undo()
     assert await applier.drain() == 1
     assert (await client.get("/usage/events/e-1")).json()["status"] == "APPLIED"
+
+
+async def test_a_cancelled_applier_stops_even_when_woken_at_that_moment(
+    db: Database, clock: FixedClock
+) -> None:
+    """On Python 3.11, asyncio.wait_for returned normally when a cancellation came in the same
+    loop step as what it waited for: the applier's loop, woken and cancelled at once, ran on
+    and its task never finished (a server's shutdown, a test's teardown hung)."""
+    app = create_app(db, clock, usage_poll_seconds=0.05, usage_gather_seconds=0)
+    applier: Applier = app.state.applier
+    try:
+        for _ in range(5):
+            task = asyncio.create_task(applier.run())
+            await asyncio.sleep(0.2)  # it waits for a wake, most of the time
+            applier.wake([])  # the wake and the cancel reach the loop in the same step
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                try:
+                    async with asyncio.timeout(2):
+                        await task
+                except TimeoutError:
+                    raise AssertionError("the cancelled applier ran on") from None
+    finally:
+        await applier.stop()

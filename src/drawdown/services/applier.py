@@ -162,8 +162,11 @@ class Applier:
         loop = asyncio.get_running_loop()
         last_poll = last_late_poll = round_began = loop.time()
         while True:
+            # asyncio.timeout, not wait_for, which on Python 3.11 can swallow the cancellation
+            # that stops this loop when it arrives as the wake does
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+                async with asyncio.timeout(self.poll_seconds):
+                    await self._wake.wait()
             # let the woken accounts gather more events, up to `gather_seconds` after the last
             # round began
             await asyncio.sleep(max(0.0, round_began + self.gather_seconds - loop.time()))

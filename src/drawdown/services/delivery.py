@@ -123,8 +123,11 @@ class Deliverer:
                 # a fault that repeats is logged at a falling rate, never in a tight loop
                 await asyncio.sleep(backoff_seconds(self.troubled, self.settings.poll_seconds))
             else:
+                # asyncio.timeout, not wait_for, which on Python 3.11 can swallow the
+                # cancellation that stops this loop when it arrives as the wake does
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self.settings.poll_seconds)
+                    async with asyncio.timeout(self.settings.poll_seconds):
+                        await self._wake.wait()
             if self._wake.is_set():
                 # what commits or finishes sending meanwhile is taken by the same claim
                 await asyncio.sleep(self.settings.gather_seconds)

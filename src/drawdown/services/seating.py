@@ -61,7 +61,10 @@ class Seating:
         A failure leaves it unseated until the next refresh (its seat is freed with its
         session)."""
         try:
-            await asyncio.wait_for(self._refresh(behind), self.wait_seconds)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
+            # that arrives as the awaited work finishes, and `keep` would then never stop
+            async with asyncio.timeout(self.wait_seconds):
+                await self._refresh(behind)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as error:
             log.warning("the applier lost its seat (it applies alone until it has one): %s", error)
             await self.close()

@@ -221,7 +221,10 @@ class Database:
         if self._writer is None:
             self._writer = asyncio.Lock()
         try:
-            await asyncio.wait_for(self._writer.acquire(), timeout=self.wait_seconds)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
+            # that arrives as the lock is granted, and a cancelled task then runs on
+            async with asyncio.timeout(self.wait_seconds):
+                await self._writer.acquire()
         except TimeoutError:
             raise sqlite3.OperationalError("database is locked") from None
         try:
