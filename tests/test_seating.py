@@ -10,6 +10,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import asyncpg
 import httpx
@@ -27,6 +28,15 @@ from drawdown.store.database import Database, asyncpg_dsn
 from drawdown.store.migrate import upgrade
 from tests.conftest import ENGINE, create_postgres_database, drop_postgres_database
 from tests.oracle import books_problems
+from tests.usage_http import (
+    compare_account,
+    create_meter,
+    grant,
+    ingest_batch,
+    make_account,
+    wait_applied,
+)
+from tests.usage_reference import SUM, Event, Meter, Organization, Rate
 
 pytestmark = pytest.mark.skipif(ENGINE != "postgresql", reason="seats are PostgreSQL's")
 
@@ -62,12 +72,21 @@ async def test_the_seats_held_are_the_live_sessions(own_url: str) -> None:
             await conn.close()
 
 
+@contextlib.asynccontextmanager
+async def two_seatings(url: str) -> AsyncIterator[tuple[Seating, Seating]]:
+    dsn = asyncpg_dsn(url)
+    a, b = Seating(dsn, 5), Seating(dsn, 5)
+    try:
+        yield a, b
+    finally:
+        await a.close()
+        await b.close()
+
+
 async def test_two_seatings_own_every_account_once_and_hear_each_others_backlog(
     own_url: str,
 ) -> None:
-    dsn = asyncpg_dsn(own_url)
-    a, b = Seating(dsn, 5), Seating(dsn, 5)
-    try:
+    async with two_seatings(own_url) as (a, b):
         assert a.owns(1) and a.owns(2)  # unseated: it owns everything, as if alone
         await a.refresh(False)
         await b.refresh(False)
@@ -86,43 +105,38 @@ async def test_two_seatings_own_every_account_once_and_hear_each_others_backlog(
         await b.close()
         await a.refresh(False)
         assert a.share == (1, 0) and all(a.owns(seq) for seq in range(1, 201))
-    finally:
-        await a.close()
-        await b.close()
 
 
 async def test_a_seating_whose_session_is_killed_sits_again_and_one_that_cannot_owns_all(
     own_url: str,
 ) -> None:
     dsn = asyncpg_dsn(own_url)
-    a, b = Seating(dsn, 5), Seating(dsn, 5)
     admin = await asyncpg.connect(dsn)
     unreachable = Seating(dsn.replace(":5432/", ":1/"), 2)
     try:
-        await a.refresh(False)
-        await b.refresh(True)
-        assert b.share == (2, 1)
-        pid = await admin.fetchval(
-            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 "
-            "AND classid::bigint = $1 AND objid::bigint = 1",
-            seats.SEAT_CLASS,
-        )
-        # the backend ends a moment after the signal: its seat and mark go with it
-        assert await admin.fetchval("SELECT pg_terminate_backend($1, 5000)", pid)
-        await a.refresh(False)
-        assert a.share == (1, 0) and not a.others_behind
-        for _ in range(2):  # the first refresh may only find its connection gone
-            await b.refresh(False)
-        await a.refresh(False)
-        assert b.seated and a.share[0] == b.share[0] == 2 and not a.others_behind
+        async with two_seatings(own_url) as (a, b):
+            await a.refresh(False)
+            await b.refresh(True)
+            assert b.share == (2, 1)
+            pid = await admin.fetchval(
+                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 "
+                "AND classid::bigint = $1 AND objid::bigint = 1",
+                seats.SEAT_CLASS,
+            )
+            # the backend ends a moment after the signal: its seat and mark go with it
+            assert await admin.fetchval("SELECT pg_terminate_backend($1, 5000)", pid)
+            await a.refresh(False)
+            assert a.share == (1, 0) and not a.others_behind
+            for _ in range(2):  # the first refresh may only find its connection gone
+                await b.refresh(False)
+            await a.refresh(False)
+            assert b.seated and a.share[0] == b.share[0] == 2 and not a.others_behind
         # a database it cannot reach: unseated, it owns every account, as if alone
         await unreachable.refresh(True)
         assert not unreachable.seated and unreachable.owns(1) and unreachable.owns(2)
         assert not unreachable.others_behind
     finally:
         await admin.close()
-        await a.close()
-        await b.close()
         await unreachable.close()
 
 
@@ -159,68 +173,34 @@ async def new_org(url: str) -> tuple[str, str]:
     return name, key
 
 
-async def seed(http: httpx.AsyncClient) -> None:
+async def seed(http: httpx.AsyncClient) -> Organization:
+    """The accounts, a credit each and a SUM meter, through the reference model's helpers."""
+    org = Organization(today=datetime.now(UTC).date())
+    yesterday = org.today - timedelta(days=1)
     for n in range(ACCOUNTS):
-        customer = {
-            "id": f"cust-{n}",
-            "name": f"Customer {n}",
-            "primaryEmail": "c@example.test",
-            "address": {},
-            "account": {"id": f"acc-{n}", "name": f"Account {n}"},
-        }
-        assert (await http.post("/customers", json=customer)).status_code < 300
-        credit = {
-            "accountId": f"acc-{n}",
-            "purpose": "PREPAID_CREDIT",
-            "effectiveFrom": (datetime.now(UTC).date() - timedelta(days=1)).isoformat(),
-            "creditAmount": 1000,
-            "priority": 1,
-        }
-        assert (await http.post("/credits", json=credit)).status_code < 300
-    meter = {
-        "id": "um.calls",
-        "name": "Calls",
-        "eventSchemaName": "call",
-        "aggregation": "SUM",
-        "attribute": "tokens",
-        "creditRate": {"credits": 1, "perQuantity": 1},
-    }
-    assert (await http.post("/usage_meters", json=meter)).status_code < 300
+        await make_account(http, org, f"acc-{n}")
+        await grant(http, org, f"acc-{n}", Decimal(1000), 1, yesterday, None, None)
+    calls = Meter("um.calls", "Calls", "call", SUM, "tokens", (), [Rate(Decimal(1), Decimal(1))])
+    await create_meter(http, org, calls)
+    return org
 
 
-def events(round_: int) -> list[dict[str, object]]:
-    stamp = (datetime.now(UTC) - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+def events(round_: int) -> list[Event]:
+    at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
     return [
-        {
-            "schemaName": "call",
-            "id": f"e-{round_}-{n}-{k}",
-            "timestamp": stamp,
-            "accountId": f"acc-{n}",
-            "attributes": [{"name": "tokens", "value": "1"}],
-            "dimensions": {},
-        }
+        Event(
+            f"e-{round_}-{n}-{k}", "call", f"acc-{n}", at, (("tokens", Decimal(k + 1), None),), ()
+        )
         for n in range(ACCOUNTS)
         for k in range(EVENTS_PER_ACCOUNT)
     ]
 
 
-async def pending(url: str) -> int:
-    db = Database(url)
-    try:
-        async with db.read() as conn:
-            found = await conn.execute(
-                text("SELECT count(*) FROM usage_events WHERE status = 'PENDING'")
-            )
-            return int(found.scalar_one())
-    finally:
-        await db.dispose()
-
-
-async def wait_until_applied(url: str, seconds: float) -> None:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while await pending(url):
-        assert asyncio.get_running_loop().time() < deadline, "events still pending"
-        await asyncio.sleep(0.05)
+async def all_match_the_model(http: httpx.AsyncClient, org: Organization) -> None:
+    await wait_applied(http, list(org.accounts), 20)
+    org.apply_pending()
+    for account_id in org.accounts:
+        await compare_account(http, org, account_id)
 
 
 async def account_seqs(url: str) -> dict[str, int]:
@@ -229,6 +209,14 @@ async def account_seqs(url: str) -> dict[str, int]:
         async with db.read() as conn:
             rows = await conn.execute(text("SELECT id, seq FROM accounts"))
             return {row.id: row.seq for row in rows}
+    finally:
+        await db.dispose()
+
+
+async def books_clean(url: str, org_name: str) -> None:
+    db = Database(url)
+    try:
+        assert await books_problems(db, SystemClock(), org_name) == []
     finally:
         await db.dispose()
 
@@ -246,7 +234,8 @@ async def wait_seated(appliers: list[Applier], count: int) -> None:
 async def test_two_appliers_apply_each_event_once_each_its_own_accounts(own_url: str) -> None:
     """Both processes store events for every account; each applier burns only the accounts it
     owns (the other's ingest does not wake it: its poll finds them), so each one's count of
-    events applied is exactly its share, and the books and verify are whole."""
+    events applied is exactly its share; every account matches the reference model, and the
+    books and verify are whole."""
     name, key = await new_org(own_url)
     async with (
         running_app(own_url, key) as (first, http_a),
@@ -257,26 +246,18 @@ async def test_two_appliers_apply_each_event_once_each_its_own_accounts(own_url:
     ):
         appliers: list[Applier] = [first.state.applier, second.state.applier]
         await wait_seated(appliers, 2)
-        await seed(http_a)
-        for round_ in range(4):
-            http = (http_a, http_b)[round_ % 2]
-            answer = await http.post("/ingestBatch", json={"events": events(round_)})
-            assert answer.status_code == 202, answer.text
-        await wait_until_applied(own_url, 20)
+        org = await seed(http_a)
+        rounds = 4
+        for round_ in range(rounds):
+            await ingest_batch((http_a, http_b)[round_ % 2], org, events(round_))
+        await all_match_the_model(http_a, org)
         seqs = await account_seqs(own_url)
-        per_account = 4 * EVENTS_PER_ACCOUNT
         for applier in appliers:
             assert applier.seating is not None
             owned = [n for n in range(ACCOUNTS) if applier.seating.owns(seqs[f"acc-{n}"])]
             assert 0 < len(owned) < ACCOUNTS
-            assert applier.applied == len(owned) * per_account
-        balance = await http_a.get("/accounts/acc-0/credit_balance")
-        assert balance.json()["availableBalance"] == 1000 - per_account
-    db = Database(own_url)
-    try:
-        assert await books_problems(db, SystemClock(), name) == []
-    finally:
-        await db.dispose()
+            assert applier.applied == len(owned) * rounds * EVENTS_PER_ACCOUNT
+    await books_clean(own_url, name)
 
 
 async def test_a_stuck_owners_accounts_are_taken_once_their_events_waited_long(
@@ -296,18 +277,14 @@ async def test_a_stuck_owners_accounts_are_taken_once_their_events_waited_long(
             applier: Applier = app.state.applier
             await wait_seated([applier], 2)
             assert applier.seating is not None and applier.seating.share == (2, 1)
-            await seed(http)
+            org = await seed(http)
             seqs = await account_seqs(own_url)
             mine = sum(applier.seating.owns(seqs[f"acc-{n}"]) for n in range(ACCOUNTS))
-            assert (await http.post("/ingestBatch", json={"events": events(0)})).status_code == 202
+            await ingest_batch(http, org, events(0))
             await asyncio.sleep(0.5)
             assert applier.applied == mine * EVENTS_PER_ACCOUNT  # its own only, so far
-            await wait_until_applied(own_url, 10)
+            await all_match_the_model(http, org)
             assert applier.applied == ACCOUNTS * EVENTS_PER_ACCOUNT
     finally:
         await stuck.close()
-    db = Database(own_url)
-    try:
-        assert await books_problems(db, SystemClock(), name) == []
-    finally:
-        await db.dispose()
+    await books_clean(own_url, name)
