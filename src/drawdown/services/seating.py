@@ -6,9 +6,9 @@ of by every process that stored some, each taking a few: a burn costs about as m
 event as for many.
 
 Ownership only decides who burns first: every burn still locks its accounts, so two appliers
-that disagree for a moment (a seat just taken or freed) apply nothing twice, and the pollers
-take an account whose events have waited past the grace period whoever owns it, so a stuck
-owner leaves nothing behind.
+that disagree for a moment (a seat just taken or freed) apply nothing twice, and every applier
+now and then takes anyone's account whose events have waited `applier.STUCK_SECONDS`, so a
+stuck owner leaves nothing behind.
 """
 
 import asyncio
