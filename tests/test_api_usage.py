@@ -768,20 +768,23 @@ async def test_behind_means_events_this_process_woke_for_have_waited_past_the_li
     await make_account(client)
     await make_account(client, "acc-2")
     applier: Applier = app.state.applier
-    applier.behind_seconds, applier.gather_seconds = 0.1, 0.2
+    # margins of a second and more: a loaded CI machine stalls for tenths of one
+    applier.behind_seconds, applier.gather_seconds = 0.5, 1.0
     assert not await applier.behind(set())
+    loop = asyncio.get_running_loop()
     assert (await ingest_batch(client, event("e-1"))).status_code == 202
+    woken = loop.time()
     assert not await applier.behind(set())  # just woken
     await asyncio.sleep(0.15)
     assert not await applier.behind(set())  # waiting for its round is no backlog
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(max(0.0, woken + 1.6 - loop.time()))
     assert await applier.behind(set())
     applier.gather_seconds = 0
     await drain(app)
     assert not await applier.behind(set())
     # what waits is judged by its oldest account: a fresh wake does not hide an old one
     assert (await ingest_batch(client, event("e-2"))).status_code == 202
-    await asyncio.sleep(0.15)
+    await asyncio.sleep(0.6)
     assert (await ingest_batch(client, event("e-3", account="acc-2"))).status_code == 202
     assert await applier.behind(set())
     await drain(app)
