@@ -13,7 +13,6 @@ per idempotency key and one application per invoice, each account equals the ref
 and `verify` finds the books sound. KILL9_CYCLES (default 5) sets how many kills."""
 
 import asyncio
-import json
 import os
 import random
 import signal
@@ -36,6 +35,7 @@ from tests.helpers import credit_as_seen, decimal_json
 from tests.live_server import DRAWDOWN, create_key, free_port, server_env
 from tests.oracle import books_problems
 from tests.reference_model import Account, Item, units
+from tests.usage_http import all_pages, exact_json
 
 CYCLES = int(os.environ.get("KILL9_CYCLES", "5"))
 WORKERS = 2 if ENGINE == "postgresql" else 1
@@ -131,12 +131,6 @@ async def send(
         assert acknowledged(response, attempt), (path, body, response.status_code, response.text)
         figures.acknowledged += 1
         return response
-
-
-def exact_json(body: dict[str, Any]) -> str:
-    """JSON with every Decimal written as the number literal it is, never through a float."""
-    text = json.dumps(body, default=lambda value: f"<<{value}>>")
-    return text.replace('"<<', "").replace('>>"', "")
 
 
 def ok(response: httpx.Response, _attempt: int) -> bool:
@@ -315,21 +309,6 @@ def server(database_url: str) -> Iterator[Server]:
         running.stop()
 
 
-async def _all(http: httpx.AsyncClient, path: str, params: dict[str, str]) -> list[Any]:
-    found: list[Any] = []
-    token = None
-    while True:
-        response = await http.get(
-            path, params={**params, **({"nextToken": token} if token else {})}
-        )
-        assert response.status_code == 200, response.text
-        page = decimal_json(response)
-        found += page["data"]
-        token = page.get("nextToken")
-        if not token:
-            return found
-
-
 async def _make_accounts(http: httpx.AsyncClient, ids: list[str]) -> None:
     for account_id in ids:
         created = await http.post(
@@ -401,7 +380,7 @@ async def _compare_with_model(http: httpx.AsyncClient, writer: OwnWriter) -> Non
     """The account is exactly what the model made of the acknowledged writes: no grant or
     application lost, none twice, every amount and ledger line as acknowledged."""
     model = writer.model
-    listed = await _all(http, "/credits", {"account_id": writer.account_id})
+    listed = await all_pages(http, "/credits", account_id=writer.account_id)
     keys = [c["idempotencyKey"] for c in listed]
     assert len(keys) == len(set(keys)) == writer.grants  # one credit per key, none lost
     assert {c["id"]: c["status"] for c in listed} == {
@@ -412,7 +391,7 @@ async def _compare_with_model(http: httpx.AsyncClient, writer: OwnWriter) -> Non
         got = credit_as_seen(body)
         assert got == model.credit_view(credit_id), credit_id
     path = f"/accounts/{writer.account_id}/credit_applications"
-    applications = await _all(http, path, {})
+    applications = await all_pages(http, path)
     assert len(applications) == writer.invoices  # one application per invoice, none lost
     assert {a["invoiceId"]: a["status"] for a in applications} == {
         invoice: application.status for invoice, application in model.applications.items()
@@ -424,14 +403,14 @@ async def _compare_with_model(http: httpx.AsyncClient, writer: OwnWriter) -> Non
 async def _check_shared(http: httpx.AsyncClient, sharers: list[SharedWriter], big_id: str) -> None:
     granted = {cid: v for w in sharers for cid, v in w.granted.items()}
     debited = {inv: v for w in sharers for inv, v in w.debited.items()}
-    listed = await _all(http, "/credits", {"account_id": "shared"})
+    listed = await all_pages(http, "/credits", account_id="shared")
     assert {c["id"]: c["creditAmount"] for c in listed if c["id"] != big_id} == granted
     keys = [c["idempotencyKey"] for c in listed if c["id"] != big_id]
     assert len(keys) == len(set(keys)) == sum(w.steps for w in sharers) - len(debited)
     big = decimal_json(await http.get(f"/credits/{big_id}"))
     assert big["consumedAmount"] == sum(debited.values(), Decimal(0))
     assert sorted(t["invoiceId"] for t in big["transactions"] if t["invoiceId"]) == sorted(debited)
-    applications = await _all(http, "/accounts/shared/credit_applications", {})
+    applications = await all_pages(http, "/accounts/shared/credit_applications")
     assert {a["invoiceId"]: a["appliedAmount"] for a in applications} == debited
     balance = decimal_json(await http.get("/accounts/shared/credit_balance"))
     total = SHARED_BIG + sum(granted.values(), Decimal(0))

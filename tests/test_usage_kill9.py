@@ -36,13 +36,12 @@ from tests.conftest import ENGINE
 from tests.helpers import decimal_json
 from tests.live_server import create_key
 from tests.oracle import books_problems
-from tests.test_kill9 import Figures, Server, Up
+from tests.test_kill9 import Figures, Server, Up, send
 from tests.usage_http import (
     all_pages,
     compare_account,
     create_meter,
     event_body,
-    exact_json,
     grant,
     make_account,
     usage,
@@ -117,30 +116,17 @@ async def send_events(
         path, body = "/ingest", {"event": event_body(batch[0])}
     else:
         path, body = "/ingestBatch", {"events": [event_body(e) for e in batch]}
-    attempt = 0
-    while True:
-        await up.wait()
-        attempt += 1
-        if attempt > 1:
-            figures.retries += 1
-        try:
-            response = await http.post(path, content=exact_json(body))
-        except httpx.TransportError:
-            figures.unanswered += 1
-            await asyncio.sleep(0.01)
-            continue
-        if response.status_code >= 500:
-            if response.status_code != 503:
-                figures.server_errors.append(f"{path}: {response.status_code} {response.text}")
-            await asyncio.sleep(0.01)
-            continue
+
+    def acknowledged(response: httpx.Response, attempt: int) -> bool:
         assert response.status_code == 202, (path, attempt, response.text)
         details = response.json()["details"]
         assert details["accepted"] == len(batch), details
         if attempt == 1 and fresh:
             assert details["duplicates"] == 0, details
-        figures.acknowledged += 1
-        return dict(details)
+        return True
+
+    response = await send(http, up, figures, path, body, acknowledged)
+    return dict(response.json()["details"])
 
 
 async def _under_load(figures: Figures, acks: int, extra: float) -> None:
