@@ -15,13 +15,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from drawdown.clock import FixedClock
 from drawdown.config import Settings, SettingsError
 from drawdown.jobs.expiry import run_periodically
 from drawdown.jobs.outbox import purge_outbox
+from drawdown.store import outbox_retention
+from drawdown.store import webhooks as webhook_store
 from drawdown.store.database import Database
-from tests.conftest import NOW
+from drawdown.store.tables import webhook_endpoints
+from tests.conftest import ENGINE, NOW
 from tests.helpers import decimal_json, grant, make_account
 from tests.live_server import DRAWDOWN
 from tests.test_webhooks import LOCAL, Caller, _caller, deliver, events_of, register
@@ -133,3 +138,77 @@ def test_the_purge_webhooks_command(database_url: str) -> None:
     )
     assert refused.returncode == 1
     assert "DRAWDOWN_WEBHOOK_RETENTION_DAYS must be a number" in refused.stderr
+
+
+async def _old_event_and_an_endpoint(
+    db: Database, caller: Caller
+) -> tuple[int, dict[str, Any], Any]:
+    """An event no delivery refers to (recorded before any endpoint was), then an endpoint a
+    replay could give it to: the organization's seq, the endpoint and its row."""
+    await make_account(caller.http)
+    await grant(caller.http, amount=1)
+    with receiver() as hooks:
+        endpoint = await register(caller, hooks)
+    async with db.read() as conn:
+        org_seq = (
+            await conn.execute(
+                select(webhook_endpoints.c.org_seq).where(webhook_endpoints.c.id == endpoint["id"])
+            )
+        ).scalar_one()
+        row = await webhook_store.find_endpoint(conn, org_seq, endpoint["id"])
+    return org_seq, endpoint, row
+
+
+@pytest.mark.skipif(ENGINE != "postgresql", reason="SQLite's write lock already serializes the two")
+async def test_a_replay_waits_for_a_clean_up_deleting_its_events_and_skips_them(
+    db: Database, caller: Caller
+) -> None:
+    """The clean-up has deleted an old event, not yet committed, when a replay since before it
+    comes: the replay must not give a delivery to the event going away (a foreign key error, a
+    500, before) but wait, then find it gone."""
+    org_seq, endpoint, _ = await _old_event_and_an_endpoint(db, caller)
+    recorded = len(await events_of(caller))
+    later_on = datetime.now(UTC) + timedelta(days=31)
+    async with db.engine.connect() as cleaning:
+        await cleaning.begin()
+        deleted = await outbox_retention.purge_events(cleaning, later_on, 100, org_seq=org_seq)
+        assert deleted == recorded > 0
+        replaying = asyncio.create_task(
+            caller.http.post(
+                f"/webhook_endpoints/{endpoint['id']}/replay",
+                json={"since": "2020-01-01T00:00:00Z"},
+            )
+        )
+        await asyncio.sleep(0.5)
+        assert not replaying.done()  # it waits for the clean-up
+        await cleaning.commit()
+    replayed = await replaying
+    assert replayed.status_code == 200, replayed.text
+    assert replayed.json() == {"replayed": 0, "next": None}
+    assert await events_of(caller) == []
+
+
+@pytest.mark.skipif(ENGINE != "postgresql", reason="SQLite's write lock already serializes the two")
+async def test_a_clean_up_waits_for_a_replay_giving_its_events_deliveries_and_keeps_them(
+    db: Database, caller: Caller
+) -> None:
+    """A replay has given an old event a delivery, not yet committed, when the clean-up comes:
+    it must wait and keep the event (a foreign key error stopped the clean-up before)."""
+    org_seq, _, row = await _old_event_and_an_endpoint(db, caller)
+    recorded = len(await events_of(caller))
+    later_on = datetime.now(UTC) + timedelta(days=31)
+    async with db.engine.connect() as replaying:
+        await replaying.begin()
+        since = datetime(2020, 1, 1, tzinfo=UTC)
+        given = await webhook_store.replay(replaying, row, since, 100, datetime.now(UTC))
+        assert given == (recorded, None) and recorded > 0
+
+        async def clean(conn: AsyncConnection) -> int:
+            return await outbox_retention.purge_events(conn, later_on, 100, org_seq=org_seq)
+
+        cleaning = asyncio.create_task(db.transact(clean))
+        await asyncio.sleep(0.5)
+        assert not cleaning.done()  # it waits for the replay
+        await replaying.commit()
+    assert await cleaning == 0
+    assert len(await events_of(caller)) == recorded

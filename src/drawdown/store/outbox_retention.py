@@ -6,13 +6,27 @@ neither is its event."""
 
 from datetime import datetime
 
-from sqlalchemy import delete, exists, select
+from sqlalchemy import delete, exists, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from drawdown.store.seats import SEAT_CLASS
 from drawdown.store.tables import events, webhook_attempts, webhook_deliveries
 from drawdown.store.tables import organizations as organizations_table
 
 FINISHED = ("SUCCEEDED", "FAILED")
+# the two int4 keys of the lock below: (class, organization); store/seats.py has the classes
+# before it
+EVENTS_CLASS = SEAT_CLASS + 2
+_TAKE_TURNS = text("SELECT pg_advisory_xact_lock(CAST(:class AS int), CAST(:org AS int))")
+
+
+async def take_turns_on_events(conn: AsyncConnection, org_seq: int) -> None:
+    """Until this transaction ends, a replay and a clean-up of the organization's events take
+    turns. Otherwise a clean-up could delete an old event while a replay gave it a delivery,
+    and the foreign key failed whichever came second (a replay's 500, or a clean-up stopped).
+    PostgreSQL only: SQLite's write lock already makes every writer take turns."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(_TAKE_TURNS, {"class": EVENTS_CLASS, "org": org_seq})
 
 
 async def purge_deliveries(conn: AsyncConnection, before: datetime, limit: int) -> int:
@@ -40,6 +54,7 @@ async def organizations(conn: AsyncConnection) -> list[int]:
 async def purge_events(conn: AsyncConnection, before: datetime, limit: int, *, org_seq: int) -> int:
     """Up to `limit` of the organization's events recorded before `before` that no delivery
     refers to; how many. (By organization: events are indexed by organization and time.)"""
+    await take_turns_on_events(conn, org_seq)
     referred = exists().where(webhook_deliveries.c.event_seq == events.c.seq)
     chosen = (
         select(events.c.seq)

@@ -17,6 +17,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from drawdown.store.outbox_retention import take_turns_on_events
 from drawdown.store.tables import events, webhook_attempts, webhook_deliveries, webhook_endpoints
 
 # On PostgreSQL an event is listed only once every transaction of this database that was
@@ -107,6 +108,7 @@ async def replay(
     """New deliveries of the organization's events since `since` that the endpoint takes,
     oldest first, `limit` (and the rest of the last one's instant); how many, and where the
     next call should start."""
+    await take_turns_on_events(conn, endpoint.org_seq)
     conditions = [events.c.org_seq == endpoint.org_seq, events.c.occurred_at >= since]
     if endpoint.event_types is not None:
         types = [kind for kind in endpoint.event_types.split(",") if kind]
