@@ -1,14 +1,17 @@
 """Webhook delivery's own edges (docs/webhooks.md, "Delivery"): connections go only to the
 addresses that were vetted (DNS is answered by a resolver at the system's edge), a fault of
-drawdown's is a failed attempt that follows the schedule, and a loop that keeps failing backs
-off."""
+drawdown's is a failed attempt that follows the schedule, a loop that keeps failing backs
+off, and TLS checks the endpoint's own name though the connection goes to a vetted address."""
 
 import asyncio
 import socket
+import ssl
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import httpx
 import pytest
+import trustme
 from sqlalchemy import update
 
 from drawdown.clock import FixedClock
@@ -135,3 +138,77 @@ def test_a_failing_loop_waits_longer_each_round_up_to_a_ceiling() -> None:
     assert waits == sorted(waits)
     assert waits[-1] == MAX_BACKOFF_SECONDS
     assert backoff_seconds(10**6, 0.5) == MAX_BACKOFF_SECONDS
+
+
+@pytest.fixture(scope="module")
+def authority() -> trustme.CA:
+    """A certificate authority of the test's own (the system's trust store knows nothing of
+    it): what signs the receivers' certificates."""
+    return trustme.CA()
+
+
+def tls_server(authority: trustme.CA, name: str) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert(name).configure_cert(context)
+    return context
+
+
+def trust(authority: trustme.CA, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Delivery's trust store, at the system's edge, also trusts `authority`."""
+    made = httpx.create_ssl_context
+
+    def with_authority(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        context = made(*args, **kwargs)
+        authority.configure_trust(context)
+        return context
+
+    monkeypatch.setattr(httpx, "create_ssl_context", with_authority)
+
+
+async def _attempt_over_tls(
+    caller: Caller, authority: trustme.CA, certified: str, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Receiver, dict[str, Any]]:
+    """One delivery to https://NAME (resolved to the receiver on loopback), whose certificate
+    names `certified`: the receiver and the delivery's log entry."""
+    Rebinding(["127.0.0.1"]).install(monkeypatch)
+    with receiver(tls=tls_server(authority, certified)) as hooks:
+        port = hooks.url.split(":")[2].split("/")[0]
+        hooks.url = f"https://{NAME}:{port}/hooks"
+        endpoint = await register(caller, hooks)
+        await make_account(caller.http)
+        await grant(caller.http, amount=1)
+        await deliver(caller)
+        log = decimal_json(await caller.http.get(f"/webhook_endpoints/{endpoint['id']}/deliveries"))
+    return hooks, log["data"][0]
+
+
+async def test_delivery_over_tls_checks_the_certificate_against_the_endpoints_name(
+    caller: Caller, authority: trustme.CA, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Delivery connects to the vetted address, yet TLS (the server name it sends and the name
+    the certificate must carry) is the endpoint's host: a certificate for NAME is accepted."""
+    trust(authority, monkeypatch)
+    hooks, delivery = await _attempt_over_tls(caller, authority, NAME, monkeypatch)
+    (got,) = hooks.delivered()
+    assert got.host.startswith(f"{NAME}:") and hooks.unverified == []
+    assert delivery["status"] == "SUCCEEDED"
+
+
+async def test_delivery_over_tls_refuses_a_certificate_for_another_name(
+    caller: Caller, authority: trustme.CA, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trust(authority, monkeypatch)
+    hooks, delivery = await _attempt_over_tls(caller, authority, "someone.else.test", monkeypatch)
+    assert hooks.received == []
+    (attempt,) = delivery["attempts"]
+    assert "Hostname mismatch" in attempt["error"], attempt
+    assert delivery["status"] == "PENDING"  # a failed attempt: retried on the schedule
+
+
+async def test_delivery_over_tls_refuses_a_certificate_no_trusted_authority_signed(
+    caller: Caller, authority: trustme.CA, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hooks, delivery = await _attempt_over_tls(caller, authority, NAME, monkeypatch)
+    assert hooks.received == []
+    (attempt,) = delivery["attempts"]
+    assert "unable to get local issuer certificate" in attempt["error"], attempt

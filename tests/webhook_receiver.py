@@ -5,6 +5,7 @@ It answers what `answer(webhook_id, attempt)` says (default 204), after `delay` 
 delivery whose signature does not verify is answered 400 and counted in `unverified`."""
 
 import json
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -123,9 +124,13 @@ class _Server(ThreadingHTTPServer):
 
 
 @contextmanager
-def receiver(path: str = "/hooks") -> Iterator[Receiver]:
+def receiver(path: str = "/hooks", tls: ssl.SSLContext | None = None) -> Iterator[Receiver]:
+    """With `tls`, a server's TLS context, it answers https only."""
     server = _Server(("127.0.0.1", 0), _handler(Receiver("")))
-    got = Receiver(f"http://127.0.0.1:{server.server_address[1]}{path}")
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    scheme = "http" if tls is None else "https"
+    got = Receiver(f"{scheme}://127.0.0.1:{server.server_address[1]}{path}")
     server.RequestHandlerClass = _handler(got)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
