@@ -685,14 +685,18 @@ async def test_with_no_hold_answers_never_wait_nor_ask_whether_applying_is_behin
 async def test_rounds_begin_the_gather_interval_apart(
     db: Database, clock: FixedClock, api_key: str
 ) -> None:
-    """DRAWDOWN_USAGE_GATHER_SECONDS apart from the poll: with a quick poll and a gather of a
-    second, the first round begins a second after the applier starts, so an event ingested
+    """DRAWDOWN_USAGE_GATHER_SECONDS apart from the poll: with a quick poll and a gather of two
+    seconds, the first round begins two seconds after the applier starts, so an event ingested
     meanwhile waits for it (the fixed clock keeps it too fresh for the polls), then is
-    applied. Every read answered before that second must see it pending, however slow the
-    machine: the applier starts only after the setup, which took 0.7 s on a loaded CI."""
-    app = create_app(db, clock, usage_poll_seconds=0.02, usage_gather_seconds=1.0)
+    applied. Every read answered before those two seconds must see it pending, however slow
+    the machine: the applier starts only after the setup (which took 0.7 s on a loaded CI),
+    and answers are not held for backpressure (on a CI run an ingest took 0.9 s)."""
+    gather = 2.0
+    app = create_app(
+        db, clock, usage_poll_seconds=0.02, usage_gather_seconds=gather, usage_hold_seconds=0
+    )
     applier: Applier = app.state.applier
-    assert (applier.poll_seconds, applier.gather_seconds) == (0.02, 1.0)
+    assert (applier.poll_seconds, applier.gather_seconds) == (0.02, gather)
     loop = asyncio.get_running_loop()
     task: asyncio.Task[None] | None = None
     try:
@@ -703,14 +707,14 @@ async def test_rounds_begin_the_gather_interval_apart(
             task = asyncio.create_task(applier.run())
             assert (await http.post("/ingest", json={"event": event("e-1")})).status_code == 202
             seen_before_the_round = []
-            while loop.time() < started + 0.9:
+            while loop.time() < started + gather - 0.1:
                 status = (await http.get("/usage/events/e-1")).json()["status"]
-                if loop.time() < started + 1.0:
+                if loop.time() < started + gather:
                     seen_before_the_round.append(status)
                 await asyncio.sleep(0.02)
             assert seen_before_the_round and set(seen_before_the_round) == {"PENDING"}
             assert await _status_within(http, "e-1", 5) == "APPLIED"
-            assert loop.time() - started >= 1.0
+            assert loop.time() - started >= gather
     finally:
         if task is not None:
             task.cancel()
