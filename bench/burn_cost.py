@@ -1,6 +1,6 @@
 """What a usage burn costs, in process, on PostgreSQL (issue 9): per account and per event.
 
-`python bench/burn_cost.py [--accounts 32] [--rounds 20] [--profile]`
+`python bench/burn_cost.py [--accounts 32] [--rounds 20] [--profile [--profile-size 1]]`
 
 One run creates a fresh PostgreSQL database, migrates it, and drives the API in this process
 (no server, no applier running): it makes the accounts, one credit each and the bench's meter,
@@ -9,8 +9,9 @@ then, for 1 and for 20 events per account, ingests a batch and burns every accou
 decisions, the load's parsing, the save's arguments) and the wall time (with PostgreSQL's share)
 per account burned, for each size, and the cost per account and per event those two sizes imply
 (a straight line through them). The first three rounds of each size warm up and are not
-counted. With `--profile`, cProfile's top functions of the 20-event rounds follow (the profiler
-roughly doubles the Python figures while it runs, so they are measured without it).
+counted. With `--profile`, cProfile's top functions of the 20-event rounds follow, or of the
+one-event rounds with `--profile-size 1` (the profiler roughly doubles the Python figures while
+it runs, so they are measured without it).
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ async def measure(
                 for round_ in range(args.rounds + WARMUP_ROUNDS):
                     await call(client, "/ingestBatch", {"events": events(round_, len(names), size)})
                     counted = round_ >= WARMUP_ROUNDS
-                    profiling = profiler is not None and counted and size == SIZES[-1]
+                    profiling = profiler is not None and counted and size == args.profile_size
                     cpu_before, wall_before = time.process_time(), time.perf_counter()
                     if profiling:
                         assert profiler is not None
@@ -144,7 +145,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--accounts", type=int, default=32, help="accounts per burn (32)")
     parser.add_argument("--rounds", type=int, default=20, help="counted rounds per size (20)")
-    parser.add_argument("--profile", action="store_true", help="cProfile the 20-event rounds")
+    parser.add_argument("--profile", action="store_true", help="cProfile one size's rounds")
+    parser.add_argument(
+        "--profile-size",
+        type=int,
+        choices=SIZES,
+        default=SIZES[-1],
+        help=f"the size --profile watches ({SIZES[-1]} events an account)",
+    )
     args = parser.parse_args()
     with fresh_database() as name:
         upgrade(database_url(name))

@@ -11,6 +11,7 @@ from drawdown.ledger.money import (
     check_amount,
     format_amount,
     sub,
+    total,
 )
 from drawdown.ledger.shapes import timestamp
 
@@ -106,14 +107,22 @@ def test_trailing_zeros_of_any_amount_are_dropped_exactly() -> None:
 
 
 def test_arithmetic_that_cannot_be_exact_says_why() -> None:
-    with pytest.raises(TotalOverflow) as invalid:
-        add(Decimal("sNaN"), Decimal(1))
-    assert str(invalid.value) == "money arithmetic could not be exact (InvalidOperation)"
+    signalling = Decimal("sNaN")
+    for invalid_arithmetic in (
+        lambda: add(signalling, Decimal(1)),
+        lambda: sub(Decimal(1), signalling),
+        lambda: total([Decimal(1), signalling]),
+    ):
+        with pytest.raises(TotalOverflow) as invalid:
+            invalid_arithmetic()
+        assert str(invalid.value) == "money arithmetic could not be exact (InvalidOperation)"
     widest = Decimal("9999999999999999999999999999.9999999999")
     just_past = (
         lambda: add(widest, Decimal("0.0000000001")),
         lambda: sub(-widest, widest),
         lambda: add(Decimal(10**28 - 1), Decimal(1)),  # exactly 10^28: representable, too large
+        lambda: total([widest, Decimal("0.0000000001")]),
+        lambda: total([-widest, -widest]),
     )
     for overflowing in just_past:
         with pytest.raises(TotalOverflow) as too_large:

@@ -11,6 +11,7 @@ from drawdown.ledger.allocation import Candidate, LineAllocation, allocate
 from drawdown.ledger.application import ApplicationMode, ApplicationStatus
 from drawdown.ledger.book import Book
 from drawdown.ledger.changes import Changes, Loaded, NeedCandidates
+from drawdown.ledger.copying import copied
 from drawdown.ledger.credit import CreditAmounts, CreditStatus, TransactionType
 from drawdown.ledger.draft import Draft
 from drawdown.ledger.money import ZERO, add, sub, total
@@ -48,7 +49,7 @@ class _Moves:
             assert current is not None, f"credit {credit_id} was not loaded"
             credit = self.draft.edit(current)
             self.credits[credit_id] = credit
-            self.before[credit_id] = (credit.status, replace(credit.amounts))
+            self.before[credit_id] = (credit.status, copied(credit.amounts))
             self.lines[credit_id] = []
         return self.credits[credit_id]
 

@@ -12,7 +12,6 @@ its caller copies first (`ledger.draft.Draft.edit`); the lines it writes wait in
 """
 
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -24,6 +23,7 @@ from drawdown.ledger.balance import (
     earliest,
     last_stable_day,
 )
+from drawdown.ledger.copying import copied
 from drawdown.ledger.credit import (
     CreditAmounts,
     CreditStatus,
@@ -81,7 +81,7 @@ def ledger_line(
 
 class Book:
     def __init__(self, account: AccountRecord, now: datetime) -> None:
-        self.account = replace(account)
+        self.account = copied(account)
         self.now = now
         self.today = book_day(account, now)
         # whether the account's kept balance must be written
@@ -194,7 +194,7 @@ class Book:
         self, credit: CreditRecord, status: CreditStatus, kind: TransactionType, recount: bool
     ) -> None:
         """Move what is available into one closing line; what is held stays held."""
-        before_status, before_amounts = credit.status, replace(credit.amounts)
+        before_status, before_amounts = credit.status, copied(credit.amounts)
         available = credit.amounts.available
         lines = []
         if available > 0:

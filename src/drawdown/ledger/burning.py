@@ -11,7 +11,7 @@ meter in the batch is one COMPLETED DEBITED wallet entry, named by each event's 
 credits' amounts and the balance move through the book, like every debit.
 """
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -20,6 +20,7 @@ from drawdown.ledger import shapes
 from drawdown.ledger.allocation import EntityType, covers
 from drawdown.ledger.book import Book
 from drawdown.ledger.changes import Changes, Loaded, NeedCandidates
+from drawdown.ledger.copying import copied
 from drawdown.ledger.credit import CreditStatus, TransactionType
 from drawdown.ledger.draft import Draft
 from drawdown.ledger.ids import TRANSACTION_PREFIX, new_id
@@ -283,7 +284,7 @@ class _Purse:
             current = self.draft.credit(credit_id)
             assert current is not None
             credit = self.draft.edit(current)
-            before_status, before_amounts = credit.status, replace(credit.amounts)
+            before_status, before_amounts = credit.status, copied(credit.amounts)
             drawn = ZERO
             for debit in lines:
                 drawn = add(drawn, debit.amount)

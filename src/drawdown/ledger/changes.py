@@ -95,7 +95,13 @@ class Changes:
 
     def merge(self, later: "Changes") -> None:
         """Add a later decision's changes; where both touch a record, the later one wins."""
-        new_ids = {credit.id: n for n, credit in enumerate(self.new_credits)}
+        # looked up only when there is something to find: a group merges every decision, and
+        # building these each time grew with the square of the group's size
+        new_ids = (
+            {credit.id: n for n, credit in enumerate(self.new_credits)}
+            if later.credits and self.new_credits
+            else {}
+        )
         for credit in later.new_credits:
             self.new_credits.append(credit)
         for credit_id, credit in later.credits.items():
@@ -125,7 +131,11 @@ class Changes:
                 wallet = replace(wallet, seq=0)  # still to be inserted
             self.wallets[seq] = wallet
         self.wallet_entries += later.wallet_entries
-        new_entries = {entry.id: n for n, entry in enumerate(self.wallet_entries)}
+        new_entries = (
+            {entry.id: n for n, entry in enumerate(self.wallet_entries)}
+            if later.entry_changes
+            else {}
+        )
         for entry_id, change in later.entry_changes.items():
             if entry_id in new_entries:  # written earlier in the group: insert it as it ends
                 n = new_entries[entry_id]

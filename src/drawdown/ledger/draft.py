@@ -2,12 +2,12 @@
 decision changes it, so `Loaded` stays exactly as it was (a decision that raises leaves no
 trace), and `changes()` gives what the decision wrote."""
 
-from dataclasses import replace
 from datetime import datetime
 
 from drawdown.errors import NotFound
 from drawdown.ledger.book import Book, ledger_line, needs_bringing
 from drawdown.ledger.changes import Changes, Loaded
+from drawdown.ledger.copying import copied
 from drawdown.ledger.credit import CreditStatus, TransactionType
 from drawdown.ledger.happenings import happenings
 from drawdown.ledger.records import (
@@ -110,7 +110,8 @@ class Draft:
         if credit.id in self.new_credits:
             return self.new_credits[credit.id]
         if credit.id not in self.edited:
-            self.edited[credit.id] = replace(credit, amounts=replace(credit.amounts))
+            twin = self.edited[credit.id] = copied(credit)
+            twin.amounts = copied(credit.amounts)
         return self.edited[credit.id]
 
     def credit_by_key(self, org_seq: int, key: str) -> CreditRecord | None:

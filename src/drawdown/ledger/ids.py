@@ -5,16 +5,23 @@ import time
 
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _BASE = len(_ALPHABET)
+# Every two-character numeral, so encoding takes half the steps: ids are made for every ledger
+# line, entry and event, several for each account burned.
+_PAIRS = [high + low for high in _ALPHABET for low in _ALPHABET]
+_PAIR_BASE = _BASE * _BASE
 
 CREDIT_PREFIX = "cred"
 TRANSACTION_PREFIX = "ctxn"
 
 
 def _encode(number: int, width: int) -> str:
+    """`number` in base 62, `width` characters wide (its lowest ones if it is wider)."""
     chars = []
-    for _ in range(width):
-        number, rest = divmod(number, _BASE)
-        chars.append(_ALPHABET[rest])
+    for _ in range(width // 2):
+        number, rest = divmod(number, _PAIR_BASE)
+        chars.append(_PAIRS[rest])
+    if width % 2:
+        chars.append(_ALPHABET[number % _BASE])
     return "".join(reversed(chars))
 
 

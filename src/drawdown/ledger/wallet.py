@@ -14,12 +14,13 @@ leaves the list) and writes a RELEASED row that gives the amount back.
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 
 from drawdown.errors import Conflict
+from drawdown.ledger.copying import copied
 from drawdown.ledger.ids import new_id
 from drawdown.ledger.money import MAX_TOTAL_INTEGER_DIGITS, ZERO, TotalOverflow, add, format_amount
 from drawdown.ledger.money import sub as subtract
@@ -145,7 +146,7 @@ class WalletBook:
     entries whose status changed. Nothing ever goes negative; a total past 28 digits is a 409."""
 
     def __init__(self, wallet: WalletRecord, now: datetime) -> None:
-        self.wallet = replace(wallet)
+        self.wallet = copied(wallet)
         self.now = now
         self.entries: list[WalletEntryRecord] = []
         self.changes: list[EntryChange] = []
