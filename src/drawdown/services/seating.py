@@ -18,6 +18,7 @@ from collections.abc import Callable
 import asyncpg
 
 from drawdown.store import seats
+from drawdown.store.dead_peers import DEAD_PEER_SETTINGS
 
 log = logging.getLogger("drawdown.applier")
 
@@ -74,7 +75,9 @@ class Seating:
 
     async def _refresh(self, behind: bool) -> None:
         if self._conn is None or self._conn.is_closed():
-            self._conn = await asyncpg.connect(self.dsn, timeout=self.wait_seconds)
+            self._conn = await asyncpg.connect(
+                self.dsn, timeout=self.wait_seconds, server_settings=DEAD_PEER_SETTINGS
+            )
             self._marked = False
             self.seat = await seats.take_seat(self._conn)
             if self.seat is None:

@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from drawdown.errors import DrawdownError
+from drawdown.store.dead_peers import DEAD_PEER_SETTINGS
 from drawdown.store.faults import Fault, domain_error, is_unique_violation, judge
 from drawdown.store.interface import WriteStore
 from drawdown.store.postgres import PostgresStore, prepare_session
@@ -156,7 +157,10 @@ class Database:
                 "connect_args": {
                     "timeout": wait_seconds,
                     # a row lock held past the wait is "busy": 55P03, answered 503
-                    "server_settings": {"lock_timeout": str(int(wait_seconds * 1000))},
+                    "server_settings": {
+                        "lock_timeout": str(int(wait_seconds * 1000)),
+                        **DEAD_PEER_SETTINGS,
+                    },
                 },
             }
         self.engine = create_async_engine(
@@ -290,6 +294,7 @@ class Database:
                         "TimeZone": "UTC",
                         "plan_cache_mode": "force_generic_plan",
                         "enable_seqscan": "off",
+                        **DEAD_PEER_SETTINGS,
                     },
                 )
         return self._fast
