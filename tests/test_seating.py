@@ -78,6 +78,25 @@ async def test_the_seats_held_are_the_live_sessions(own_url: str) -> None:
             await conn.close()
 
 
+async def test_a_behind_mark_counts_only_while_its_session_is_heard_from(own_url: str) -> None:
+    dsn = asyncpg_dsn(own_url)
+    stuck, reader = await asyncpg.connect(dsn), await asyncpg.connect(dsn)
+    try:
+        seat = await seats.take_seat(stuck)
+        assert seat == 0
+        await seats.mark_behind(stuck, seat, True)
+        assert await seats.held(reader) == seats.Held((0,), frozenset({0}))
+        # the holder runs nothing more, as a stopped or hung applier would: its seat stays
+        # (its session lives), its mark stops counting
+        await asyncio.sleep(seats.MARK_FRESH_SECONDS + 0.5)
+        assert await seats.held(reader) == seats.Held((0,), frozenset())
+        await stuck.fetchval("SELECT 1")  # heard from again, as at a refresh
+        assert await seats.held(reader) == seats.Held((0,), frozenset({0}))
+    finally:
+        await stuck.close()
+        await reader.close()
+
+
 @contextlib.asynccontextmanager
 async def two_seatings(url: str) -> AsyncIterator[tuple[Seating, Seating]]:
     dsn = asyncpg_dsn(url)
