@@ -30,6 +30,7 @@ from drawdown.api import jsonio
 from drawdown.api.auth import caller, writer
 from drawdown.api.errors import validation_message
 from drawdown.api.fields import IDENTIFIER_MAX_LENGTH, Identifier
+from drawdown.api.read_deadline import within
 from drawdown.api.routing import bearer, errors
 from drawdown.clock import Clock
 from drawdown.errors import BadRequest
@@ -130,6 +131,11 @@ class EndpointRoute(Route):
         )
 
     async def _serve(self, request: Request) -> Response:
+        if self.declared.method == "GET":
+            return await within(request.app.state.db.wait_seconds, self._answer(request))
+        return await self._answer(request)
+
+    async def _answer(self, request: Request) -> Response:
         endpoint = self.declared
         if request.scope["query_string"]:
             _refuse_query_parameters(request)

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 
 from drawdown.api.errors import domain_error_response, error_response
 from drawdown.api.jsonio import JSONResponse
+from drawdown.api.read_deadline import within
 from drawdown.api.routing import errors
 from drawdown.api.schemas import Out
 from drawdown.errors import Unavailable
@@ -27,7 +28,8 @@ async def health() -> Any:
 )
 async def ready(request: Request) -> Any:
     try:
-        await request.app.state.db.ping()
+        db = request.app.state.db
+        await within(db.wait_seconds, db.ping())
     except Unavailable as error:
         return domain_error_response(error)
     except Exception as error:  # any failure to reach the database means "not ready"

@@ -16,6 +16,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from starlette.responses import JSONResponse as StarletteJSONResponse
 
+from drawdown.api.read_deadline import within
 from drawdown.errors import BadRequest
 from drawdown.ledger.money import format_amount
 
@@ -109,6 +110,7 @@ class DecimalRoute(APIRoute):
     def get_route_handler(self):  # type: ignore[no-untyped-def]
         handler = super().get_route_handler()
         known = _query_names(self.dependant)
+        reads = self.methods == {"GET"}
 
         async def decimal_handler(request: Request) -> Response:
             for name in request.query_params:
@@ -119,6 +121,9 @@ class DecimalRoute(APIRoute):
                     )
                 if len(request.query_params.getlist(name)) > 1:
                     raise BadRequest(f"{name}: must be given at most once")
-            return await handler(DecimalRequest(request.scope, request.receive))
+            decimal_request = DecimalRequest(request.scope, request.receive)
+            if reads:
+                return await within(request.app.state.db.wait_seconds, handler(decimal_request))
+            return await handler(decimal_request)
 
         return decimal_handler

@@ -1,0 +1,108 @@
+"""A database that stops answering (api/read_deadline.py): reads and the readiness probe answer
+503 with Retry-After within the database wait instead of waiting as long as it stays silent,
+nothing is changed, and once it answers again so does every route.
+
+The database's backends are stopped with SIGSTOP: their connections stay open and statements
+sent on them get no reply, as from a hung server. That needs root (as in CI); the server's pools
+hold one connection each, so every statement goes to a stopped backend."""
+
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Iterator
+
+import httpx
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
+
+from drawdown.store.migrate import upgrade
+from tests.conftest import ENGINE, _admin_dsn, create_postgres_database, drop_postgres_database
+from tests.live_server import create_key, live_server
+
+pytestmark = pytest.mark.skipif(ENGINE != "postgresql", reason="stops PostgreSQL's backends")
+
+WAIT_SECONDS = 2
+# the answer comes at the wait, give or take a loaded machine
+ANSWERED_WITHIN_SECONDS = WAIT_SECONDS + 3
+RECOVERED_WITHIN_SECONDS = 20
+
+READS = [
+    "/ready",
+    "/accounts/acc-hang/credit_balance",  # api/endpoints.py's plain route
+    "/credits?account_id=acc-hang",  # a FastAPI route (api/jsonio.DecimalRoute)
+]
+
+
+@pytest.fixture
+def own_url() -> Iterator[str]:
+    url = create_postgres_database()
+    upgrade(url)
+    yield url
+    drop_postgres_database(url)
+
+
+@contextlib.contextmanager
+def silent(database_url: str) -> Iterator[None]:
+    """Every backend of the database stopped until the block ends."""
+    if os.geteuid() != 0:
+        pytest.skip("stopping PostgreSQL's backends needs root")
+    name = make_url(database_url).database
+    with psycopg.connect(_admin_dsn(), autocommit=True) as admin:
+        rows = admin.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s", (name,)
+        ).fetchall()
+    pids = [pid for (pid,) in rows]
+    assert pids, "the server holds no connection to stop"
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
+
+def answered_ok(http: httpx.Client, path: str) -> bool:
+    try:
+        return http.get(path, timeout=5).status_code == 200
+    except httpx.TimeoutException:
+        return False
+
+
+@pytest.mark.parametrize("path", READS)
+def test_a_read_of_a_silent_database_answers_503_within_the_wait(own_url: str, path: str) -> None:
+    env = {"DRAWDOWN_DATABASE_WAIT": str(WAIT_SECONDS), "DRAWDOWN_POOL_SIZE": "1"}
+    key = create_key(own_url, "hang")
+    with live_server(own_url, env=env) as server:
+        headers = {"Authorization": f"Bearer {key}"}
+        with httpx.Client(base_url=server.base_url, headers=headers) as http:
+            made = http.post(
+                "/customers",
+                json={
+                    "id": "cust-hang",
+                    "name": "Hang customer",
+                    "primaryEmail": "hang@example.test",
+                    "address": {},
+                    "account": {"id": "acc-hang", "name": "Hang account"},
+                },
+            )
+            assert made.status_code == 201, made.text
+            for read in READS:  # every pool has its connection open
+                assert http.get(read).status_code == 200
+            with silent(own_url):
+                started = time.monotonic()
+                answer = http.get(path, timeout=ANSWERED_WITHIN_SECONDS + 10)
+                took = time.monotonic() - started
+            assert answer.status_code == 503, answer.text
+            assert answer.headers["retry-after"] == "1"
+            assert set(answer.json()) == {"message"}
+            assert took < ANSWERED_WITHIN_SECONDS
+            # the abandoned read left no pool broken: every read answers again
+            deadline = time.monotonic() + RECOVERED_WITHIN_SECONDS
+            for read in READS:
+                while not answered_ok(http, read):
+                    assert time.monotonic() < deadline, f"{read} did not answer again"
+                    time.sleep(0.2)
