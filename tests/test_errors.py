@@ -50,3 +50,14 @@ def test_other_failures_stay_bugs() -> None:
     assert judge(_wrapped(KeyError("x"))) is None
     assert domain_error(_wrapped(KeyError("x"))) is None
     assert judge(asyncpg.exceptions.CheckViolationError("bal_check")) is None
+
+
+def test_an_unanswered_statement_is_unavailable_and_says_whether_it_may_have_committed() -> None:
+    unanswered = TimeoutError()  # asyncpg's command timeout
+    assert judge(unanswered) is Fault.UNAVAILABLE
+    before = domain_error(unanswered)
+    assert isinstance(before, Unavailable) and "was not applied" in str(before)
+    during = domain_error(unanswered, committing=True)
+    assert isinstance(during, Unavailable)
+    assert "may or may not have been applied" in str(during)
+    assert "same idempotency key" in str(during)

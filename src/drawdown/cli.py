@@ -24,6 +24,9 @@ app.add_typer(keys_app, name="keys")
 P = ParamSpec("P")
 T = TypeVar("T")
 
+# how long `serve` keeps an idle HTTP connection open (see serve)
+KEEP_ALIVE_SECONDS = 75
+
 
 def operator_errors(command: Callable[P, T]) -> Callable[P, T]:
     """Known failures leave as one line on stderr and exit status 1."""
@@ -175,6 +178,11 @@ def serve(
         workers=workers,
         log_level="warning",
         access_log=False,
+        # Idle connections stay open longer than load balancers keep theirs (60 s is common):
+        # with uvicorn's 5 s, a balancer or a client's pool sends a request on a connection
+        # the server is closing just then, and gets a reset instead of an answer (seen in a
+        # test's second burst of requests, under load).
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
 
 

@@ -4,6 +4,7 @@ import time
 
 from fastapi import Request
 
+from drawdown.api.read_deadline import within
 from drawdown.errors import Forbidden, Unauthorized
 from drawdown.services.keys import Principal, find_principal
 from drawdown.store.database import Database
@@ -24,13 +25,18 @@ class KeyCache:
         hit = self._known.get(key)
         if hit and hit[1] > now:
             return hit[0]
-        async with db.read() as conn:
-            found = await find_principal(conn, key)
+        # a write's key is read too: bounded as every read is (api/read_deadline.py)
+        found = await within(db.silent_after, _find(db, key))
         if found is not None:
             if len(self._known) > 10_000:
                 self._known.clear()
             self._known[key] = (found, now + _CACHE_SECONDS)
         return found
+
+
+async def _find(db: Database, key: str) -> Principal | None:
+    async with db.read() as conn:
+        return await find_principal(conn, key)
 
 
 async def caller(request: Request) -> Principal:

@@ -132,7 +132,7 @@ class EndpointRoute(Route):
 
     async def _serve(self, request: Request) -> Response:
         if self.declared.method == "GET":
-            return await within(request.app.state.db.wait_seconds, self._answer(request))
+            return await within(request.app.state.db.silent_after, self._answer(request))
         return await self._answer(request)
 
     async def _answer(self, request: Request) -> Response:

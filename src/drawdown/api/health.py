@@ -29,7 +29,7 @@ async def health() -> Any:
 async def ready(request: Request) -> Any:
     try:
         db = request.app.state.db
-        await within(db.wait_seconds, db.ping())
+        await within(db.silent_after, db.ping())
     except Unavailable as error:
         return domain_error_response(error)
     except Exception as error:  # any failure to reach the database means "not ready"

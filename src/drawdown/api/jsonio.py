@@ -123,7 +123,7 @@ class DecimalRoute(APIRoute):
                     raise BadRequest(f"{name}: must be given at most once")
             decimal_request = DecimalRequest(request.scope, request.receive)
             if reads:
-                return await within(request.app.state.db.wait_seconds, handler(decimal_request))
+                return await within(request.app.state.db.silent_after, handler(decimal_request))
             return await handler(decimal_request)
 
         return decimal_handler

@@ -28,6 +28,10 @@ log = logging.getLogger("drawdown.store")
 T = TypeVar("T")
 
 DEFAULT_WAIT_SECONDS = 30.0
+# Beyond the wait (for a connection or a lock), how long a statement or a read may go without
+# an answer before the database is judged silent (a hung server, a network dropping packets):
+# the write store's statements then fail (asyncpg's command timeout) and reads answer 503.
+SILENCE_MARGIN_SECONDS = 5.0
 # a deadlock, a serialization failure or a connection lost before COMMIT runs the whole
 # transaction again, this many times in all, after a short random pause
 WRITE_ATTEMPTS = 4
@@ -181,6 +185,13 @@ class Database:
     def is_postgresql(self) -> bool:
         return self.dialect == "postgresql"
 
+    @property
+    def silent_after(self) -> float:
+        """Seconds after which a statement or a read without an answer means the database
+        stopped answering: the wait, which a legitimate one may spend queued for a connection
+        or a lock, and a margin for the work itself."""
+        return self.wait_seconds + SILENCE_MARGIN_SECONDS
+
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A connection for reading. On PostgreSQL each statement is its own snapshot, with no
@@ -287,6 +298,7 @@ class Database:
                     min_size=1,
                     max_size=self._pool_size,
                     timeout=self.wait_seconds,
+                    command_timeout=self.silent_after,
                     reset=_end_open_transaction,
                     init=prepare_session,
                     server_settings={

@@ -101,6 +101,11 @@ def domain_error(error: BaseException, *, committing: bool = False) -> Exception
             "the connection to the database was lost while the request was being committed, "
             "so it may or may not have been applied; retry it with the same idempotency key"
         )
+    if isinstance(error, TimeoutError) and committing:
+        return Unavailable(
+            "the database stopped answering while the request was being committed, so it may "
+            "or may not have been applied; retry it with the same idempotency key"
+        )
     if fault is Fault.LOST:
         return Unavailable(
             "the connection to the database was lost; the request was not applied; retry it"

@@ -1364,6 +1364,12 @@ class PostgresStore:
             try:
                 yield tx
                 await conn.execute("COMMIT")
+            except TimeoutError:
+                # a statement went unanswered (the pool's command timeout): the database is
+                # silent, and a ROLLBACK would wait as long. Cut off, the session can never
+                # COMMIT what it began; the server rolls it back.
+                conn.terminate()
+                raise
             except BaseException:
                 await roll_back(conn)
                 raise
