@@ -8,6 +8,9 @@ nothing, so once that time has passed it is abandoned: answered 503 at once, and
 background, where its connection's clean-up may wait on the silent database without holding
 the answer (PostgreSQL's side of such a connection ends by store/dead_peers.py's settings).
 
+The two hottest reads (api/endpoints.py) skip the task this takes: on PostgreSQL their
+statements are bounded by themselves (store/database.FastReads).
+
 Writes are not cut short this way: a write's transaction may still commit after its answer,
 and a 503 says nothing was applied. The write store's statements time out instead (asyncpg's
 command timeout, store/database.py), and a transaction whose statement timed out is cut off

@@ -313,7 +313,7 @@ class Database:
 
     async def fast_pool(self) -> "FastReads":
         async with _as_domain_errors():
-            return FastReads(await self._bare_pool())
+            return FastReads(await self._bare_pool(), self.wait_seconds)
 
     def write_store(self) -> WriteStore:
         """The store every money write goes through, for this database's engine. Its driver
@@ -338,15 +338,20 @@ class Database:
 
 class FastReads:
     """Single-statement reads on the bare asyncpg pool, with driver failures mapped. A read
-    changes nothing, so one that lost its connection runs once more on a fresh one."""
+    changes nothing, so one that lost its connection runs once more on a fresh one. A read
+    waits `wait_seconds` at most for a connection, and its statement `silent_after` for an
+    answer (the pool's command timeout); a connection whose statement went unanswered is cut
+    off rather than released as it is, which would wait on the silent database. So the hot
+    reads answer 503 in bounded time without api/read_deadline.py's task per request."""
 
-    def __init__(self, pool: "asyncpg.Pool") -> None:
+    def __init__(self, pool: "asyncpg.Pool", wait_seconds: float) -> None:
         self._pool = pool
+        self._wait = wait_seconds
 
     async def fetchrow(self, query: str, *args: Any) -> Any:
         for attempt in range(2):
             try:
-                return await self._pool.fetchrow(query, *args)
+                return await self._fetchrow(query, *args)
             except Exception as error:
                 if attempt == 0 and judge(error) is Fault.LOST:
                     self._pool.expire_connections()
@@ -354,3 +359,11 @@ class FastReads:
                 async with _as_domain_errors():
                     raise
         raise AssertionError("unreachable")
+
+    async def _fetchrow(self, query: str, *args: Any) -> Any:
+        async with self._pool.acquire(timeout=self._wait) as conn:
+            try:
+                return await conn.fetchrow(query, *args)
+            except TimeoutError:
+                conn.terminate()
+                raise

@@ -1360,8 +1360,8 @@ class PostgresStore:
         pool = await self._pool()
         async with pool.acquire(timeout=self._wait) as conn:
             tx = PostgresTransaction(conn)
-            await conn.execute("BEGIN")
             try:
+                await conn.execute("BEGIN")
                 yield tx
                 await conn.execute("COMMIT")
             except TimeoutError:
