@@ -49,6 +49,16 @@ def drop_postgres_database(url: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture
+def own_url() -> Iterator[str]:
+    """PostgreSQL only: a migrated database of the test's own, which no other test's server
+    holds a session or an applier's seat in."""
+    url = create_postgres_database()
+    upgrade(url)
+    yield url
+    drop_postgres_database(url)
+
+
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if ENGINE == "postgresql":

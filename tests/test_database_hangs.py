@@ -19,8 +19,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from drawdown.store.database import SILENCE_MARGIN_SECONDS
-from drawdown.store.migrate import upgrade
-from tests.conftest import ENGINE, _admin_dsn, create_postgres_database, drop_postgres_database
+from tests.conftest import ENGINE, _admin_dsn
 from tests.live_server import create_key, live_server
 
 pytestmark = pytest.mark.skipif(ENGINE != "postgresql", reason="stops PostgreSQL's backends")
@@ -36,14 +35,6 @@ READS = [
     "/accounts/acc-hang/credit_balance",  # api/endpoints.py's plain route
     "/credits?account_id=acc-hang",  # a FastAPI route (api/jsonio.DecimalRoute)
 ]
-
-
-@pytest.fixture
-def own_url() -> Iterator[str]:
-    url = create_postgres_database()
-    upgrade(url)
-    yield url
-    drop_postgres_database(url)
 
 
 @contextlib.contextmanager

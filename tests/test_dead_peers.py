@@ -20,8 +20,7 @@ import pytest
 from drawdown.services.seating import Seating
 from drawdown.store import seats
 from drawdown.store.database import Database, asyncpg_dsn
-from drawdown.store.migrate import upgrade
-from tests.conftest import ENGINE, create_postgres_database, drop_postgres_database
+from tests.conftest import ENGINE
 
 pytestmark = pytest.mark.skipif(ENGINE != "postgresql", reason="PostgreSQL's sessions")
 
@@ -30,14 +29,6 @@ GONE_WITHIN_SECONDS = 25.0
 # and not at once: the cut-off really left the server hearing nothing
 STILL_HELD_SECONDS = 3.0
 LOCK_KEY = 7_300_001
-
-
-@pytest.fixture
-def own_url() -> Iterator[str]:
-    url = create_postgres_database()
-    upgrade(url)
-    yield url
-    drop_postgres_database(url)
 
 
 @contextlib.contextmanager

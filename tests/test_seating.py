@@ -8,7 +8,7 @@ Each test runs on a database of its own, so no other test's server holds a seat 
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -25,8 +25,7 @@ from drawdown.services.keys import create_key
 from drawdown.services.seating import Seating
 from drawdown.store import seats
 from drawdown.store.database import Database, asyncpg_dsn
-from drawdown.store.migrate import upgrade
-from tests.conftest import ENGINE, create_postgres_database, drop_postgres_database
+from tests.conftest import ENGINE
 from tests.oracle import books_problems
 from tests.usage_http import (
     compare_account,
@@ -42,14 +41,6 @@ pytestmark = pytest.mark.skipif(ENGINE != "postgresql", reason="seats are Postgr
 
 ACCOUNTS = 12
 EVENTS_PER_ACCOUNT = 5
-
-
-@pytest.fixture
-def own_url() -> Iterator[str]:
-    url = create_postgres_database()
-    upgrade(url)
-    yield url
-    drop_postgres_database(url)
 
 
 async def test_the_seats_held_are_the_live_sessions(own_url: str) -> None:
