@@ -101,7 +101,9 @@ def domain_error(error: BaseException, *, committing: bool = False) -> Exception
             "the connection to the database was lost while the request was being committed, "
             "so it may or may not have been applied; retry it with the same idempotency key"
         )
-    if isinstance(error, TimeoutError) and committing:
+    if fault is Fault.UNAVAILABLE and committing:
+        # a statement unanswered (asyncpg's command timeout) or a socket error at COMMIT: the
+        # server may have committed before the answer was lost
         return Unavailable(
             "the database stopped answering while the request was being committed, so it may "
             "or may not have been applied; retry it with the same idempotency key"
